@@ -1,0 +1,247 @@
+/**
+ * Everything that crosses a boundary (task arguments, results, errors) goes
+ * through this module.
+ *
+ * Library objects (a `Mutex`, a `Queue`, a `Value`) cannot be cloned as they
+ * are: what must arrive is a working handle on the same shared state. Such an
+ * object implements {@linkcode describe}, which turns it into a
+ * {@linkcode Descriptor}: the kind of object, the URL of the module that can
+ * revive it, and its state (for threads, the SharedArrayBuffers themselves).
+ * {@linkcode encode} swaps descriptors in for library objects found anywhere
+ * inside arrays, plain objects, Maps and Sets; on the far side
+ * {@linkcode revive} imports the named modules (each registers a reviver with
+ * {@linkcode registerReviver}) and swaps working objects back in.
+ *
+ * The rest travels by structured clone for threads (transferables honoured);
+ * processes use `node:v8` frames. When a clone fails, {@linkcode explainUnsendable}
+ * names the argument and its type.
+ *
+ * @module
+ */
+
+import { SerializationError } from "../errors.ts";
+
+/** The method a library object implements to cross a boundary. */
+export const describe: unique symbol = Symbol.for("@parallel/core.describe") as never;
+
+/** Which side an object is being described for. */
+export interface DescribeContext {
+  /** Threads share memory; processes reach the parent's objects via the broker. */
+  readonly transport: "thread" | "process";
+}
+
+/** A library object in transit. */
+export interface Descriptor {
+  /** The reviver to use, as registered with {@linkcode registerReviver}. */
+  readonly kind: string;
+  /** The module that registers that reviver when imported. */
+  readonly module: string;
+  /** Whatever the reviver needs (for threads: SharedArrayBuffers). */
+  readonly state: unknown;
+}
+
+/** An object that can be passed to a thread or a process as a working handle. */
+export interface Shareable {
+  /** Describes this object for the far side. */
+  [describe](context: DescribeContext): Descriptor;
+}
+
+/** Turns a descriptor's state back into a working object. */
+export type Reviver = (state: any, context: DescribeContext) => unknown;
+
+/** The property that marks a descriptor inside encoded data. */
+const MARK = "@parallel/core.descriptor";
+
+interface MarkedDescriptor {
+  [MARK]: string;
+  module: string;
+  state: unknown;
+}
+
+const revivers = new Map<string, Reviver>();
+
+/**
+ * Registers how to revive descriptors of `kind`. Called at the top level of
+ * the module named in those descriptors.
+ */
+export function registerReviver(kind: string, reviver: Reviver): void {
+  revivers.set(kind, reviver);
+}
+
+/** What {@linkcode encode} returns. */
+export interface Encoded<T> {
+  /** The value with descriptors in place of library objects. */
+  value: T;
+  /** Modules the far side must import before reviving; empty when none. */
+  modules: string[];
+}
+
+/**
+ * Replaces library objects inside `value` with descriptors. Copies only the
+ * containers on the path to a library object; everything else is shared.
+ */
+export function encode<T>(value: T, context: DescribeContext): Encoded<T> {
+  if (typeof value !== "object" || value === null) return { value, modules: [] };
+  const modules = new Set<string>();
+  const encoded = encodeNode(value, context, modules, new Map()) as T;
+  return { value: encoded, modules: [...modules] };
+}
+
+function encodeNode(
+  node: object,
+  context: DescribeContext,
+  modules: Set<string>,
+  seen: Map<object, unknown>,
+): unknown {
+  if (seen.has(node)) return seen.get(node);
+  if (describe in node) {
+    const descriptor = (node as Shareable)[describe](context);
+    modules.add(descriptor.module);
+    const marked: MarkedDescriptor = {
+      [MARK]: descriptor.kind,
+      module: descriptor.module,
+      state: descriptor.state,
+    };
+    seen.set(node, marked);
+    return marked;
+  }
+  seen.set(node, node);
+  const child = (value: unknown) =>
+    typeof value === "object" && value !== null
+      ? encodeNode(value, context, modules, seen)
+      : value;
+  if (Array.isArray(node)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < node.length; i++) {
+      const item = node[i];
+      const encoded = child(item);
+      if (encoded !== item) {
+        copy ??= node.slice();
+        copy[i] = encoded;
+      }
+    }
+    return remember(node, copy, seen);
+  }
+  if (node instanceof Map) {
+    let copy: Map<unknown, unknown> | undefined;
+    for (const [key, item] of node) {
+      const encoded = child(item);
+      if (encoded !== item) {
+        copy ??= new Map(node);
+        copy.set(key, encoded);
+      }
+    }
+    return remember(node, copy, seen);
+  }
+  if (node instanceof Set) {
+    let changed = false;
+    const items = [...node].map((item) => {
+      const encoded = child(item);
+      if (encoded !== item) changed = true;
+      return encoded;
+    });
+    return remember(node, changed ? new Set(items) : undefined, seen);
+  }
+  const proto = Object.getPrototypeOf(node);
+  if (proto === Object.prototype || proto === null) {
+    let copy: Record<string, unknown> | undefined;
+    for (const key of Object.keys(node)) {
+      const item = (node as Record<string, unknown>)[key];
+      const encoded = child(item);
+      if (encoded !== item) {
+        copy ??= { ...node };
+        copy[key] = encoded;
+      }
+    }
+    return remember(node, copy, seen);
+  }
+  return node;
+}
+
+function remember(node: object, copy: object | undefined, seen: Map<object, unknown>): unknown {
+  if (copy === undefined) return node;
+  seen.set(node, copy);
+  return copy;
+}
+
+/**
+ * Imports the modules that revive the descriptors in `value`, then replaces
+ * every descriptor with a working object, in place.
+ */
+export async function revive<T>(
+  value: T,
+  modules: readonly string[],
+  context: DescribeContext,
+): Promise<T> {
+  for (const module of modules) await import(module);
+  return reviveNode(value, context, new Set()) as T;
+}
+
+function reviveNode(node: unknown, context: DescribeContext, seen: Set<object>): unknown {
+  if (typeof node !== "object" || node === null || seen.has(node)) return node;
+  if (MARK in node) {
+    const marked = node as MarkedDescriptor;
+    const reviver = revivers.get(marked[MARK]);
+    if (reviver === undefined) {
+      throw new SerializationError(
+        `Cannot revive a ${marked[MARK]}: its module ${marked.module} registered no reviver`,
+      );
+    }
+    return reviver(marked.state, context);
+  }
+  seen.add(node);
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) node[i] = reviveNode(node[i], context, seen);
+  } else if (node instanceof Map) {
+    for (const [key, item] of node) node.set(key, reviveNode(item, context, seen));
+  } else if (node instanceof Set) {
+    const items = [...node];
+    node.clear();
+    for (const item of items) node.add(reviveNode(item, context, seen));
+  } else {
+    const proto = Object.getPrototypeOf(node);
+    if (proto === Object.prototype || proto === null) {
+      const record = node as Record<string, unknown>;
+      for (const key of Object.keys(record)) record[key] = reviveNode(record[key], context, seen);
+    }
+  }
+  return node;
+}
+
+/** A short description of a value's type for error messages. */
+export function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "function") {
+    return value.name ? `a function (${value.name})` : "a function";
+  }
+  if (typeof value === "symbol") return "a symbol";
+  if (typeof value !== "object") return typeof value;
+  const name = Object.getPrototypeOf(value)?.constructor?.name;
+  return name ? `an instance of ${name}` : "an object";
+}
+
+/**
+ * Finds which of `values` cannot be structured-cloned and explains it, or
+ * returns `undefined` when all of them can. Used after a `postMessage` failed,
+ * so the common path pays nothing.
+ *
+ * @param values The values that were being sent.
+ * @param what Names a value by its index: `(i) => "argument " + i + " of task f"`.
+ */
+export function explainUnsendable(
+  values: readonly unknown[],
+  what: (index: number) => string,
+): SerializationError | undefined {
+  for (let i = 0; i < values.length; i++) {
+    try {
+      structuredClone(values[i]);
+    } catch (error) {
+      return new SerializationError(
+        `Cannot send ${what(i)}: it is ${describeType(values[i])}, or holds one that ` +
+          `cannot be cloned (${(error as Error).message})`,
+        { cause: error },
+      );
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,129 @@
+/**
+ * The one way to wait on a shared word. Every primitive (sync/, queue/, Value)
+ * waits through these two functions, so timeouts, abort signals and the
+ * keep-alive rule below live in one place.
+ *
+ * - {@linkcode waitSync} blocks the calling thread with `Atomics.wait`. It is
+ *   for workers; on the main thread it would freeze the event loop.
+ * - {@linkcode waitAsync} uses `Atomics.waitAsync`, which lets the event loop
+ *   run. A pending `Atomics.waitAsync` does not keep a Deno program alive
+ *   (denoland/deno#15358: the program ends with "Top-level await promise never
+ *   resolved"), so while it waits it holds a timer for the wait's duration.
+ *
+ * Both return why they woke: `"ok"` (notified, possibly spuriously),
+ * `"not-equal"` (the word had already changed), `"timed-out"`, or, for the
+ * async form, `"aborted"`. Callers re-check their condition in a loop.
+ *
+ * @module
+ */
+
+/** Options every waiting call takes. */
+export interface WaitOptions {
+  /** Milliseconds to wait at most. `undefined` or `Infinity` waits forever. */
+  timeout?: number;
+  /** Stops the wait when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Why a wait returned. */
+export type WakeReason = "ok" | "not-equal" | "timed-out" | "aborted";
+
+/** The longest a keep-alive timer may be set for (setTimeout's limit). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Checks a `timeout` option and returns it as a number of milliseconds
+ * (`Infinity` when absent).
+ *
+ * @throws {RangeError} When it is negative or not a number.
+ */
+export function checkTimeout(timeout: number | undefined, where: string): number {
+  if (timeout === undefined) return Infinity;
+  if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
+    throw new RangeError(
+      `${where}: 'timeout' must be a number of milliseconds >= 0: current value is ${
+        String(timeout)
+      }`,
+    );
+  }
+  return timeout;
+}
+
+/**
+ * A point in time by which a looping wait must end; `remaining()` is what is
+ * left of it for the next `Atomics` call.
+ */
+export class Deadline {
+  readonly #end: number;
+
+  /** @param timeout Milliseconds from now; `Infinity` never ends. */
+  constructor(timeout: number) {
+    this.#end = timeout === Infinity ? Infinity : performance.now() + timeout;
+  }
+
+  /** Milliseconds left, never negative. */
+  remaining(): number {
+    return this.#end === Infinity ? Infinity : Math.max(0, this.#end - performance.now());
+  }
+
+  /** Whether the time is up. */
+  get expired(): boolean {
+    return this.remaining() === 0;
+  }
+}
+
+/**
+ * Blocks until `words[index]` is notified or no longer equals `expected`.
+ *
+ * @param words The shared words.
+ * @param index Which word.
+ * @param expected Sleep only while the word holds this value.
+ * @param timeout Milliseconds to wait at most.
+ */
+export function waitSync(
+  words: Int32Array,
+  index: number,
+  expected: number,
+  timeout: number = Infinity,
+): WakeReason {
+  return Atomics.wait(words, index, expected, timeout);
+}
+
+/**
+ * Waits without blocking until `words[index]` is notified or no longer equals
+ * `expected`, keeping the program alive meanwhile.
+ *
+ * @param words The shared words.
+ * @param index Which word.
+ * @param expected Sleep only while the word holds this value.
+ * @param timeout Milliseconds to wait at most.
+ * @param signal Ends the wait with `"aborted"`.
+ */
+export function waitAsync(
+  words: Int32Array,
+  index: number,
+  expected: number,
+  timeout: number = Infinity,
+  signal?: AbortSignal,
+): Promise<WakeReason> {
+  if (signal?.aborted) return Promise.resolve("aborted");
+  const result = Atomics.waitAsync(words, index, expected, timeout);
+  if (!result.async) return Promise.resolve(result.value);
+  return new Promise<WakeReason>((resolve) => {
+    // The timer only keeps the event loop open; Atomics.waitAsync does the timing.
+    const keepAlive = setTimeout(() => {}, Math.min(timeout, MAX_TIMER_MS));
+    const onAbort = () => {
+      finish("aborted");
+      // Wake our own pending waitAsync so it does not linger; other waiters on
+      // the word see a spurious wake-up and re-check their condition.
+      Atomics.notify(words, index);
+    };
+    const finish = (reason: WakeReason) => {
+      clearTimeout(keepAlive);
+      signal?.removeEventListener("abort", onAbort);
+      resolve(reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    result.value.then(finish);
+  });
+}
