@@ -59,6 +59,11 @@ interface MarkedDescriptor {
 }
 
 const revivers = new Map<string, Reviver>();
+const NONE: string[] = [];
+
+function isPrimitive(value: unknown): boolean {
+  return typeof value !== "object" || value === null;
+}
 
 /**
  * Registers how to revive descriptors of `kind`. Called at the top level of
@@ -81,7 +86,8 @@ export interface Encoded<T> {
  * containers on the path to a library object; everything else is shared.
  */
 export function encode<T>(value: T, context: DescribeContext): Encoded<T> {
-  if (typeof value !== "object" || value === null) return { value, modules: [] };
+  if (typeof value !== "object" || value === null) return { value, modules: NONE };
+  if (Array.isArray(value) && value.every(isPrimitive)) return { value, modules: NONE };
   const modules = new Set<string>();
   const encoded = encodeNode(value, context, modules, new Map()) as T;
   return { value: encoded, modules: [...modules] };
@@ -107,9 +113,7 @@ function encodeNode(
   }
   seen.set(node, node);
   const child = (value: unknown) =>
-    typeof value === "object" && value !== null
-      ? encodeNode(value, context, modules, seen)
-      : value;
+    typeof value === "object" && value !== null ? encodeNode(value, context, modules, seen) : value;
   if (Array.isArray(node)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < node.length; i++) {

@@ -1,0 +1,303 @@
+/**
+ * `Task<R>`, the handle on a submitted task (Python's `Future`), and the two
+ * ways to wait on many: {@linkcode asCompleted} and {@linkcode wait}.
+ *
+ * @module
+ */
+
+import { TimeoutError } from "./errors.ts";
+import { checkTimeout } from "./internal/wait.ts";
+
+let settle: (
+  task: Task<any>,
+  state: "fulfilled" | "rejected",
+  outcome: unknown,
+  cancelled: boolean,
+) => void;
+
+/** Fulfils a task (ignored once it has settled). Private to the library. */
+export function resolveTask<R>(task: Task<R>, value: R): void {
+  settle(task, "fulfilled", value, false);
+}
+
+/** Fails a task (ignored once it has settled). Private to the library. */
+export function rejectTask(task: Task<any>, error: unknown, cancelled = false): void {
+  settle(task, "rejected", error, cancelled);
+}
+
+/**
+ * A task submitted to a pool: awaitable like a promise, and cancellable.
+ * Only pools create tasks.
+ *
+ * A task that fails and is never awaited does not become an unhandled
+ * rejection, as with Python's futures: its error waits until someone asks
+ * (`await`, `then`, `catch`).
+ *
+ * @example
+ * ```ts
+ * import { ThreadPool } from "@parallel/core";
+ * await using pool = new ThreadPool({ maxWorkers: 1 });
+ * const task = pool.submit((x: number) => x * 2, 21);
+ * console.log(await task, task.done); // 42 true
+ * ```
+ */
+export class Task<R> implements PromiseLike<R> {
+  /** A number unique within the program, shown in error messages. */
+  readonly id: number;
+  // Made on the first then(): until someone asks, a failure is not an
+  // unhandled rejection, as with an unawaited Python future.
+  #promise?: Promise<R>;
+  #resolve?: (value: R) => void;
+  #reject?: (error: unknown) => void;
+  #outcome: unknown;
+  #state: "pending" | "fulfilled" | "rejected" = "pending";
+  #cancelled = false;
+  readonly #onCancel: () => boolean;
+  #listeners: (() => void)[] = [];
+
+  static {
+    settle = (task, state, outcome, cancelled) => task.#settle(state, outcome, cancelled);
+  }
+
+  /**
+   * Not for users: pools create tasks with their `submit()`.
+   *
+   * @param id The task's id.
+   * @param onCancel Asks the pool to cancel the task.
+   */
+  constructor(id: number, onCancel: () => boolean) {
+    this.id = id;
+    this.#onCancel = onCancel;
+  }
+
+  #settled(): Promise<R> {
+    if (this.#promise === undefined) {
+      if (this.#state === "fulfilled") this.#promise = Promise.resolve(this.#outcome as R);
+      else if (this.#state === "rejected") this.#promise = Promise.reject(this.#outcome);
+      else {
+        this.#promise = new Promise<R>((resolve, reject) => {
+          this.#resolve = resolve;
+          this.#reject = reject;
+        });
+      }
+    }
+    return this.#promise;
+  }
+
+  #settle(state: "fulfilled" | "rejected", outcome: unknown, cancelled = false): void {
+    if (this.#state !== "pending") return;
+    this.#state = state;
+    this.#cancelled = cancelled;
+    this.#outcome = outcome;
+    if (state === "fulfilled") this.#resolve?.(outcome as R);
+    else this.#reject?.(outcome);
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  /** Whether the task has settled: returned, failed, or been cancelled. */
+  get done(): boolean {
+    return this.#state !== "pending";
+  }
+
+  /** Whether the task was cancelled (by `cancel()`, its signal, or a shutdown). */
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /**
+   * Cancels the task. A waiting task is removed from the queue; a running one
+   * fails at once with `CancelledError`, its worker is replaced, and the task
+   * sees `currentTask().cancelled` become true.
+   *
+   * @returns `true` if the task was cancelled, `false` if it had already settled.
+   */
+  cancel(): boolean {
+    if (this.#state !== "pending") return false;
+    return this.#onCancel();
+  }
+
+  /**
+   * Attaches callbacks as `Promise.prototype.then` does.
+   *
+   * @param onFulfilled Called with the task's result.
+   * @param onRejected Called with the task's error.
+   * @returns A promise for the callback's result.
+   */
+  then<T1 = R, T2 = never>(
+    onFulfilled?: ((value: R) => T1 | PromiseLike<T1>) | null,
+    onRejected?: ((reason: unknown) => T2 | PromiseLike<T2>) | null,
+  ): Promise<T1 | T2> {
+    return this.#settled().then(onFulfilled, onRejected);
+  }
+
+  /**
+   * Attaches a failure callback as `Promise.prototype.catch` does.
+   *
+   * @param onRejected Called with the task's error.
+   * @returns A promise for the result or the callback's result.
+   */
+  catch<T = never>(onRejected?: ((reason: unknown) => T | PromiseLike<T>) | null): Promise<R | T> {
+    return this.#settled().catch(onRejected);
+  }
+
+  /** Calls `listener` once the task settles (at once if it has). Private to the library. */
+  onSettled(listener: () => void): void {
+    if (this.#state !== "pending") listener();
+    else this.#listeners.push(listener);
+  }
+
+  /** Whether the task failed (including cancellation). Private to the library. */
+  get failed(): boolean {
+    return this.#state === "rejected";
+  }
+}
+
+/**
+ * Yields each task as it settles, first finished first, like Python's
+ * `concurrent.futures.as_completed`. Await the yielded task for its result.
+ *
+ * @example
+ * ```ts
+ * import { asCompleted, ThreadPool } from "@parallel/core";
+ * await using pool = new ThreadPool({ maxWorkers: 2 });
+ * const sleepy = (ms: number) => new Promise<number>((r) => setTimeout(() => r(ms), ms));
+ * for await (const task of asCompleted([pool.submit(sleepy, 30), pool.submit(sleepy, 10)])) {
+ *   console.log(await task); // 10, then 30
+ * }
+ * ```
+ *
+ * @param tasks The tasks to watch.
+ * @param options `timeout`: milliseconds until the iterator throws `TimeoutError`
+ *   if tasks are still unfinished.
+ * @returns An async iterator over the tasks in completion order.
+ * @throws {TimeoutError} When the time runs out before every task settles.
+ */
+export function asCompleted<R>(
+  tasks: Iterable<Task<R>>,
+  options: { timeout?: number } = {},
+): AsyncIterableIterator<Task<R>> {
+  const timeout = checkTimeout(options.timeout, "asCompleted");
+  const unique = [...new Set(tasks)];
+  const settled: Task<R>[] = [];
+  let wake: (() => void) | undefined;
+  let yielded = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  for (const task of unique) {
+    task.onSettled(() => {
+      settled.push(task);
+      wake?.();
+    });
+  }
+  const stop = (): IteratorResult<Task<R>> => {
+    clearTimeout(timer);
+    yielded = unique.length;
+    return { value: undefined, done: true };
+  };
+  // A hand-written iterator: an async generator would await each yielded
+  // task, since a Task is a thenable, and yield its value instead.
+  const iterator: AsyncIterableIterator<Task<R>> = {
+    async next(): Promise<IteratorResult<Task<R>>> {
+      if (yielded >= unique.length) return stop();
+      if (timer === undefined && timeout !== Infinity) {
+        timer = setTimeout(() => {
+          timedOut = true;
+          wake?.();
+        }, timeout);
+      }
+      while (settled.length === 0) {
+        if (timedOut) {
+          const left = unique.length - yielded;
+          stop();
+          throw new TimeoutError(
+            `asCompleted: ${left} of ${unique.length} tasks unfinished after ${timeout} ms`,
+          );
+        }
+        await new Promise<void>((resolve) => wake = resolve);
+        wake = undefined;
+      }
+      yielded++;
+      if (yielded === unique.length) clearTimeout(timer);
+      return { value: settled.shift()!, done: false };
+    },
+    return(): Promise<IteratorResult<Task<R>>> {
+      return Promise.resolve(stop());
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
+
+/** When {@linkcode wait} returns. */
+export type ReturnWhen = "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED";
+
+/** The result of {@linkcode wait}: the tasks that settled and those still running. */
+export interface WaitResult<R> {
+  /** Tasks that have settled. */
+  done: Set<Task<R>>;
+  /** Tasks still waiting or running. */
+  pending: Set<Task<R>>;
+}
+
+/**
+ * Waits until some or all tasks settle, like Python's
+ * `concurrent.futures.wait`. Never throws a task's error: look in `done`.
+ *
+ * @example
+ * ```ts
+ * import { ThreadPool, wait } from "@parallel/core";
+ * await using pool = new ThreadPool({ maxWorkers: 2 });
+ * const tasks = [pool.submit((x: number) => x + 1, 1), pool.submit((x: number) => x + 1, 2)];
+ * const { done, pending } = await wait(tasks, { returnWhen: "ALL_COMPLETED" });
+ * console.log(done.size, pending.size); // 2 0
+ * ```
+ *
+ * @param tasks The tasks to wait on.
+ * @param options `returnWhen` (default `"ALL_COMPLETED"`) and `timeout` in
+ *   milliseconds, after which it returns whatever has settled.
+ * @returns The settled and the pending tasks.
+ * @throws {RangeError} When `returnWhen` or `timeout` is not valid.
+ */
+export function wait<R>(
+  tasks: Iterable<Task<R>>,
+  options: { returnWhen?: ReturnWhen; timeout?: number } = {},
+): Promise<WaitResult<R>> {
+  const returnWhen = options.returnWhen ?? "ALL_COMPLETED";
+  if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
+    throw new RangeError(
+      `wait: 'returnWhen' must be "FIRST_COMPLETED", "FIRST_EXCEPTION" or "ALL_COMPLETED": current value is ${
+        JSON.stringify(returnWhen)
+      }`,
+    );
+  }
+  const timeout = checkTimeout(options.timeout, "wait");
+  const all = [...new Set(tasks)];
+  const finished = (): boolean => {
+    const done = all.filter((task) => task.done);
+    if (done.length === all.length) return true;
+    if (returnWhen === "FIRST_COMPLETED") return done.length > 0;
+    if (returnWhen === "FIRST_EXCEPTION") return done.some((task) => task.failed);
+    return false;
+  };
+  const split = (): WaitResult<R> => ({
+    done: new Set(all.filter((task) => task.done)),
+    pending: new Set(all.filter((task) => !task.done)),
+  });
+  if (finished()) return Promise.resolve(split());
+  return new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      resolve(split());
+    };
+    if (timeout !== Infinity) timer = setTimeout(end, timeout);
+    for (const task of all) task.onSettled(() => finished() && end());
+  });
+}

@@ -1,0 +1,1140 @@
+/**
+ * The scheduler: the one engine behind `ThreadPool`, `ProcessPool`, `Thread`
+ * and `Process`. A transport (threads/ or processes/) registers how to spawn a
+ * {@linkcode WorkerHandle}; everything else — the pending queue, worker
+ * counts, batching, cancellation, timeouts, crash recovery, shutdown, stats —
+ * is here, once.
+ *
+ * How a task travels: `apply()` makes a {@linkcode TaskRecord} and queues it;
+ * a microtask later {@linkcode Pool#pump} hands queued records to workers in
+ * batches (one message per worker per turn). Each worker takes up to `window`
+ * jobs at once: many when tasks are tiny, one when they are long (the window
+ * is sized from the measured run time, so a long task never hides a queue of
+ * others behind it). Outcomes come back in batches and settle the tasks.
+ *
+ * When a worker dies, each of its jobs is either withdrawn (it never started:
+ * it goes back to the front of the queue) or failed with `WorkerCrashedError`
+ * (it had started). The slot words in `internal/protocol.ts` make that
+ * decision exact.
+ *
+ * @module
+ */
+
+import {
+  BrokenPoolError,
+  CancelledError,
+  type SerializationError,
+  TimeoutError,
+  WorkerCrashedError,
+} from "../errors.ts";
+import { rejectTask, resolveTask, Task } from "../futures.ts";
+import { isTaskRef, type TaskFunction } from "../tasks.ts";
+import { encode, explainUnsendable, revive } from "./codec.ts";
+import {
+  type DoneMessage,
+  FAILED,
+  type FnSpec,
+  type FromWorker,
+  type JobExtras,
+  type JobMode,
+  OK,
+  type RunMessage,
+  type ToWorker,
+  type WorkerInit,
+} from "./protocol.ts";
+
+/** How a worker ended, as far as its transport can tell. */
+export interface ExitInfo {
+  /** The exit code, when there was one. */
+  code: number | null;
+  /** The name of the signal that ended it, when one did. */
+  signal: string | null;
+  /** The uncaught error that ended it, when one did. */
+  cause?: unknown;
+}
+
+/** A live worker, as a transport presents it to the scheduler. */
+export interface WorkerHandle {
+  /** Sends a message. Throws when the message cannot be cloned. */
+  send(message: ToWorker, transfer?: Transferable[]): void;
+  /** Keeps a job that has not started from ever starting; `true` if it had not started. */
+  withdraw(slot: number): boolean;
+  /** Tells a running job it is cancelled (`currentTask()` sees it). */
+  cancel(slot: number): void;
+  /** Ends the worker. No `onExit` follows. */
+  terminate(): void;
+  /** Set by the scheduler: called for every message from the worker. */
+  onMessage: (message: FromWorker) => void;
+  /** Set by the scheduler: called once if the worker ends on its own. */
+  onExit: (exit: ExitInfo) => void;
+}
+
+/** What a transport needs to start a worker. */
+export type SpawnWorker = (init: Omit<WorkerInit, "jobStates">, capacity: number) => WorkerHandle;
+
+/** The two kinds of worker. */
+export type WorkerKind = "thread" | "process";
+
+interface Transport {
+  spawn: SpawnWorker;
+  /** Option names this kind accepts beyond the common ones. */
+  extraOptions: readonly string[];
+}
+
+const transports = new Map<WorkerKind, Transport>();
+
+/** Registers how to spawn workers of `kind`; called by threads/ and processes/. */
+export function registerTransport(kind: WorkerKind, transport: Transport): void {
+  transports.set(kind, transport);
+}
+
+/** Options of every pool. */
+export interface PoolOptions {
+  /** The most workers at once. Default: `navigator.hardwareConcurrency`. */
+  maxWorkers?: number;
+  /** Workers started at once and kept alive while idle. Default: 0. */
+  minWorkers?: number;
+  /** Milliseconds an idle worker above `minWorkers` lives. Default: `Infinity`. */
+  idleTimeout?: number;
+  /** Replace a worker after it has run this many tasks. Default: no limit. */
+  maxTasksPerWorker?: number;
+  /** Runs once in each new worker before its first task. */
+  initializer?: TaskFunction<any[], unknown>;
+  /** Arguments for `initializer`. */
+  initArgs?: unknown[];
+  /** The most tasks waiting for a worker; `submit` throws beyond it. Default: no limit. */
+  maxQueue?: number;
+}
+
+/** Options of one task (`apply`). */
+export interface TaskOptions {
+  /** Cancels the task when aborted. */
+  signal?: AbortSignal;
+  /** Milliseconds the task may run, counted from when it starts; then `TimeoutError`. */
+  timeout?: number;
+  /** Objects to transfer rather than copy (threads only). */
+  transfer?: Transferable[];
+}
+
+/** Options of `map`, `starmap`, `imap` and `imapUnordered`. */
+export interface MapOptions {
+  /** Items per job. `map` picks one from the input's length; the iterators default to 1. */
+  chunkSize?: number;
+}
+
+/** A snapshot of what a pool is doing. */
+export interface PoolStats {
+  /** Live workers (not counting ones being replaced). */
+  workers: number;
+  /** Live workers with at least one task. */
+  busyWorkers: number;
+  /** Live workers with none. */
+  idleWorkers: number;
+  /** Tasks waiting for a worker. */
+  pendingTasks: number;
+  /** Tasks handed to a worker and not yet settled. */
+  runningTasks: number;
+  /** Tasks that returned. */
+  completedTasks: number;
+  /** Tasks that failed (their own error, a crash, a timeout). */
+  failedTasks: number;
+  /** Tasks cancelled. */
+  cancelledTasks: number;
+  /** Workers that died on their own. */
+  crashedWorkers: number;
+}
+
+/** How many jobs a worker may hold at once, at most. */
+const CAPACITY = 256;
+/** The run time a worker's queued window may add up to, in milliseconds. */
+const WINDOW_BUDGET_MS = 2;
+/** How long a worker abandoned by a cancelled task may take to finish it. */
+const RETIRE_GRACE_MS = 500;
+
+interface TaskRecord {
+  readonly id: number;
+  task: Task<unknown>;
+  readonly fn: FnSpec;
+  readonly args: unknown[];
+  readonly modules: string[];
+  readonly transfer: Transferable[];
+  readonly mode: JobMode;
+  readonly timeout: number;
+  /** queued → sent (to a worker) → reviving (result arrived, library objects being revived) → settled. */
+  phase: "queued" | "sent" | "reviving" | "settled";
+  worker?: WorkerRecord;
+  slot: number;
+  timer?: ReturnType<typeof setTimeout>;
+  detach?: () => void;
+}
+
+interface WorkerRecord {
+  readonly handle: WorkerHandle;
+  readonly name: string;
+  /** Jobs sent and not yet answered, by slot (a withdrawn job keeps its slot until answered). */
+  readonly jobs: Map<number, TaskRecord | undefined>;
+  readonly freeSlots: number[];
+  /** Function ids this worker has been sent the spec of. */
+  readonly defined: Set<number>;
+  tasksTaken: number;
+  state: "live" | "retiring" | "gone";
+  idleTimer?: ReturnType<typeof setTimeout>;
+  graceTimer?: ReturnType<typeof setTimeout>;
+  /** Whether the worker ever answered; one that dies before it does failed to start. */
+  answered: boolean;
+}
+
+let nextTaskId = 1;
+let nextWorkerId = 1;
+const poolCounters = new Map<string, number>();
+const fnSpecs = new WeakMap<object, FnSpec>();
+/** Closures made afresh in a loop share one spec (and one id in the worker). */
+const specsBySource = new Map<string, FnSpec>();
+
+/**
+ * The API that `ThreadPool` and `ProcessPool` share (Python's `Executor`).
+ * Create one of those; this class holds the scheduler they both run on.
+ */
+export class Pool {
+  readonly #kind: WorkerKind;
+  readonly #label: string;
+  readonly #workerName?: string;
+  readonly #spawn: SpawnWorker;
+  readonly #maxWorkers: number;
+  readonly #minWorkers: number;
+  readonly #idleTimeout: number;
+  readonly #maxTasksPerWorker: number;
+  readonly #maxQueue: number;
+  readonly #initializer?: FnSpec;
+  readonly #initArgs: unknown[];
+  readonly #initModules: string[];
+
+  readonly #pending: TaskRecord[] = [];
+  readonly #workers = new Set<WorkerRecord>();
+  #retiring = 0;
+  /** Workers in a row that died before answering; at 3 the pool is broken. */
+  #failedStarts = 0;
+  #pumpScheduled = false;
+  #avgRunMs = Infinity;
+  #closed = false;
+  #broken?: BrokenPoolError;
+  #drained?: { promise: Promise<void>; resolve: () => void };
+  readonly #stats = { completed: 0, failed: 0, cancelled: 0, crashed: 0 };
+
+  /**
+   * Creates a pool of `kind` workers. Use `ThreadPool` or `ProcessPool`.
+   *
+   * @param kind Which transport to use.
+   * @param options The pool's options.
+   * @param label The class name, for messages and worker names.
+   * @param workerName The name of the pool's one worker (for `Thread` and `Process`).
+   * @throws {RangeError} When a numeric option is out of range.
+   * @throws {TypeError} When an option is unknown or of the wrong type.
+   */
+  constructor(kind: WorkerKind, options: PoolOptions, label: string, workerName?: string) {
+    const transport = transports.get(kind);
+    if (transport === undefined) throw new Error(`No ${kind} transport is loaded`);
+    this.#kind = kind;
+    this.#spawn = transport.spawn;
+    const where = `Cannot create ${label}`;
+    checkOptionNames(options, [...COMMON_OPTIONS, ...transport.extraOptions], where);
+    this.#maxWorkers = wholeNumber(
+      options.maxWorkers ?? navigator.hardwareConcurrency ?? 1,
+      "maxWorkers",
+      1,
+      where,
+    );
+    this.#minWorkers = wholeNumber(options.minWorkers ?? 0, "minWorkers", 0, where);
+    if (this.#minWorkers > this.#maxWorkers) {
+      throw new RangeError(
+        `${where}: 'minWorkers' must not exceed 'maxWorkers' (${this.#maxWorkers}): current value is ${this.#minWorkers}`,
+      );
+    }
+    this.#idleTimeout = milliseconds(options.idleTimeout ?? Infinity, "idleTimeout", where);
+    this.#maxTasksPerWorker = options.maxTasksPerWorker === undefined
+      ? Infinity
+      : wholeNumber(options.maxTasksPerWorker, "maxTasksPerWorker", 1, where);
+    this.#maxQueue = options.maxQueue === undefined || options.maxQueue === Infinity
+      ? Infinity
+      : wholeNumber(options.maxQueue, "maxQueue", 0, where);
+    if (options.initArgs !== undefined && !Array.isArray(options.initArgs)) {
+      throw new TypeError(
+        `${where}: 'initArgs' must be an array: current value is ${String(options.initArgs)}`,
+      );
+    }
+    if (options.initializer !== undefined) {
+      this.#initializer = toFnSpec(options.initializer, `${where}: 'initializer'`);
+    }
+    const initArgs = encode(options.initArgs ?? [], { transport: kind });
+    this.#initArgs = initArgs.value;
+    this.#initModules = initArgs.modules;
+    const number = (poolCounters.get(label) ?? 0) + 1;
+    poolCounters.set(label, number);
+    this.#label = `${label}-${number}`;
+    this.#workerName = workerName;
+    for (let i = 0; i < this.#minWorkers; i++) this.#startWorker();
+  }
+
+  /**
+   * Runs `fn(...args)` in a worker, like `concurrent.futures`' `submit`.
+   *
+   * @param fn A `TaskRef` from `tasks()`, or a self-contained function.
+   * @param args The arguments, cloned (or described, for library objects).
+   * @returns The task: await it for the result.
+   * @throws {BrokenPoolError} When the pool's initializer failed.
+   * @throws {RangeError} When `maxQueue` tasks are already waiting.
+   */
+  submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Task<Awaited<R>> {
+    return this.apply(fn, args);
+  }
+
+  /**
+   * Runs `fn(...args)` in a worker with per-task options, like Python's
+   * `Pool.apply_async`.
+   *
+   * @param fn A `TaskRef` from `tasks()`, or a self-contained function.
+   * @param args The arguments.
+   * @param options `signal`, `timeout` (ms from the start of the run) and `transfer`.
+   * @returns The task: await it for the result.
+   * @throws {BrokenPoolError} When the pool's initializer failed.
+   * @throws {RangeError} When `maxQueue` tasks are waiting, or `timeout` is invalid.
+   * @throws {TypeError} When `fn` is not a task function or `args` not an array.
+   */
+  apply<A extends unknown[], R>(
+    fn: TaskFunction<A, R>,
+    args: A,
+    options: TaskOptions = {},
+  ): Task<Awaited<R>> {
+    if (!Array.isArray(args)) {
+      throw new TypeError(
+        `${this.#label}.apply: 'args' must be an array: current value is ${String(args)}`,
+      );
+    }
+    const timeout = milliseconds(options.timeout ?? Infinity, "timeout", `${this.#label}.apply`);
+    return this.#enqueue(toFnSpec(fn, `${this.#label}.submit: 'fn'`), args, "call", {
+      ...options,
+      timeout,
+    }) as Task<Awaited<R>>;
+  }
+
+  /**
+   * Applies `fn` to every item, in parallel, and returns the results in
+   * order, like Python's `Pool.map`. Items go in chunks (one message per
+   * chunk); the default size splits the input into about four chunks per
+   * worker.
+   *
+   * @param fn A one-argument task function.
+   * @param items The inputs.
+   * @param options `chunkSize`: items per chunk.
+   * @returns The results, in input order. Rejects with the first failing chunk's error.
+   * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
+   */
+  map<T, R>(
+    fn: TaskFunction<[T], R>,
+    items: Iterable<T>,
+    options: MapOptions = {},
+  ): Promise<Awaited<R>[]> {
+    return this.#mapAll(fn, items, "map", options);
+  }
+
+  /**
+   * Like {@linkcode Pool.map}, but each item is an argument list, like
+   * Python's `Pool.starmap`.
+   *
+   * @param fn A task function.
+   * @param items Argument lists.
+   * @param options `chunkSize`: items per chunk.
+   * @returns The results, in input order.
+   * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
+   */
+  starmap<A extends unknown[], R>(
+    fn: TaskFunction<A, R>,
+    items: Iterable<A>,
+    options: MapOptions = {},
+  ): Promise<Awaited<R>[]> {
+    return this.#mapAll(fn, items, "starmap", options);
+  }
+
+  /**
+   * Applies `fn` to items pulled lazily from `items`, yielding results in
+   * input order, like Python's `Pool.imap`. It keeps about two chunks per
+   * worker in flight; breaking out of the loop stops pulling and cancels the
+   * chunks that have not started.
+   *
+   * @param fn A one-argument task function.
+   * @param items The inputs, sync or async.
+   * @param options `chunkSize`: items per job (default 1).
+   * @returns An async iterator of results.
+   * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
+   */
+  imap<T, R>(
+    fn: TaskFunction<[T], R>,
+    items: Iterable<T> | AsyncIterable<T>,
+    options: MapOptions = {},
+  ): AsyncIterableIterator<Awaited<R>> {
+    return this.#lazyMap(fn, items, options, true);
+  }
+
+  /**
+   * Like {@linkcode Pool.imap}, but yields each result as soon as it is
+   * ready, like Python's `Pool.imap_unordered`.
+   *
+   * @param fn A one-argument task function.
+   * @param items The inputs, sync or async.
+   * @param options `chunkSize`: items per job (default 1).
+   * @returns An async iterator of results, in completion order.
+   * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
+   */
+  imapUnordered<T, R>(
+    fn: TaskFunction<[T], R>,
+    items: Iterable<T> | AsyncIterable<T>,
+    options: MapOptions = {},
+  ): AsyncIterableIterator<Awaited<R>> {
+    return this.#lazyMap(fn, items, options, false);
+  }
+
+  /**
+   * Stops taking tasks and ends every worker once the tasks already taken
+   * have settled. With `cancelPending`, tasks that have not started are
+   * cancelled instead. Calling it again returns the same wait.
+   *
+   * @param options `cancelPending`: cancel tasks that have not started.
+   * @returns A promise that resolves when every worker has ended.
+   */
+  shutdown(options: { cancelPending?: boolean } = {}): Promise<void> {
+    this.#closed = true;
+    if (options.cancelPending) {
+      for (const record of this.#pending.splice(0)) this.#cancelRecord(record, true);
+      for (const worker of this.#workers) {
+        for (const record of worker.jobs.values()) {
+          if (record && record.phase === "sent" && worker.handle.withdraw(record.slot)) {
+            this.#settleCancelled(record, "the pool was shut down");
+          }
+        }
+      }
+    }
+    this.#drained ??= Promise.withResolvers<void>();
+    this.#checkDrained();
+    return this.#drained.promise;
+  }
+
+  /** Shuts the pool down (waiting for taken tasks), for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  /** What the pool is doing now. */
+  get stats(): PoolStats {
+    let busy = 0;
+    let running = 0;
+    for (const worker of this.#workers) {
+      let held = 0;
+      for (const record of worker.jobs.values()) if (record && record.phase === "sent") held++;
+      running += held;
+      if (held > 0) busy++;
+    }
+    return {
+      workers: this.#workers.size,
+      busyWorkers: busy,
+      idleWorkers: this.#workers.size - busy,
+      pendingTasks: this.#pending.length,
+      runningTasks: running,
+      completedTasks: this.#stats.completed,
+      failedTasks: this.#stats.failed,
+      cancelledTasks: this.#stats.cancelled,
+      crashedWorkers: this.#stats.crashed,
+    };
+  }
+
+  // ---- queueing ----------------------------------------------------------
+
+  #enqueue(
+    fn: FnSpec,
+    args: unknown[],
+    mode: JobMode,
+    options: { signal?: AbortSignal; timeout: number; transfer?: Transferable[] },
+  ): Task<unknown> {
+    if (this.#broken) throw this.#broken;
+    if (this.#closed) {
+      throw new Error(`Cannot submit a task to ${this.#label}: it has been shut down`);
+    }
+    if (this.#pending.length >= this.#maxQueue) {
+      throw new RangeError(
+        `Cannot submit a task to ${this.#label}: 'maxQueue' (${this.#maxQueue}) tasks are already waiting`,
+      );
+    }
+    const id = nextTaskId++;
+    const encoded = encode(args, { transport: this.#kind });
+    const record: TaskRecord = {
+      id,
+      task: undefined as unknown as Task<unknown>,
+      fn,
+      args: encoded.value,
+      modules: encoded.modules,
+      transfer: options.transfer ?? [],
+      mode,
+      timeout: options.timeout,
+      phase: "queued",
+      slot: -1,
+    };
+    const task = new Task<unknown>(id, () => this.#cancelRecord(record, false));
+    record.task = task;
+    const signal = options.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.#settleCancelled(record, "its signal was already aborted", signal.reason);
+        return task;
+      }
+      const onAbort = () => this.#cancelRecord(record, false, signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      record.detach = () => signal.removeEventListener("abort", onAbort);
+    }
+    this.#pending.push(record);
+    this.#schedulePump();
+    return task;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  /** The number of jobs a worker may hold, from the measured run time per job. */
+  #window(): number {
+    if (this.#avgRunMs === Infinity) return 1;
+    return Math.max(
+      1,
+      Math.min(CAPACITY, Math.floor(WINDOW_BUDGET_MS / Math.max(this.#avgRunMs, 1e-4))),
+    );
+  }
+
+  /**
+   * Hands queued tasks to workers, starting workers as needed. Each batch goes
+   * to the least loaded worker and is at most an even share of the queue, so
+   * a few slow tasks spread over the workers instead of piling onto one.
+   */
+  #pump(): void {
+    const window = this.#window();
+    while (this.#pending.length > 0 && !this.#broken) {
+      let best: WorkerRecord | undefined;
+      let bestRoom = 0;
+      for (const worker of this.#workers) {
+        if (worker.state !== "live") continue;
+        const room = Math.min(
+          window - worker.jobs.size,
+          worker.freeSlots.length,
+          this.#maxTasksPerWorker - worker.tasksTaken,
+        );
+        if (room > bestRoom && (best === undefined || worker.jobs.size < best.jobs.size)) {
+          best = worker;
+          bestRoom = room;
+        }
+      }
+      const canGrow = this.#workers.size < this.#maxWorkers;
+      if (best === undefined || (best.jobs.size > 0 && canGrow)) {
+        if (!canGrow) break;
+        this.#startWorker();
+        continue;
+      }
+      const share = Math.ceil(this.#pending.length / this.#maxWorkers);
+      this.#dispatch(best, this.#pending.splice(0, Math.min(bestRoom, share)));
+    }
+    this.#checkDrained();
+  }
+
+  #dispatch(worker: WorkerRecord, records: TaskRecord[]): void {
+    clearTimeout(worker.idleTimer);
+    for (const record of records) {
+      record.slot = worker.freeSlots.pop()!;
+      record.worker = worker;
+      record.phase = "sent";
+      worker.jobs.set(record.slot, record);
+      worker.tasksTaken++;
+    }
+    try {
+      const [message, transfer] = runMessage(worker, records);
+      worker.handle.send(message, transfer);
+    } catch {
+      this.#sendOneByOne(worker, records);
+    }
+  }
+
+  /** After a batch failed to send: fail the tasks that cannot be sent, send the rest. */
+  #sendOneByOne(worker: WorkerRecord, records: TaskRecord[]): void {
+    for (const record of records) {
+      const label = `task ${record.id} (${fnName(record.fn)})`;
+      let problem = explainUnsendable(
+        record.mode === "call" ? record.args : [record.args[0]],
+        (i) => record.mode === "call" ? `argument ${i} of ${label}` : `the items of ${label}`,
+      );
+      if (problem === undefined) {
+        try {
+          const [message, transfer] = runMessage(worker, [record]);
+          worker.handle.send(message, transfer);
+          continue;
+        } catch (error) {
+          problem = error as SerializationError;
+        }
+      }
+      this.#release(worker, record);
+      this.#fail(record, problem);
+    }
+  }
+
+  /** Frees a slot whose job never reached the worker. */
+  #release(worker: WorkerRecord, record: TaskRecord): void {
+    worker.jobs.delete(record.slot);
+    worker.freeSlots.push(record.slot);
+    worker.tasksTaken--;
+  }
+
+  // ---- workers -----------------------------------------------------------
+
+  #startWorker(): WorkerRecord {
+    const id = nextWorkerId++;
+    const name = this.#workerName ??
+      `${this.#label}-worker-${this.#workers.size + this.#retiring + 1}`;
+    const handle = this.#spawn({
+      name,
+      id,
+      kind: this.#kind,
+      initializer: this.#initializer,
+      initArgs: this.#initArgs,
+      initModules: this.#initModules,
+    }, CAPACITY);
+    const worker: WorkerRecord = {
+      handle,
+      name,
+      jobs: new Map(),
+      freeSlots: Array.from({ length: CAPACITY }, (_, i) => CAPACITY - 1 - i),
+      defined: new Set(),
+      tasksTaken: 0,
+      state: "live",
+      answered: false,
+    };
+    handle.onMessage = (message) => this.#onMessage(worker, message);
+    handle.onExit = (exit) => this.#onExit(worker, exit);
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  #onMessage(worker: WorkerRecord, message: FromWorker): void {
+    worker.answered = true;
+    this.#failedStarts = 0;
+    switch (message.type) {
+      case "started": {
+        const record = worker.jobs.get(message.slot);
+        if (record && record.phase === "sent" && record.timeout !== Infinity) {
+          record.timer = setTimeout(() => this.#timeOut(record), record.timeout);
+        }
+        return;
+      }
+      case "done": {
+        this.#onDone(worker, message);
+        return;
+      }
+      case "init-failed": {
+        this.#breakPool(`its initializer failed in worker "${worker.name}"`, message.error);
+        return;
+      }
+      case "exit": // Transports turn "exit" into onExit.
+        return;
+    }
+  }
+
+  #onDone(worker: WorkerRecord, message: DoneMessage): void {
+    const { slots, statuses, values, modules } = message;
+    if (slots.length > 0) {
+      const sample = message.busyMs / slots.length;
+      this.#avgRunMs = this.#avgRunMs === Infinity ? sample : this.#avgRunMs * 0.7 + sample * 0.3;
+    }
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i];
+      if (!worker.jobs.has(slot)) continue;
+      const record = worker.jobs.get(slot);
+      worker.jobs.delete(slot);
+      worker.freeSlots.push(slot);
+      // A withdrawn job (SKIPPED) was settled or requeued when it was withdrawn.
+      if (record === undefined || record.phase !== "sent") continue;
+      if (statuses[i] === OK) {
+        const revivable = modules[i];
+        if (revivable === undefined) {
+          this.#succeed(record, values[i]);
+        } else {
+          record.phase = "reviving";
+          revive(values[i], revivable, { transport: this.#kind }).then(
+            (value) => this.#succeed(record, value),
+            (error) => this.#fail(record, error),
+          );
+        }
+      } else if (statuses[i] === FAILED) {
+        this.#fail(record, values[i]);
+      }
+    }
+    this.#afterWork(worker);
+  }
+
+  /** Keeps worker counts right after a worker's jobs were answered. */
+  #afterWork(worker: WorkerRecord): void {
+    if (worker.state === "retiring") {
+      if (![...worker.jobs.values()].some((r) => r && r.phase !== "settled")) {
+        this.#endWorker(worker);
+      }
+    } else if (worker.tasksTaken >= this.#maxTasksPerWorker && worker.jobs.size === 0) {
+      this.#endWorker(worker);
+    } else if (
+      worker.jobs.size === 0 && this.#pending.length === 0 && this.#idleTimeout !== Infinity &&
+      this.#workers.size > this.#minWorkers
+    ) {
+      clearTimeout(worker.idleTimer);
+      worker.idleTimer = setTimeout(() => {
+        if (worker.jobs.size === 0 && this.#workers.size > this.#minWorkers) {
+          this.#endWorker(worker);
+        }
+      }, this.#idleTimeout);
+    }
+    this.#schedulePump();
+  }
+
+  /** Terminates a worker the pool no longer wants. */
+  #endWorker(worker: WorkerRecord): void {
+    if (worker.state === "gone") return;
+    if (worker.state === "retiring") this.#retiring--;
+    worker.state = "gone";
+    clearTimeout(worker.idleTimer);
+    clearTimeout(worker.graceTimer);
+    this.#workers.delete(worker);
+    worker.handle.terminate();
+    if (this.#workers.size < this.#minWorkers && !this.#closed) this.#startWorker();
+    this.#schedulePump();
+  }
+
+  #onExit(worker: WorkerRecord, exit: ExitInfo): void {
+    if (worker.state === "gone") return;
+    if (worker.state === "retiring") this.#retiring--;
+    worker.state = "gone";
+    clearTimeout(worker.idleTimer);
+    clearTimeout(worker.graceTimer);
+    this.#workers.delete(worker);
+    this.#stats.crashed++;
+    const requeue: TaskRecord[] = [];
+    for (const [slot, record] of worker.jobs) {
+      if (record === undefined || record.phase === "settled") continue;
+      if (worker.handle.withdraw(slot)) {
+        record.phase = "queued";
+        record.worker = undefined;
+        requeue.push(record);
+      } else {
+        this.#fail(
+          record,
+          new WorkerCrashedError({
+            taskId: record.id,
+            workerName: worker.name,
+            exitCode: exit.code,
+            signal: exit.signal,
+            cause: exit.cause,
+          }),
+        );
+      }
+    }
+    worker.jobs.clear();
+    this.#pending.unshift(...requeue);
+    if (!worker.answered && ++this.#failedStarts >= 3) {
+      this.#breakPool(`${this.#failedStarts} workers in a row died before answering`, exit.cause);
+      return;
+    }
+    if (this.#workers.size < this.#minWorkers && !this.#closed) this.#startWorker();
+    this.#schedulePump();
+  }
+
+  /**
+   * Takes a worker out of service because its running task was cancelled or
+   * timed out: its other jobs go back to the queue, a replacement can start
+   * at once, and it ends when the abandoned task does (or after a grace
+   * period; a thread stuck in a synchronous loop runs on until it polls
+   * `currentTask().cancelled`).
+   */
+  #retire(worker: WorkerRecord): void {
+    if (worker.state !== "live") return;
+    worker.state = "retiring";
+    this.#workers.delete(worker);
+    this.#retiring++;
+    const requeue: TaskRecord[] = [];
+    for (const [slot, record] of worker.jobs) {
+      if (record === undefined || record.phase !== "sent") continue;
+      if (worker.handle.withdraw(slot)) {
+        worker.jobs.set(slot, undefined);
+        record.phase = "queued";
+        record.worker = undefined;
+        requeue.push(record);
+      }
+    }
+    this.#pending.unshift(...requeue);
+    worker.graceTimer = setTimeout(() => {
+      for (const record of worker.jobs.values()) {
+        if (record && record.phase === "sent") {
+          this.#fail(
+            record,
+            new WorkerCrashedError({
+              taskId: record.id,
+              workerName: worker.name,
+              exitCode: null,
+              signal: null,
+              cause: new Error(
+                `the worker was stopped because a cancelled task on it did not end within ${RETIRE_GRACE_MS} ms`,
+              ),
+            }),
+          );
+        }
+      }
+      this.#endWorker(worker);
+    }, RETIRE_GRACE_MS);
+    this.#afterWork(worker);
+    this.#schedulePump();
+  }
+
+  #breakPool(why: string, cause: unknown): void {
+    this.#broken = new BrokenPoolError(`${this.#label} is broken: ${why}`, { cause });
+    for (const record of this.#pending.splice(0)) this.#fail(record, this.#broken);
+    for (const w of [...this.#workers]) {
+      for (const record of w.jobs.values()) if (record) this.#fail(record, this.#broken);
+      w.jobs.clear();
+      this.#endWorker(w);
+    }
+  }
+
+  // ---- settling ----------------------------------------------------------
+
+  #finish(record: TaskRecord): boolean {
+    if (record.phase === "settled") return false;
+    record.phase = "settled";
+    clearTimeout(record.timer);
+    record.detach?.();
+    return true;
+  }
+
+  #succeed(record: TaskRecord, value: unknown): void {
+    if (!this.#finish(record)) return;
+    this.#stats.completed++;
+    resolveTask(record.task, value);
+    this.#checkDrained();
+  }
+
+  #fail(record: TaskRecord, error: unknown): void {
+    if (!this.#finish(record)) return;
+    this.#stats.failed++;
+    rejectTask(record.task, error);
+    this.#checkDrained();
+  }
+
+  #settleCancelled(record: TaskRecord, why: string, reason?: unknown): void {
+    if (!this.#finish(record)) return;
+    this.#stats.cancelled++;
+    rejectTask(
+      record.task,
+      new CancelledError(`Task ${record.id} (${fnName(record.fn)}) was cancelled: ${why}`, {
+        cause: reason,
+      }),
+      true,
+    );
+    this.#checkDrained();
+  }
+
+  /** `Task.cancel()`, an aborted signal, or a shutdown. */
+  #cancelRecord(record: TaskRecord, shutdown: boolean, reason?: unknown): boolean {
+    const why = shutdown
+      ? "the pool was shut down"
+      : reason === undefined
+      ? "cancel() was called"
+      : "its signal was aborted";
+    switch (record.phase) {
+      case "settled":
+        return false;
+      case "reviving":
+        this.#settleCancelled(record, why, reason);
+        return true;
+      case "queued": {
+        const index = this.#pending.indexOf(record);
+        if (index >= 0) this.#pending.splice(index, 1);
+        this.#settleCancelled(record, why, reason);
+        return true;
+      }
+      case "sent": {
+        const worker = record.worker!;
+        if (worker.handle.withdraw(record.slot)) {
+          this.#settleCancelled(record, why, reason);
+          return true;
+        }
+        worker.handle.cancel(record.slot);
+        this.#settleCancelled(record, why, reason);
+        this.#retire(worker);
+        return true;
+      }
+    }
+  }
+
+  #timeOut(record: TaskRecord): void {
+    if (record.phase !== "sent") return;
+    const worker = record.worker!;
+    worker.handle.cancel(record.slot);
+    this.#fail(
+      record,
+      new TimeoutError(
+        `Task ${record.id} (${fnName(record.fn)}) timed out after ${record.timeout} ms`,
+      ),
+    );
+    this.#retire(worker);
+  }
+
+  /** Resolves a shutdown once nothing is left to run. */
+  #checkDrained(): void {
+    if (this.#drained === undefined) return;
+    if (this.#pending.length > 0) return;
+    for (const worker of this.#workers) {
+      for (const record of worker.jobs.values()) if (record && record.phase === "sent") return;
+    }
+    for (const worker of [...this.#workers]) {
+      worker.state = "gone";
+      clearTimeout(worker.idleTimer);
+      this.#workers.delete(worker);
+      worker.handle.terminate();
+    }
+    if (this.#retiring === 0) this.#drained.resolve();
+  }
+
+  // ---- maps --------------------------------------------------------------
+
+  async #mapAll<R>(
+    fn: TaskFunction<any, R>,
+    items: Iterable<unknown>,
+    mode: "map" | "starmap",
+    options: MapOptions,
+  ): Promise<Awaited<R>[]> {
+    const where = `${this.#label}.${mode}`;
+    const spec = toFnSpec(fn, `${where}: 'fn'`);
+    const all = Array.isArray(items) ? items : [...items];
+    let chunkSize: number;
+    if (options.chunkSize === undefined) {
+      chunkSize = Math.max(1, Math.ceil(all.length / (this.#maxWorkers * 4)));
+    } else {
+      chunkSize = wholeNumber(options.chunkSize, "chunkSize", 1, where);
+    }
+    const chunks: Task<unknown>[] = [];
+    for (let i = 0; i < all.length; i += chunkSize) {
+      chunks.push(this.#enqueue(spec, [all.slice(i, i + chunkSize)], mode, { timeout: Infinity }));
+    }
+    const results = await Promise.all(chunks);
+    return (results as Awaited<R>[][]).flat();
+  }
+
+  #lazyMap<T, R>(
+    fn: TaskFunction<[T], R>,
+    items: Iterable<T> | AsyncIterable<T>,
+    options: MapOptions,
+    ordered: boolean,
+  ): AsyncIterableIterator<Awaited<R>> {
+    const where = `${this.#label}.${ordered ? "imap" : "imapUnordered"}`;
+    const spec = toFnSpec(fn, `${where}: 'fn'`);
+    const chunkSize = wholeNumber(options.chunkSize ?? 1, "chunkSize", 1, where);
+    const inFlight = this.#maxWorkers * 2;
+    // deno-lint-ignore no-this-alias
+    const pool = this;
+    async function* generate(): AsyncGenerator<Awaited<R>, void, undefined> {
+      const source = Symbol.asyncIterator in items
+        ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
+        : (items as Iterable<T>)[Symbol.iterator]();
+      const chunks: Task<Awaited<R>[]>[] = [];
+      let exhausted = false;
+      const refill = async () => {
+        while (!exhausted && chunks.length < inFlight) {
+          const chunk: T[] = [];
+          while (chunk.length < chunkSize) {
+            const next = await source.next();
+            if (next.done) {
+              exhausted = true;
+              break;
+            }
+            chunk.push(next.value);
+          }
+          if (chunk.length > 0) {
+            chunks.push(
+              pool.#enqueue(spec, [chunk], "map", { timeout: Infinity }) as Task<Awaited<R>[]>,
+            );
+          }
+        }
+      };
+      try {
+        await refill();
+        while (chunks.length > 0) {
+          let index = 0;
+          if (!ordered) {
+            index = await new Promise<number>((resolve) => {
+              chunks.forEach((chunk, i) => chunk.onSettled(() => resolve(i)));
+            });
+          }
+          const [chunk] = chunks.splice(index, 1);
+          const results = await chunk;
+          await refill();
+          yield* results;
+        }
+      } finally {
+        for (const chunk of chunks) pool.#cancelIfWaiting(chunk);
+        if (!exhausted) await source.return?.();
+      }
+    }
+    return generate();
+  }
+
+  /** Cancels a task only if it has not started (used when an `imap` loop ends early). */
+  #cancelIfWaiting(task: Task<any>): void {
+    const record = this.#pending.find((r) => r.task === task);
+    if (record) {
+      this.#cancelRecord(record, false);
+      return;
+    }
+    for (const worker of this.#workers) {
+      for (const r of worker.jobs.values()) {
+        if (r && r.task === task && r.phase === "sent" && worker.handle.withdraw(r.slot)) {
+          this.#settleCancelled(r, "the loop reading its results ended");
+        }
+      }
+    }
+  }
+}
+
+// ---- helpers ---------------------------------------------------------------
+
+const COMMON_OPTIONS = [
+  "maxWorkers",
+  "minWorkers",
+  "idleTimeout",
+  "maxTasksPerWorker",
+  "initializer",
+  "initArgs",
+  "maxQueue",
+] as const;
+
+function checkOptionNames(options: object, known: readonly string[], where: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${where}: options must be an object: current value is ${String(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      throw new TypeError(
+        `${where}: unknown option '${name}'; known options are: ${known.join(", ")}`,
+      );
+    }
+  }
+}
+
+/** Checks a whole-number option. */
+export function wholeNumber(value: unknown, name: string, min: number, where: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new RangeError(
+      `${where}: '${name}' must be a whole number >= ${min}: current value is ${
+        formatValue(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+function milliseconds(value: unknown, name: string, where: string): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new RangeError(
+      `${where}: '${name}' must be a number of milliseconds >= 0: current value is ${
+        formatValue(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+function formatValue(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : String(value);
+}
+
+/** Turns a task function into what travels: a module reference or source text. */
+export function toFnSpec(fn: unknown, where: string): FnSpec {
+  if (isTaskRef(fn)) {
+    let spec = fnSpecs.get(fn);
+    if (spec === undefined) {
+      spec = { module: fn.module, name: fn.name };
+      fnSpecs.set(fn, spec);
+    }
+    return spec;
+  }
+  if (typeof fn !== "function") {
+    throw new TypeError(
+      `${where} must be a function or a TaskRef from tasks(url): current value is ${
+        formatValue(fn)
+      }`,
+    );
+  }
+  let spec = fnSpecs.get(fn);
+  if (spec === undefined) {
+    const source = Function.prototype.toString.call(fn);
+    if (source.endsWith("{ [native code] }")) {
+      throw new TypeError(
+        `${where}: "${fn.name}" is a built-in or bound function, which cannot travel as source; ` +
+          `wrap it in an arrow function or export it from a module and use tasks(url)`,
+      );
+    }
+    if (source.startsWith("class")) {
+      throw new TypeError(`${where}: "${fn.name}" is a class, not a function`);
+    }
+    const key = `${fn.name}\n${source}`;
+    spec = specsBySource.get(key);
+    if (spec === undefined) {
+      spec = { source, name: fn.name };
+      specsBySource.set(key, spec);
+    }
+    fnSpecs.set(fn, spec);
+  }
+  return spec;
+}
+
+const fnIds = new WeakMap<FnSpec, number>();
+let nextFnId = 1;
+
+/** Builds the batch message for `records`, defining functions the worker has not seen. */
+function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, Transferable[]] {
+  const define: [number, FnSpec][] = [];
+  const slots: number[] = [];
+  const fns: number[] = [];
+  const args: unknown[][] = [];
+  const extras: Record<number, JobExtras> = {};
+  const transfer: Transferable[] = [];
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i];
+    let fnId = fnIds.get(record.fn);
+    if (fnId === undefined) {
+      fnId = nextFnId++;
+      fnIds.set(record.fn, fnId);
+    }
+    if (!worker.defined.has(fnId)) {
+      worker.defined.add(fnId);
+      define.push([fnId, record.fn]);
+    }
+    slots.push(record.slot);
+    fns.push(fnId);
+    args.push(record.args);
+    if (record.mode !== "call" || record.timeout !== Infinity || record.modules.length > 0) {
+      extras[i] = {
+        mode: record.mode === "call" ? undefined : record.mode,
+        timed: record.timeout !== Infinity || undefined,
+        modules: record.modules.length > 0 ? record.modules : undefined,
+      };
+    }
+    for (const item of record.transfer) transfer.push(item);
+  }
+  return [{ type: "run", define, slots, fns, args, extras }, transfer];
+}
+
+function fnName(spec: FnSpec): string {
+  return spec.name || "anonymous";
+}

@@ -1,0 +1,383 @@
+/**
+ * The far side of a pool, shared by a thread's worker and a process's child:
+ * it receives jobs, finds each function (a module export or inline source),
+ * runs it, and sends back the result or the error.
+ *
+ * Jobs arrive in batches and run one at a time, in order; an async task is
+ * awaited before the next starts, as one Python thread runs one call at a
+ * time. Outcomes go back in batches too: when the queue runs dry, before
+ * awaiting an async task, and at least every {@linkcode FLUSH_MS} during a
+ * long run of quick tasks.
+ *
+ * @module
+ */
+
+import { SerializationError } from "../errors.ts";
+import { CURRENT_TASK, CURRENT_WORKER, type TaskContext } from "../tasks.ts";
+import { type DescribeContext, encode, explainUnsendable, revive } from "./codec.ts";
+import {
+  CANCELLED,
+  type DoneMessage,
+  FAILED,
+  type FnSpec,
+  type FromWorker,
+  type JobExtras,
+  type JobMode,
+  OK,
+  QUEUED,
+  type RunMessage,
+  RUNNING,
+  SKIPPED,
+  type ToWorker,
+  type WorkerInit,
+} from "./protocol.ts";
+
+/** The longest a finished outcome waits before it is sent. */
+const FLUSH_MS = 2;
+/** Jobs between two looks at the clock. */
+const CLOCK_EVERY = 32;
+
+type AnyFunction = (...args: unknown[]) => unknown;
+
+/** Sends a message to the pool. Throws `DataCloneError` when it cannot be cloned. */
+export type Post = (message: FromWorker) => void;
+
+interface QueuedJob {
+  slot: number;
+  fn: number;
+  args: unknown[];
+  extras: JobExtras | undefined;
+}
+
+const NO_EXTRAS: JobExtras = {};
+
+/**
+ * Starts a runner that talks to its pool through `post`. Returns the handler
+ * for the pool's messages.
+ */
+export function startRunner(post: Post): (message: ToWorker) => void {
+  let jobStates: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  let context: DescribeContext = { transport: "thread" };
+  let ready: Promise<boolean> = Promise.resolve(true);
+  const specs = new Map<number, FnSpec>();
+  const functions = new Map<number, AnyFunction>();
+  let queue: QueuedJob[] = [];
+  let head = 0;
+  let draining = false;
+  let done = emptyDone();
+  let busySince = 0;
+  let busyMs = 0;
+
+  // One context object for the worker's life: tasks run one at a time, so
+  // its getters read whichever slot is running now.
+  let currentSlot = -1;
+  let abort: AbortController | undefined;
+  const taskContext: TaskContext = {
+    get cancelled() {
+      return currentSlot >= 0 && Atomics.load(jobStates, currentSlot) === CANCELLED;
+    },
+    get signal() {
+      if (abort === undefined) {
+        abort = new AbortController();
+        if (this.cancelled) abort.abort();
+      }
+      return abort.signal;
+    },
+  };
+  const globals = globalThis as Record<symbol, unknown>;
+  globals[CURRENT_TASK] = taskContext;
+
+  function emptyDone(): {
+    slots: number[];
+    statuses: number[];
+    values: unknown[];
+    modules: Record<number, string[]>;
+  } {
+    return { slots: [], statuses: [], values: [], modules: {} };
+  }
+
+  function record(slot: number, status: number, value: unknown): void {
+    if (status === OK && typeof value === "object" && value !== null) {
+      const encoded = encode(value, context);
+      value = encoded.value;
+      if (encoded.modules.length > 0) done.modules[done.slots.length] = encoded.modules;
+    }
+    done.slots.push(slot);
+    done.statuses.push(status);
+    done.values.push(value);
+  }
+
+  function flush(): void {
+    if (done.slots.length === 0) return;
+    const now = performance.now();
+    busyMs += now - busySince;
+    busySince = now;
+    const message: DoneMessage = { type: "done", ...done, busyMs };
+    done = emptyDone();
+    busyMs = 0;
+    try {
+      post(message);
+    } catch {
+      post(sendable(message));
+    }
+  }
+
+  /** Replaces each result or error that cannot be cloned with a SerializationError. */
+  function sendable(message: DoneMessage): DoneMessage {
+    const statuses = [...message.statuses];
+    const values = message.values.map((value, i) => {
+      if (statuses[i] === SKIPPED) return value;
+      const what = statuses[i] === OK ? "the result" : "the error";
+      const problem = explainUnsendable([value], () => `${what} of a task`);
+      if (problem === undefined) return value;
+      statuses[i] = FAILED;
+      return problem;
+    });
+    return { ...message, statuses, values };
+  }
+
+  function findFunction(id: number): AnyFunction | Promise<AnyFunction> {
+    const known = functions.get(id);
+    if (known !== undefined) return known;
+    const spec = specs.get(id)!;
+    const found = resolveFunction(spec);
+    if (typeof found === "function") {
+      functions.set(id, found);
+      return found;
+    }
+    return found.then((fn) => {
+      functions.set(id, fn);
+      return fn;
+    });
+  }
+
+  function begin(slot: number): void {
+    currentSlot = slot;
+    abort = undefined;
+  }
+
+  function end(): void {
+    currentSlot = -1;
+    abort = undefined;
+  }
+
+  /** Runs a job that needs an import, a revival or an await. */
+  async function runSlowly(
+    job: QueuedJob,
+    found: AnyFunction | Promise<AnyFunction>,
+  ): Promise<void> {
+    const extras = job.extras ?? NO_EXTRAS;
+    const spec = specs.get(job.fn)!;
+    try {
+      flush();
+      const fn = await found;
+      const args = extras.modules ? await revive(job.args, extras.modules, context) : job.args;
+      begin(job.slot);
+      const value = apply(fn, extras.mode ?? "call", args);
+      if (isThenable(value)) return await settleLater(job, value);
+      end();
+      record(job.slot, OK, value);
+    } catch (error) {
+      end();
+      record(job.slot, FAILED, explainError(error, spec));
+    }
+  }
+
+  /** Awaits an async task's result; the worker takes no other job meanwhile. */
+  async function settleLater(job: QueuedJob, pending: PromiseLike<unknown>): Promise<void> {
+    flush();
+    try {
+      record(job.slot, OK, await pending);
+    } catch (error) {
+      record(job.slot, FAILED, explainError(error, specs.get(job.fn)!));
+    } finally {
+      end();
+    }
+  }
+
+  async function drain(): Promise<void> {
+    draining = true;
+    if (!await ready) return;
+    busySince = performance.now();
+    let flushAt = busySince + FLUSH_MS;
+    let sinceClock = 0;
+    while (head < queue.length) {
+      const job = queue[head++];
+      if (Atomics.compareExchange(jobStates, job.slot, QUEUED, RUNNING) !== QUEUED) {
+        record(job.slot, SKIPPED, undefined);
+        continue;
+      }
+      const extras = job.extras;
+      if (extras?.timed) post({ type: "started", slot: job.slot });
+      let found: AnyFunction | Promise<AnyFunction>;
+      try {
+        found = findFunction(job.fn);
+      } catch (error) {
+        record(job.slot, FAILED, explainError(error, specs.get(job.fn)!));
+        continue;
+      }
+      if (typeof found !== "function" || extras?.modules) {
+        await runSlowly(job, found);
+      } else {
+        begin(job.slot);
+        let value: unknown;
+        let failed = false;
+        try {
+          value = extras?.mode ? apply(found, extras.mode, job.args) : found(...job.args);
+        } catch (error) {
+          value = explainError(error, specs.get(job.fn)!);
+          failed = true;
+        }
+        if (!failed && isThenable(value)) {
+          await settleLater(job, value);
+        } else {
+          end();
+          record(job.slot, failed ? FAILED : OK, value);
+        }
+      }
+      if (++sinceClock === CLOCK_EVERY) {
+        sinceClock = 0;
+        const now = performance.now();
+        if (now >= flushAt) {
+          flush();
+          flushAt = now + FLUSH_MS;
+        }
+      }
+    }
+    queue = [];
+    head = 0;
+    draining = false;
+    flush();
+  }
+
+  function accept(message: RunMessage): void {
+    for (const [id, spec] of message.define) specs.set(id, spec);
+    const { slots, fns, args, extras } = message;
+    for (let i = 0; i < slots.length; i++) {
+      queue.push({ slot: slots[i], fn: fns[i], args: args[i], extras: extras[i] });
+    }
+    if (!draining) drain();
+  }
+
+  return (message: ToWorker) => {
+    switch (message.type) {
+      case "run":
+        accept(message);
+        break;
+      case "cancel":
+        if (message.slot === currentSlot) abort?.abort();
+        break;
+      case "init": {
+        const init = message.init;
+        jobStates = new Int32Array(init.jobStates);
+        context = { transport: init.kind };
+        globals[CURRENT_WORKER] = { name: init.name, id: init.id, kind: init.kind };
+        ready = runInitializer(init).then(() => true, (error) => {
+          post({ type: "init-failed", error: explainError(error, init.initializer!) });
+          return false;
+        });
+        break;
+      }
+    }
+  };
+}
+
+async function runInitializer(init: WorkerInit): Promise<void> {
+  if (init.initializer === undefined) return;
+  const fn = await resolveFunction(init.initializer);
+  const args = init.initModules.length === 0
+    ? init.initArgs
+    : await revive(init.initArgs, init.initModules, { transport: init.kind });
+  await fn(...args);
+}
+
+function apply(fn: AnyFunction, mode: JobMode, args: unknown[]): unknown {
+  if (mode === "call") return fn(...args);
+  const items = args[0] as unknown[];
+  const results = new Array(items.length);
+  if (mode === "map") {
+    for (let i = 0; i < items.length; i++) results[i] = fn(items[i]);
+  } else {
+    for (let i = 0; i < items.length; i++) results[i] = fn(...(items[i] as unknown[]));
+  }
+  return results;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+const compiled = new Map<string, AnyFunction>();
+const loading = new Map<string, Promise<Record<string, unknown>>>();
+
+/** The function a spec names: at once for inline source, a promise for a module export. */
+function resolveFunction(spec: FnSpec): AnyFunction | Promise<AnyFunction> {
+  if ("source" in spec) {
+    let fn = compiled.get(spec.source);
+    if (fn === undefined) {
+      fn = compile(spec.source, spec.name);
+      compiled.set(spec.source, fn);
+    }
+    return fn;
+  }
+  let pending = loading.get(spec.module);
+  if (pending === undefined) {
+    pending = import(spec.module);
+    pending.catch(() => loading.delete(spec.module));
+    loading.set(spec.module, pending);
+  }
+  return pending.then((module) => exported(module, spec));
+}
+
+function exported(
+  module: Record<string, unknown>,
+  spec: { module: string; name: string },
+): AnyFunction {
+  const fn = module[spec.name];
+  if (typeof fn === "function") return fn as AnyFunction;
+  const functions = Object.keys(module).filter((key) => typeof module[key] === "function");
+  throw new TypeError(
+    `Module ${spec.module} has no exported function "${spec.name}"` +
+      (fn === undefined ? "" : ` (its export "${spec.name}" is ${typeof fn})`) +
+      `; its exported functions are: ${functions.join(", ") || "(none)"}`,
+  );
+}
+
+function compile(source: string, name: string): AnyFunction {
+  let fn: unknown;
+  try {
+    fn = (0, eval)(`(${source})`);
+  } catch {
+    // A method shorthand (`f(x) { … }`) is not an expression on its own.
+    try {
+      fn = (0, eval)(`({ ${source} })`)[name];
+    } catch (error) {
+      throw new SerializationError(
+        `Cannot compile inline task "${name}" in the worker: ${(error as Error).message}. ` +
+          `Pass a self-contained function, or export it from a module and use tasks(url).`,
+        { cause: error },
+      );
+    }
+  }
+  if (typeof fn !== "function") {
+    throw new SerializationError(`Inline task "${name}" did not compile to a function`);
+  }
+  return fn as AnyFunction;
+}
+
+/** Points an inline task that used an outer variable to `tasks()`. */
+function explainError(error: unknown, spec: FnSpec): unknown {
+  if (!("source" in spec) || !(error instanceof ReferenceError)) return error;
+  const missing = /^(\S+) is not defined/.exec(error.message)?.[1];
+  if (missing === undefined) return error;
+  const label = spec.name || "(anonymous)";
+  return new ReferenceError(
+    `Inline task "${label}" uses "${missing}", which does not exist in the worker: an inline ` +
+      `function travels as source text, so it must be self-contained. Pass "${missing}" as an ` +
+      `argument, or export the function from a module and submit tasks(url).${
+        spec.name || "yourFunction"
+      }.`,
+    { cause: error },
+  );
+}
