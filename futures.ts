@@ -46,8 +46,9 @@ export class Task<R> implements PromiseLike<R> {
   readonly id: number;
   // Made on the first then(): until someone asks, a failure is not an
   // unhandled rejection, as with an unawaited Python future.
-  #promise?: Promise<R>;
-  #resolve?: (value: R) => void;
+  // Typed loosely so that Task<R> is covariant in R (a Task<never> is a Task<number>).
+  #promise?: Promise<any>;
+  #resolve?: (value: any) => void;
   #reject?: (error: unknown) => void;
   #outcome: unknown;
   #state: "pending" | "fulfilled" | "rejected" = "pending";
@@ -142,6 +143,16 @@ export class Task<R> implements PromiseLike<R> {
     return this.#settled().catch(onRejected);
   }
 
+  /**
+   * Attaches a callback for either outcome, as `Promise.prototype.finally` does.
+   *
+   * @param onFinally Called once the task settles.
+   * @returns A promise that settles as the task does.
+   */
+  finally(onFinally?: (() => void) | null): Promise<R> {
+    return this.#settled().finally(onFinally);
+  }
+
   /** Calls `listener` once the task settles (at once if it has). Private to the library. */
   onSettled(listener: () => void): void {
     if (this.#state !== "pending") listener();
@@ -174,13 +185,13 @@ export class Task<R> implements PromiseLike<R> {
  * @returns An async iterator over the tasks in completion order.
  * @throws {TimeoutError} When the time runs out before every task settles.
  */
-export function asCompleted<R>(
-  tasks: Iterable<Task<R>>,
+export function asCompleted<T extends Task<any>>(
+  tasks: Iterable<T>,
   options: { timeout?: number } = {},
-): AsyncIterableIterator<Task<R>> {
+): AsyncIterableIterator<T> {
   const timeout = checkTimeout(options.timeout, "asCompleted");
   const unique = [...new Set(tasks)];
-  const settled: Task<R>[] = [];
+  const settled: T[] = [];
   let wake: (() => void) | undefined;
   let yielded = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -191,15 +202,15 @@ export function asCompleted<R>(
       wake?.();
     });
   }
-  const stop = (): IteratorResult<Task<R>> => {
+  const stop = (): IteratorResult<T> => {
     clearTimeout(timer);
     yielded = unique.length;
     return { value: undefined, done: true };
   };
   // A hand-written iterator: an async generator would await each yielded
   // task, since a Task is a thenable, and yield its value instead.
-  const iterator: AsyncIterableIterator<Task<R>> = {
-    async next(): Promise<IteratorResult<Task<R>>> {
+  const iterator: AsyncIterableIterator<T> = {
+    async next(): Promise<IteratorResult<T>> {
       if (yielded >= unique.length) return stop();
       if (timer === undefined && timeout !== Infinity) {
         timer = setTimeout(() => {
@@ -222,7 +233,7 @@ export function asCompleted<R>(
       if (yielded === unique.length) clearTimeout(timer);
       return { value: settled.shift()!, done: false };
     },
-    return(): Promise<IteratorResult<Task<R>>> {
+    return(): Promise<IteratorResult<T>> {
       return Promise.resolve(stop());
     },
     [Symbol.asyncIterator]() {
@@ -236,11 +247,11 @@ export function asCompleted<R>(
 export type ReturnWhen = "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED";
 
 /** The result of {@linkcode wait}: the tasks that settled and those still running. */
-export interface WaitResult<R> {
+export interface WaitResult<T> {
   /** Tasks that have settled. */
-  done: Set<Task<R>>;
+  done: Set<T>;
   /** Tasks still waiting or running. */
-  pending: Set<Task<R>>;
+  pending: Set<T>;
 }
 
 /**
@@ -262,10 +273,10 @@ export interface WaitResult<R> {
  * @returns The settled and the pending tasks.
  * @throws {RangeError} When `returnWhen` or `timeout` is not valid.
  */
-export function wait<R>(
-  tasks: Iterable<Task<R>>,
+export function wait<T extends Task<any>>(
+  tasks: Iterable<T>,
   options: { returnWhen?: ReturnWhen; timeout?: number } = {},
-): Promise<WaitResult<R>> {
+): Promise<WaitResult<T>> {
   const returnWhen = options.returnWhen ?? "ALL_COMPLETED";
   if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
     throw new RangeError(
@@ -283,7 +294,7 @@ export function wait<R>(
     if (returnWhen === "FIRST_EXCEPTION") return done.some((task) => task.failed);
     return false;
   };
-  const split = (): WaitResult<R> => ({
+  const split = (): WaitResult<T> => ({
     done: new Set(all.filter((task) => task.done)),
     pending: new Set(all.filter((task) => !task.done)),
   });

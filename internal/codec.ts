@@ -212,6 +212,71 @@ function reviveNode(node: unknown, context: DescribeContext, seen: Set<object>):
   return node;
 }
 
+const ERROR_MARK = "@parallel/core.error";
+
+interface PackedError {
+  [ERROR_MARK]: true;
+  name: string;
+  message: string;
+  stack?: string;
+  cause?: unknown;
+  props: Record<string, unknown>;
+}
+
+const STANDARD_ERRORS: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  ReferenceError,
+  SyntaxError,
+  EvalError,
+  URIError,
+};
+
+/**
+ * Packs an error so that its name, message, stack, `cause` and own data
+ * properties survive a structured clone, which keeps only the standard
+ * names (`CustomError` would arrive as `Error`). Other thrown values pass as
+ * they are.
+ */
+export function packError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const props: Record<string, unknown> = {};
+  for (const key of Object.keys(error)) {
+    if (key === "name" || key === "message" || key === "stack" || key === "cause") continue;
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (typeof value !== "function" && typeof value !== "symbol") props[key] = value;
+  }
+  const packed: PackedError = {
+    [ERROR_MARK]: true,
+    name: error.name,
+    message: error.message,
+    stack: error.stack,
+    props,
+  };
+  if ("cause" in error) packed.cause = packError(error.cause);
+  return packed;
+}
+
+/** Rebuilds an error packed by {@linkcode packError}. */
+export function unpackError(packed: unknown): unknown {
+  if (typeof packed !== "object" || packed === null || !(ERROR_MARK in packed)) return packed;
+  const { name, message, stack, cause, props } = packed as PackedError;
+  const Constructor = STANDARD_ERRORS[name] ?? Error;
+  const error = "cause" in packed
+    ? new Constructor(message, { cause: unpackError(cause) })
+    : new Constructor(message);
+  Object.defineProperty(error, "name", {
+    value: name,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+  if (stack !== undefined) error.stack = stack;
+  Object.assign(error, props);
+  return error;
+}
+
 /** A short description of a value's type for error messages. */
 export function describeType(value: unknown): string {
   if (value === null) return "null";

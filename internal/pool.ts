@@ -29,7 +29,7 @@ import {
 } from "../errors.ts";
 import { rejectTask, resolveTask, Task } from "../futures.ts";
 import { isTaskRef, type TaskFunction } from "../tasks.ts";
-import { encode, explainUnsendable, revive } from "./codec.ts";
+import { encode, explainUnsendable, revive, unpackError } from "./codec.ts";
 import {
   type DoneMessage,
   FAILED,
@@ -638,7 +638,10 @@ export class Pool {
         return;
       }
       case "init-failed": {
-        this.#breakPool(`its initializer failed in worker "${worker.name}"`, message.error);
+        this.#breakPool(
+          `its initializer failed in worker "${worker.name}"`,
+          unpackError(message.error),
+        );
         return;
       }
       case "exit": // Transports turn "exit" into onExit.
@@ -672,7 +675,7 @@ export class Pool {
           );
         }
       } else if (statuses[i] === FAILED) {
-        this.#fail(record, values[i]);
+        this.#fail(record, unpackError(values[i]));
       }
     }
     this.#afterWork(worker);
@@ -681,9 +684,8 @@ export class Pool {
   /** Keeps worker counts right after a worker's jobs were answered. */
   #afterWork(worker: WorkerRecord): void {
     if (worker.state === "retiring") {
-      if (![...worker.jobs.values()].some((r) => r && r.phase !== "settled")) {
-        this.#endWorker(worker);
-      }
+      // It ends once the abandoned task has answered (or its grace period ends).
+      if (worker.jobs.size === 0) this.#endWorker(worker);
     } else if (worker.tasksTaken >= this.#maxTasksPerWorker && worker.jobs.size === 0) {
       this.#endWorker(worker);
     } else if (

@@ -14,7 +14,7 @@
 
 import { SerializationError } from "../errors.ts";
 import { CURRENT_TASK, CURRENT_WORKER, type TaskContext } from "../tasks.ts";
-import { type DescribeContext, encode, explainUnsendable, revive } from "./codec.ts";
+import { type DescribeContext, encode, explainUnsendable, packError, revive } from "./codec.ts";
 import {
   CANCELLED,
   type DoneMessage,
@@ -97,7 +97,9 @@ export function startRunner(post: Post): (message: ToWorker) => void {
   }
 
   function record(slot: number, status: number, value: unknown): void {
-    if (status === OK && typeof value === "object" && value !== null) {
+    if (status === FAILED) {
+      value = packError(value);
+    } else if (status === OK && typeof value === "object" && value !== null) {
       const encoded = encode(value, context);
       value = encoded.value;
       if (encoded.modules.length > 0) done.modules[done.slots.length] = encoded.modules;
@@ -131,7 +133,7 @@ export function startRunner(post: Post): (message: ToWorker) => void {
       const problem = explainUnsendable([value], () => `${what} of a task`);
       if (problem === undefined) return value;
       statuses[i] = FAILED;
-      return problem;
+      return packError(problem);
     });
     return { ...message, statuses, values };
   }
@@ -273,7 +275,7 @@ export function startRunner(post: Post): (message: ToWorker) => void {
         context = { transport: init.kind };
         globals[CURRENT_WORKER] = { name: init.name, id: init.id, kind: init.kind };
         ready = runInitializer(init).then(() => true, (error) => {
-          post({ type: "init-failed", error: explainError(error, init.initializer!) });
+          post({ type: "init-failed", error: packError(explainError(error, init.initializer!)) });
           return false;
         });
         break;
@@ -291,16 +293,21 @@ async function runInitializer(init: WorkerInit): Promise<void> {
   await fn(...args);
 }
 
+/**
+ * Calls `fn` as the job's mode says. A chunk (`map`, `starmap`) of an async
+ * function runs its items concurrently and resolves when all have.
+ */
 function apply(fn: AnyFunction, mode: JobMode, args: unknown[]): unknown {
   if (mode === "call") return fn(...args);
   const items = args[0] as unknown[];
   const results = new Array(items.length);
-  if (mode === "map") {
-    for (let i = 0; i < items.length; i++) results[i] = fn(items[i]);
-  } else {
-    for (let i = 0; i < items.length; i++) results[i] = fn(...(items[i] as unknown[]));
+  let async = false;
+  for (let i = 0; i < items.length; i++) {
+    const value = mode === "map" ? fn(items[i]) : fn(...(items[i] as unknown[]));
+    if (!async && isThenable(value)) async = true;
+    results[i] = value;
   }
-  return results;
+  return async ? Promise.all(results) : results;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -28,7 +28,7 @@ export interface WaitOptions {
 /** Why a wait returned. */
 export type WakeReason = "ok" | "not-equal" | "timed-out" | "aborted";
 
-/** The longest a keep-alive timer may be set for (setTimeout's limit). */
+/** The period of the keep-alive interval (the longest setInterval allows). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
@@ -110,8 +110,10 @@ export function waitAsync(
   const result = Atomics.waitAsync(words, index, expected, timeout);
   if (!result.async) return Promise.resolve(result.value);
   return new Promise<WakeReason>((resolve) => {
-    // The timer only keeps the event loop open; Atomics.waitAsync does the timing.
-    const keepAlive = setTimeout(() => {}, Math.min(timeout, MAX_TIMER_MS));
+    // The interval only keeps the event loop open until the wait settles;
+    // Atomics.waitAsync does the timing. (A timer of exactly `timeout` ms
+    // fires first and lets the program end before the wait's own timeout.)
+    const keepAlive = setInterval(() => {}, MAX_TIMER_MS);
     const onAbort = () => {
       finish("aborted");
       // Wake our own pending waitAsync so it does not linger; other waiters on
@@ -119,11 +121,55 @@ export function waitAsync(
       Atomics.notify(words, index);
     };
     const finish = (reason: WakeReason) => {
-      clearTimeout(keepAlive);
+      clearInterval(keepAlive);
       signal?.removeEventListener("abort", onAbort);
       resolve(reason);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     result.value.then(finish);
   });
+}
+
+/**
+ * One wait that a waiting algorithm asks its driver to perform.
+ *
+ * A primitive that waits both ways (`acquire()` and `acquireSync()`) writes its
+ * loop once, as a generator of these ({@linkcode WaitSteps}); {@linkcode runSync}
+ * performs each with {@linkcode waitSync}, {@linkcode runAsync} with
+ * {@linkcode waitAsync}, and both send the wake reason back into the loop.
+ */
+export interface WaitRequest {
+  /** The shared words. */
+  words: Int32Array;
+  /** Which word. */
+  index: number;
+  /** Sleep only while the word holds this value. */
+  expected: number;
+  /** Milliseconds to wait at most. */
+  timeout: number;
+  /** Ends an async wait with `"aborted"`; a blocking wait cannot be interrupted. */
+  signal?: AbortSignal;
+}
+
+/** A waiting algorithm: yields the waits it needs, receives why each ended. */
+export type WaitSteps<T> = Generator<WaitRequest, T, WakeReason>;
+
+/** Runs a waiting algorithm, blocking the calling thread in each wait. */
+export function runSync<T>(steps: WaitSteps<T>): T {
+  let step = steps.next();
+  while (!step.done) {
+    const { words, index, expected, timeout } = step.value;
+    step = steps.next(waitSync(words, index, expected, timeout));
+  }
+  return step.value;
+}
+
+/** Runs a waiting algorithm without blocking, keeping the program alive while it waits. */
+export async function runAsync<T>(steps: WaitSteps<T>): Promise<T> {
+  let step = steps.next();
+  while (!step.done) {
+    const { words, index, expected, timeout, signal } = step.value;
+    step = steps.next(await waitAsync(words, index, expected, timeout, signal));
+  }
+  return step.value;
 }

@@ -1,0 +1,112 @@
+// Task functions the tests run in workers, by reference through tasks().
+import { currentTask, currentThread } from "../mod.ts";
+
+export function add(a: number, b: number): number {
+  return a + b;
+}
+
+export function fib(n: number): number {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+
+export function sleep(ms: number, value?: unknown): Promise<unknown> {
+  return new Promise((resolve) => setTimeout(() => resolve(value ?? ms), ms));
+}
+
+export function whoAmI(): { name: string; id: number } {
+  return currentThread();
+}
+
+export class CustomError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CustomError";
+  }
+}
+
+export function fail(message: string): never {
+  throw new CustomError(message, { cause: new RangeError("the inner cause") });
+}
+
+export function closeSelf(): void {
+  (globalThis as unknown as { close(): void }).close();
+}
+
+export function exitSelf(code: number): void {
+  Deno.exit(code);
+}
+
+export function throwInTimer(): Promise<never> {
+  setTimeout(() => {
+    throw new Error("thrown from a timer");
+  }, 0);
+  return new Promise(() => {});
+}
+
+/**
+ * Spins until cancelled, for at most `limitMs`. Records in `flags[0]` that it
+ * started and in `flags[1]` that it saw the cancellation.
+ */
+export function spinUntilCancelled(flags: Int32Array, limitMs: number): string {
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+  const end = Date.now() + limitMs;
+  while (Date.now() < end) {
+    if (currentTask().cancelled) {
+      Atomics.store(flags, 1, 1);
+      Atomics.notify(flags, 1);
+      return "cancelled";
+    }
+  }
+  return "ran out";
+}
+
+/** Waits on the task's signal; records in `flags[1]` that it was aborted. */
+export function awaitAbort(flags: Int32Array): Promise<string> {
+  Atomics.store(flags, 0, 1);
+  return new Promise((resolve) => {
+    currentTask().signal.addEventListener("abort", () => {
+      Atomics.store(flags, 1, 1);
+      resolve("aborted");
+    });
+  });
+}
+
+export function returnFunction(): () => void {
+  return () => {};
+}
+
+export function count(flags: Int32Array): number {
+  return Atomics.add(flags, 0, 1) + 1;
+}
+
+let initialized = "no";
+
+export function init(value: string): void {
+  initialized = value;
+}
+
+export function readInit(): string {
+  return initialized;
+}
+
+export function failInit(): void {
+  throw new Error("initializer refused");
+}
+
+export function byteLength(buffer: ArrayBuffer): number {
+  return buffer.byteLength;
+}
+
+export const notAFunction = 42;
+
+/** Sets `flags[0]`, then sleeps and returns `value`. */
+export async function startThenSleep(
+  flags: Int32Array,
+  ms: number,
+  value: string,
+): Promise<string> {
+  Atomics.store(flags, 0, 1);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return value;
+}
