@@ -1,0 +1,40 @@
+// After shutdown() or `await using`, a program exits on its own.
+import assert from "node:assert/strict";
+import { runProgram } from "./_helpers.ts";
+
+Deno.test("a program using await using exits on its own", async () => {
+  const { code, stdout, stderr } = await runProgram(`
+    import { ThreadPool } from "@parallel/core";
+    await using pool = new ThreadPool({ maxWorkers: 2, minWorkers: 2 });
+    console.log(await pool.map((x: number) => x * 2, [1, 2, 3]));
+  `);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.trim(), "[ 2, 4, 6 ]");
+});
+
+Deno.test("a program that calls shutdown() after cancel and timeout exits on its own", async () => {
+  const { code, stdout, stderr } = await runProgram(`
+    import { ThreadPool } from "@parallel/core";
+    const pool = new ThreadPool({ maxWorkers: 2 });
+    const sleep = (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms));
+    const long = pool.submit(sleep, 60_000);
+    const timed = pool.apply(sleep, [60_000], { timeout: 50 });
+    await new Promise((r) => setTimeout(r, 100));
+    long.cancel();
+    const results = await Promise.allSettled([long, timed]);
+    console.log(results.map((r) => r.status === "rejected" ? r.reason.name : r.value).join(" "));
+    await pool.shutdown();
+  `);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.trim(), "CancelledError TimeoutError");
+});
+
+Deno.test("a program with a finished Thread exits on its own", async () => {
+  const { code, stdout, stderr } = await runProgram(`
+    import { Thread } from "@parallel/core";
+    const thread = new Thread({ target: (n: number) => n + 1, args: [1] }).start();
+    console.log(await thread.join());
+  `);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.trim(), "2");
+});
