@@ -54,7 +54,7 @@ export class Task<R> implements PromiseLike<R> {
   #state: "pending" | "fulfilled" | "rejected" = "pending";
   #cancelled = false;
   readonly #onCancel: () => boolean;
-  #listeners: (() => void)[] = [];
+  #listeners?: (() => void)[];
 
   static {
     settle = (task, state, outcome, cancelled) => task.#settle(state, outcome, cancelled);
@@ -93,7 +93,8 @@ export class Task<R> implements PromiseLike<R> {
     if (state === "fulfilled") this.#resolve?.(outcome as R);
     else this.#reject?.(outcome);
     const listeners = this.#listeners;
-    this.#listeners = [];
+    if (listeners === undefined) return;
+    this.#listeners = undefined;
     for (const listener of listeners) listener();
   }
 
@@ -156,7 +157,7 @@ export class Task<R> implements PromiseLike<R> {
   /** Calls `listener` once the task settles (at once if it has). Private to the library. */
   onSettled(listener: () => void): void {
     if (this.#state !== "pending") listener();
-    else this.#listeners.push(listener);
+    else (this.#listeners ??= []).push(listener);
   }
 
   /** Whether the task failed (including cancellation). Private to the library. */

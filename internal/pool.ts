@@ -145,7 +145,18 @@ export interface PoolStats {
 }
 
 /** How many jobs a worker may hold at once, at most. */
-const CAPACITY = 256;
+const CAPACITY = 1024;
+/**
+ * The most jobs in one message. A worker holds several messages' worth, so it
+ * is never idle while the pool reads one batch of results and sends the next.
+ */
+const MAX_BATCH = 256;
+const NO_MODULES: string[] = [];
+const NO_TRANSFER: Transferable[] = [];
+
+function isPrimitive(value: unknown): boolean {
+  return typeof value !== "object" || value === null;
+}
 /** The run time a worker's queued window may add up to, in milliseconds. */
 const WINDOW_BUDGET_MS = 2;
 /** How long a worker abandoned by a cancelled task may take to finish it. */
@@ -285,7 +296,8 @@ export class Pool {
    * @throws {RangeError} When `maxQueue` tasks are already waiting.
    */
   submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Task<Awaited<R>> {
-    return this.apply(fn, args);
+    const spec = toFnSpec(fn, `${this.#label}.submit: 'fn'`);
+    return this.#enqueue(spec, args, "call", Infinity) as Task<Awaited<R>>;
   }
 
   /**
@@ -311,10 +323,14 @@ export class Pool {
       );
     }
     const timeout = milliseconds(options.timeout ?? Infinity, "timeout", `${this.#label}.apply`);
-    return this.#enqueue(toFnSpec(fn, `${this.#label}.submit: 'fn'`), args, "call", {
-      ...options,
+    return this.#enqueue(
+      toFnSpec(fn, `${this.#label}.submit: 'fn'`),
+      args,
+      "call",
       timeout,
-    }) as Task<Awaited<R>>;
+      options.signal,
+      options.transfer,
+    ) as Task<Awaited<R>>;
   }
 
   /**
@@ -452,7 +468,9 @@ export class Pool {
     fn: FnSpec,
     args: unknown[],
     mode: JobMode,
-    options: { signal?: AbortSignal; timeout: number; transfer?: Transferable[] },
+    timeout: number,
+    signal?: AbortSignal,
+    transfer?: Transferable[],
   ): Task<unknown> {
     if (this.#broken) throw this.#broken;
     if (this.#closed) {
@@ -464,22 +482,26 @@ export class Pool {
       );
     }
     const id = nextTaskId++;
-    const encoded = encode(args, { transport: this.#kind });
+    let modules = NO_MODULES;
+    if (!args.every(isPrimitive)) {
+      const encoded = encode(args, { transport: this.#kind });
+      args = encoded.value;
+      modules = encoded.modules;
+    }
     const record: TaskRecord = {
       id,
       task: undefined as unknown as Task<unknown>,
       fn,
-      args: encoded.value,
-      modules: encoded.modules,
-      transfer: options.transfer ?? [],
+      args,
+      modules,
+      transfer: transfer ?? NO_TRANSFER,
       mode,
-      timeout: options.timeout,
+      timeout,
       phase: "queued",
       slot: -1,
     };
     const task = new Task<unknown>(id, () => this.#cancelRecord(record, false));
     record.task = task;
-    const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
         this.#settleCancelled(record, "its signal was already aborted", signal.reason);
@@ -541,7 +563,7 @@ export class Pool {
         continue;
       }
       const share = Math.ceil(this.#pending.length / this.#maxWorkers);
-      this.#dispatch(best, this.#pending.splice(0, Math.min(bestRoom, share)));
+      this.#dispatch(best, this.#pending.splice(0, Math.min(bestRoom, share, MAX_BATCH)));
     }
     this.#checkDrained();
   }
@@ -927,7 +949,7 @@ export class Pool {
     }
     const chunks: Task<unknown>[] = [];
     for (let i = 0; i < all.length; i += chunkSize) {
-      chunks.push(this.#enqueue(spec, [all.slice(i, i + chunkSize)], mode, { timeout: Infinity }));
+      chunks.push(this.#enqueue(spec, [all.slice(i, i + chunkSize)], mode, Infinity));
     }
     const results = await Promise.all(chunks);
     return (results as Awaited<R>[][]).flat();
@@ -964,7 +986,7 @@ export class Pool {
           }
           if (chunk.length > 0) {
             chunks.push(
-              pool.#enqueue(spec, [chunk], "map", { timeout: Infinity }) as Task<Awaited<R>[]>,
+              pool.#enqueue(spec, [chunk], "map", Infinity) as Task<Awaited<R>[]>,
             );
           }
         }
@@ -1108,7 +1130,8 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
   const define: [number, FnSpec][] = [];
   const slots: number[] = [];
   const fns: number[] = [];
-  const args: unknown[][] = [];
+  const arities: number[] = [];
+  const args: unknown[] = [];
   const extras: Record<number, JobExtras> = {};
   const transfer: Transferable[] = [];
   for (let i = 0; i < records.length; i++) {
@@ -1124,7 +1147,8 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     }
     slots.push(record.slot);
     fns.push(fnId);
-    args.push(record.args);
+    arities.push(record.args.length);
+    for (const arg of record.args) args.push(arg);
     if (record.mode !== "call" || record.timeout !== Infinity || record.modules.length > 0) {
       extras[i] = {
         mode: record.mode === "call" ? undefined : record.mode,
@@ -1134,7 +1158,7 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     }
     for (const item of record.transfer) transfer.push(item);
   }
-  return [{ type: "run", define, slots, fns, args, extras }, transfer];
+  return [{ type: "run", define, slots, fns, arities, args, extras }, transfer];
 }
 
 function fnName(spec: FnSpec): string {

@@ -61,7 +61,10 @@ export interface RunMessage {
   readonly define: [number, FnSpec][];
   readonly slots: number[];
   readonly fns: number[];
-  readonly args: unknown[][];
+  /** How many of `args` each job takes, in order. */
+  readonly arities: number[];
+  /** Every job's arguments, one after another (no array per job to clone). */
+  readonly args: unknown[];
   /** Extras by job index, for the few jobs that have them. */
   readonly extras: Record<number, JobExtras>;
 }

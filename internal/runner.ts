@@ -254,9 +254,12 @@ export function startRunner(post: Post): (message: ToWorker) => void {
 
   function accept(message: RunMessage): void {
     for (const [id, spec] of message.define) specs.set(id, spec);
-    const { slots, fns, args, extras } = message;
+    const { slots, fns, arities, args, extras } = message;
+    let next = 0;
     for (let i = 0; i < slots.length; i++) {
-      queue.push({ slot: slots[i], fn: fns[i], args: args[i], extras: extras[i] });
+      const end = next + arities[i];
+      queue.push({ slot: slots[i], fn: fns[i], args: args.slice(next, end), extras: extras[i] });
+      next = end;
     }
     if (!draining) drain();
   }
