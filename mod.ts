@@ -16,5 +16,6 @@
  */
 
 export * from "./threads/mod.ts";
-export { currentProcess } from "./tasks.ts";
+export * from "./processes/mod.ts";
+export * from "./sync/mod.ts";
 export * from "./errors.ts";

@@ -61,16 +61,20 @@ export interface WorkerHandle {
   withdraw(slot: number): boolean;
   /** Tells a running job it is cancelled (`currentTask()` sees it). */
   cancel(slot: number): void;
-  /** Ends the worker. No `onExit` follows. */
-  terminate(): void;
+  /** Ends the worker; the promise, if any, resolves once it is gone. No `onExit` follows. */
+  terminate(): void | Promise<void>;
   /** Set by the scheduler: called for every message from the worker. */
   onMessage: (message: FromWorker) => void;
   /** Set by the scheduler: called once if the worker ends on its own. */
   onExit: (exit: ExitInfo) => void;
 }
 
-/** What a transport needs to start a worker. */
-export type SpawnWorker = (init: Omit<WorkerInit, "jobStates">, capacity: number) => WorkerHandle;
+/** What a transport needs to start a worker: its init, its job capacity, its own configuration. */
+export type SpawnWorker = (
+  init: Omit<WorkerInit, "jobStates">,
+  capacity: number,
+  config: unknown,
+) => WorkerHandle;
 
 /** The two kinds of worker. */
 export type WorkerKind = "thread" | "process";
@@ -79,6 +83,8 @@ interface Transport {
   spawn: SpawnWorker;
   /** Option names this kind accepts beyond the common ones. */
   extraOptions: readonly string[];
+  /** Checks those options and returns the configuration `spawn` receives. */
+  configure?(options: Record<string, unknown>, where: string): unknown;
 }
 
 const transports = new Map<WorkerKind, Transport>();
@@ -202,15 +208,29 @@ const fnSpecs = new WeakMap<object, FnSpec>();
 /** Closures made afresh in a loop share one spec (and one id in the worker). */
 const specsBySource = new Map<string, FnSpec>();
 
+let handlesOf: (pool: Pool) => WorkerHandle[];
+
+/** The handles of a pool's live workers (for `Process.pid`). Private to the library. */
+export function workerHandles(pool: Pool): WorkerHandle[] {
+  return handlesOf(pool);
+}
+
 /**
  * The API that `ThreadPool` and `ProcessPool` share (Python's `Executor`).
  * Create one of those; this class holds the scheduler they both run on.
  */
 export class Pool {
+  static {
+    handlesOf = (pool) => [...pool.#workers].map((worker) => worker.handle);
+  }
+
   readonly #kind: WorkerKind;
   readonly #label: string;
   readonly #workerName?: string;
   readonly #spawn: SpawnWorker;
+  readonly #transportConfig: unknown;
+  /** Workers being ended; a shutdown waits for them. */
+  readonly #ending = new Set<Promise<void>>();
   readonly #maxWorkers: number;
   readonly #minWorkers: number;
   readonly #idleTimeout: number;
@@ -249,6 +269,7 @@ export class Pool {
     this.#spawn = transport.spawn;
     const where = `Cannot create ${label}`;
     checkOptionNames(options, [...COMMON_OPTIONS, ...transport.extraOptions], where);
+    this.#transportConfig = transport.configure?.(options as Record<string, unknown>, where);
     this.#maxWorkers = wholeNumber(
       options.maxWorkers ?? navigator.hardwareConcurrency ?? 1,
       "maxWorkers",
@@ -620,14 +641,18 @@ export class Pool {
     const id = nextWorkerId++;
     const name = this.#workerName ??
       `${this.#label}-worker-${this.#workers.size + this.#retiring + 1}`;
-    const handle = this.#spawn({
-      name,
-      id,
-      kind: this.#kind,
-      initializer: this.#initializer,
-      initArgs: this.#initArgs,
-      initModules: this.#initModules,
-    }, CAPACITY);
+    const handle = this.#spawn(
+      {
+        name,
+        id,
+        kind: this.#kind,
+        initializer: this.#initializer,
+        initArgs: this.#initArgs,
+        initModules: this.#initModules,
+      },
+      CAPACITY,
+      this.#transportConfig,
+    );
     const worker: WorkerRecord = {
       handle,
       name,
@@ -732,9 +757,17 @@ export class Pool {
     clearTimeout(worker.idleTimer);
     clearTimeout(worker.graceTimer);
     this.#workers.delete(worker);
-    worker.handle.terminate();
+    this.#terminate(worker);
     if (this.#workers.size < this.#minWorkers && !this.#closed) this.#startWorker();
     this.#schedulePump();
+  }
+
+  #terminate(worker: WorkerRecord): void {
+    const ended = worker.handle.terminate();
+    if (ended) {
+      this.#ending.add(ended);
+      ended.finally(() => this.#ending.delete(ended));
+    }
   }
 
   #onExit(worker: WorkerRecord, exit: ExitInfo): void {
@@ -925,9 +958,12 @@ export class Pool {
       worker.state = "gone";
       clearTimeout(worker.idleTimer);
       this.#workers.delete(worker);
-      worker.handle.terminate();
+      this.#terminate(worker);
     }
-    if (this.#retiring === 0) this.#drained.resolve();
+    if (this.#retiring === 0 && this.#workers.size === 0) {
+      const resolve = this.#drained.resolve;
+      Promise.all(this.#ending).then(() => resolve());
+    }
   }
 
   // ---- maps --------------------------------------------------------------
@@ -1128,6 +1164,7 @@ let nextFnId = 1;
 /** Builds the batch message for `records`, defining functions the worker has not seen. */
 function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, Transferable[]] {
   const define: [number, FnSpec][] = [];
+  const ids: number[] = [];
   const slots: number[] = [];
   const fns: number[] = [];
   const arities: number[] = [];
@@ -1145,6 +1182,7 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
       worker.defined.add(fnId);
       define.push([fnId, record.fn]);
     }
+    ids.push(record.id);
     slots.push(record.slot);
     fns.push(fnId);
     arities.push(record.args.length);
@@ -1158,7 +1196,7 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     }
     for (const item of record.transfer) transfer.push(item);
   }
-  return [{ type: "run", define, slots, fns, arities, args, extras }, transfer];
+  return [{ type: "run", define, ids, slots, fns, arities, args, extras }, transfer];
 }
 
 function fnName(spec: FnSpec): string {

@@ -59,6 +59,8 @@ export interface JobExtras {
 export interface RunMessage {
   readonly type: "run";
   readonly define: [number, FnSpec][];
+  /** Task ids, unique within the program. */
+  readonly ids: number[];
   readonly slots: number[];
   readonly fns: number[];
   /** How many of `args` each job takes, in order. */
@@ -74,8 +76,8 @@ export interface WorkerInit {
   readonly name: string;
   readonly id: number;
   readonly kind: "thread" | "process";
-  /** The slot words shared with the pool (see the module comment). */
-  readonly jobStates: SharedArrayBuffer;
+  /** The slot words shared with the pool (see the module comment); a process makes its own. */
+  readonly jobStates?: SharedArrayBuffer;
   readonly initializer?: FnSpec;
   readonly initArgs: unknown[];
   readonly initModules: string[];

@@ -43,6 +43,7 @@ type AnyFunction = (...args: unknown[]) => unknown;
 export type Post = (message: FromWorker) => void;
 
 interface QueuedJob {
+  id: number;
   slot: number;
   fn: number;
   args: unknown[];
@@ -51,11 +52,19 @@ interface QueuedJob {
 
 const NO_EXTRAS: JobExtras = {};
 
+/** What a transport may add to the runner. */
+export interface RunnerHooks {
+  /** Called just before a job starts, with its task id (a process journals it). */
+  beforeJob?(id: number): void;
+  /** The job-state words when the pool cannot share its own (a process makes them locally). */
+  jobStates?: SharedArrayBuffer;
+}
+
 /**
  * Starts a runner that talks to its pool through `post`. Returns the handler
  * for the pool's messages.
  */
-export function startRunner(post: Post): (message: ToWorker) => void {
+export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWorker) => void {
   let jobStates: Int32Array<ArrayBufferLike> = new Int32Array(0);
   let context: DescribeContext = { transport: "thread" };
   let ready: Promise<boolean> = Promise.resolve(true);
@@ -210,6 +219,7 @@ export function startRunner(post: Post): (message: ToWorker) => void {
         continue;
       }
       const extras = job.extras;
+      hooks.beforeJob?.(job.id);
       if (extras?.timed) post({ type: "started", slot: job.slot });
       let found: AnyFunction | Promise<AnyFunction>;
       try {
@@ -254,11 +264,19 @@ export function startRunner(post: Post): (message: ToWorker) => void {
 
   function accept(message: RunMessage): void {
     for (const [id, spec] of message.define) specs.set(id, spec);
-    const { slots, fns, arities, args, extras } = message;
+    const { ids, slots, fns, arities, args, extras } = message;
     let next = 0;
     for (let i = 0; i < slots.length; i++) {
+      // Words made on this side are reset here; a pool that shares them resets them itself.
+      if (hooks.jobStates) Atomics.store(jobStates, slots[i], QUEUED);
       const end = next + arities[i];
-      queue.push({ slot: slots[i], fn: fns[i], args: args.slice(next, end), extras: extras[i] });
+      queue.push({
+        id: ids[i],
+        slot: slots[i],
+        fn: fns[i],
+        args: args.slice(next, end),
+        extras: extras[i],
+      });
       next = end;
     }
     if (!draining) drain();
@@ -274,7 +292,7 @@ export function startRunner(post: Post): (message: ToWorker) => void {
         break;
       case "init": {
         const init = message.init;
-        jobStates = new Int32Array(init.jobStates);
+        jobStates = new Int32Array(hooks.jobStates ?? init.jobStates!);
         context = { transport: init.kind };
         globals[CURRENT_WORKER] = { name: init.name, id: init.id, kind: init.kind };
         ready = runInitializer(init).then(() => true, (error) => {

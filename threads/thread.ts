@@ -4,8 +4,7 @@
  * @module
  */
 
-import { Pool, type WorkerKind } from "../internal/pool.ts";
-import type { Task } from "../futures.ts";
+import { Solo } from "../internal/solo.ts";
 import type { TaskFunction } from "../tasks.ts";
 import "./_transport.ts";
 
@@ -19,8 +18,6 @@ export interface ThreadOptions<A extends unknown[], R> {
   name?: string;
 }
 
-const counters = new Map<string, number>();
-
 /**
  * Runs one function on a new thread, like Python's `threading.Thread`.
  *
@@ -33,15 +30,7 @@ const counters = new Map<string, number>();
  * ```
  */
 export class Thread<A extends unknown[] = unknown[], R = unknown> {
-  readonly #kind: WorkerKind;
-  readonly #label: string;
-  readonly #target: TaskFunction<A, R>;
-  readonly #args: A;
-  readonly #name: string;
-  #pool?: Pool;
-  #task?: Task<Awaited<R>>;
-  #finished?: Promise<Awaited<R>>;
-  #alive = false;
+  readonly #solo: Solo<A, R>;
 
   /**
    * Creates a thread; `start()` runs it.
@@ -51,25 +40,17 @@ export class Thread<A extends unknown[] = unknown[], R = unknown> {
    *   option is unknown.
    */
   constructor(options: ThreadOptions<A, R>) {
-    this.#kind = "thread";
-    this.#label = "Thread";
-    const where = `Cannot create ${this.#label}`;
-    checkRunnerOptions(options, where);
-    this.#target = options.target;
-    this.#args = (options.args ?? []) as A;
-    const number = (counters.get(this.#label) ?? 0) + 1;
-    counters.set(this.#label, number);
-    this.#name = options.name ?? `${this.#label}-${number}`;
+    this.#solo = new Solo("thread", "Thread", options);
   }
 
   /** The thread's name. */
   get name(): string {
-    return this.#name;
+    return this.#solo.name;
   }
 
   /** Whether the thread has started and its target has not yet settled. */
   get isAlive(): boolean {
-    return this.#alive;
+    return this.#solo.isAlive;
   }
 
   /**
@@ -79,47 +60,19 @@ export class Thread<A extends unknown[] = unknown[], R = unknown> {
    * @throws {Error} When it was already started.
    */
   start(): this {
-    if (this.#pool !== undefined) {
-      throw new Error(`Cannot start ${this.#label} "${this.#name}": it was already started`);
-    }
-    const pool = new Pool(this.#kind, { maxWorkers: 1 }, this.#label, this.#name);
-    this.#pool = pool;
-    this.#alive = true;
-    this.#task = pool.submit(this.#target, ...this.#args);
-    const finished = this.#task.then(
-      async (value): Promise<Awaited<R>> => {
-        await this.#end(pool);
-        return value;
-      },
-      async (error) => {
-        await this.#end(pool);
-        throw error;
-      },
-    );
-    finished.catch(() => {});
-    this.#finished = finished;
+    this.#solo.start();
     return this;
-  }
-
-  async #end(pool: Pool): Promise<void> {
-    await pool.shutdown();
-    this.#alive = false;
   }
 
   /**
    * Waits for the target to finish and returns its value.
    *
    * @returns The target's return value. Rejects with its error,
-   *   `WorkerCrashedError` if the thread died, or `CancelledError` after `terminate()`.
-   * @throws {Error} When the thread was never started.
+   *   `WorkerCrashedError` if the thread died, `CancelledError` after
+   *   `terminate()`, or an error if the thread was never started.
    */
   join(): Promise<Awaited<R>> {
-    if (this.#finished === undefined) {
-      return Promise.reject(
-        new Error(`Cannot join ${this.#label} "${this.#name}": it has not been started`),
-      );
-    }
-    return this.#finished;
+    return this.#solo.join();
   }
 
   /**
@@ -130,38 +83,7 @@ export class Thread<A extends unknown[] = unknown[], R = unknown> {
    *
    * @returns A promise that resolves once the worker has been ended.
    */
-  async terminate(): Promise<void> {
-    if (this.#task === undefined) return;
-    this.#task.cancel();
-    await this.#finished?.catch(() => {});
-  }
-}
-
-/** Checks the options of `Thread` and `Process`. */
-export function checkRunnerOptions(
-  options: unknown,
-  where: string,
-  extra: readonly string[] = [],
-): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${where}: options must be an object with a 'target': current value is ${String(options)}`,
-    );
-  }
-  const known = ["target", "args", "name", ...extra];
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new TypeError(
-        `${where}: unknown option '${key}'; known options are: ${known.join(", ")}`,
-      );
-    }
-  }
-  const { target, args, name } = options as Record<string, unknown>;
-  if (target === undefined) throw new TypeError(`${where}: 'target' is required`);
-  if (args !== undefined && !Array.isArray(args)) {
-    throw new TypeError(`${where}: 'args' must be an array: current value is ${String(args)}`);
-  }
-  if (name !== undefined && typeof name !== "string") {
-    throw new TypeError(`${where}: 'name' must be a string: current value is ${String(name)}`);
+  terminate(): Promise<void> {
+    return this.#solo.terminate();
   }
 }

@@ -1,0 +1,144 @@
+/**
+ * One task on one dedicated worker: the engine of `Thread` and `Process`. It
+ * is a pool of exactly one worker, named after the thread or process, that is
+ * shut down as soon as its task settles.
+ *
+ * @module
+ */
+
+import type { Task } from "../futures.ts";
+import type { TaskFunction } from "../tasks.ts";
+import {
+  Pool,
+  type PoolOptions,
+  type WorkerHandle,
+  workerHandles,
+  type WorkerKind,
+} from "./pool.ts";
+
+/** What `Thread` and `Process` take. */
+export interface SoloOptions<A extends unknown[], R> {
+  target: TaskFunction<A, R>;
+  args?: A;
+  name?: string;
+}
+
+const counters = new Map<string, number>();
+
+/** Runs one target on its own worker. */
+export class Solo<A extends unknown[], R> {
+  readonly name: string;
+  readonly #kind: WorkerKind;
+  readonly #label: string;
+  readonly #target: TaskFunction<A, R>;
+  readonly #args: A;
+  readonly #poolOptions: PoolOptions;
+  #pool?: Pool;
+  #handle?: WorkerHandle;
+  #task?: Task<Awaited<R>>;
+  #finished?: Promise<Awaited<R>>;
+  #alive = false;
+
+  constructor(
+    kind: WorkerKind,
+    label: string,
+    options: SoloOptions<A, R>,
+    extraOptions: readonly string[] = [],
+    poolOptions: PoolOptions = {},
+  ) {
+    const where = `Cannot create ${label}`;
+    checkOptions(options, where, extraOptions);
+    this.#kind = kind;
+    this.#label = label;
+    this.#target = options.target;
+    this.#args = (options.args ?? []) as A;
+    this.#poolOptions = poolOptions;
+    if (options.name === undefined) {
+      const number = (counters.get(label) ?? 0) + 1;
+      counters.set(label, number);
+      this.name = `${label}-${number}`;
+    } else {
+      this.name = options.name;
+    }
+  }
+
+  get isAlive(): boolean {
+    return this.#alive;
+  }
+
+  /** The worker's handle once started (a process's pid and status hang off it). */
+  get handle(): WorkerHandle | undefined {
+    return this.#handle;
+  }
+
+  start(): void {
+    if (this.#pool !== undefined) {
+      throw new Error(`Cannot start ${this.#label} "${this.name}": it was already started`);
+    }
+    const pool = new Pool(
+      this.#kind,
+      { ...this.#poolOptions, maxWorkers: 1, minWorkers: 1 },
+      this.#label,
+      this.name,
+    );
+    this.#pool = pool;
+    this.#handle = workerHandles(pool)[0];
+    this.#alive = true;
+    this.#task = pool.submit(this.#target, ...this.#args);
+    const end = async () => {
+      await pool.shutdown();
+      this.#alive = false;
+    };
+    const finished = this.#task.then(
+      async (value): Promise<Awaited<R>> => {
+        await end();
+        return value;
+      },
+      async (error) => {
+        await end();
+        throw error;
+      },
+    );
+    finished.catch(() => {});
+    this.#finished = finished;
+  }
+
+  join(): Promise<Awaited<R>> {
+    if (this.#finished === undefined) {
+      return Promise.reject(
+        new Error(`Cannot join ${this.#label} "${this.name}": it has not been started`),
+      );
+    }
+    return this.#finished;
+  }
+
+  async terminate(): Promise<void> {
+    if (this.#task === undefined) return;
+    this.#task.cancel();
+    await this.#finished?.catch(() => {});
+  }
+}
+
+function checkOptions(options: unknown, where: string, extra: readonly string[]): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${where}: options must be an object with a 'target': current value is ${String(options)}`,
+    );
+  }
+  const known = ["target", "args", "name", ...extra];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(
+        `${where}: unknown option '${key}'; known options are: ${known.join(", ")}`,
+      );
+    }
+  }
+  const { target, args, name } = options as Record<string, unknown>;
+  if (target === undefined) throw new TypeError(`${where}: 'target' is required`);
+  if (args !== undefined && !Array.isArray(args)) {
+    throw new TypeError(`${where}: 'args' must be an array: current value is ${String(args)}`);
+  }
+  if (name !== undefined && typeof name !== "string") {
+    throw new TypeError(`${where}: 'name' must be a string: current value is ${String(name)}`);
+  }
+}

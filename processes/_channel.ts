@@ -1,0 +1,138 @@
+/**
+ * The framed channel between a parent and a child process: each message is a
+ * 4-byte little-endian length followed by its `node:v8` serialization, so
+ * Map, Set, Date, BigInt, typed arrays and errors cross intact. Messages sent
+ * in one turn of the event loop go out in one write.
+ *
+ * @module
+ */
+
+import { deserialize, serialize } from "node:v8";
+
+/** The most bytes one frame may hold (1 GiB), to catch a corrupt length early. */
+const MAX_FRAME = 1 << 30;
+
+/** A bidirectional byte stream: a `Deno.Conn`. */
+export interface ByteStream {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Sends and receives whole messages over a {@linkcode ByteStream}. */
+export class FrameChannel<In, Out> {
+  readonly #stream: ByteStream;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #writing: Promise<void> = Promise.resolve();
+  #scheduled = false;
+  #closed = false;
+
+  /** @param stream The connection to frame. */
+  constructor(stream: ByteStream) {
+    this.#stream = stream;
+  }
+
+  /**
+   * Queues a message; it is written at the end of this turn. Throws at once
+   * if the message cannot be serialized.
+   */
+  send(message: Out): void {
+    if (this.#closed) return;
+    const body = serialize(message);
+    const frame = new Uint8Array(4 + body.byteLength);
+    new DataView(frame.buffer).setUint32(0, body.byteLength, true);
+    frame.set(body, 4);
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.byteLength;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    if (this.#pending.length === 0) return;
+    const bytes = this.#pending.length === 1
+      ? this.#pending[0]
+      : concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#writing = this.#writing.then(() => this.#writeAll(bytes)).catch(() => this.close());
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.byteLength && !this.#closed) {
+      offset += await this.#stream.write(bytes.subarray(offset));
+    }
+  }
+
+  /** Resolves once every queued message has been written. */
+  async drained(): Promise<void> {
+    this.#flush();
+    await this.#writing;
+  }
+
+  /** Yields each message received until the stream ends. */
+  async *receive(): AsyncGenerator<In, void, undefined> {
+    let buffer = new Uint8Array(64 * 1024);
+    let start = 0;
+    let end = 0;
+    while (true) {
+      while (end - start >= 4) {
+        const length = new DataView(buffer.buffer, buffer.byteOffset + start, 4).getUint32(0, true);
+        if (length > MAX_FRAME) throw new Error(`Corrupt frame: length ${length}`);
+        if (end - start < 4 + length) break;
+        const body = buffer.subarray(start + 4, start + 4 + length);
+        start += 4 + length;
+        yield deserialize(body) as In;
+      }
+      if (start === end) {
+        start = 0;
+        end = 0;
+      }
+      if (buffer.byteLength - end < 64 * 1024) {
+        const needed = end - start >= 4
+          ? 4 + new DataView(buffer.buffer, buffer.byteOffset + start, 4).getUint32(0, true)
+          : 0;
+        const size = Math.max(buffer.byteLength, (end - start) + 64 * 1024, needed + 64 * 1024);
+        const next = new Uint8Array(size);
+        next.set(buffer.subarray(start, end));
+        buffer = next;
+        end -= start;
+        start = 0;
+      }
+      let read: number | null;
+      try {
+        read = await this.#stream.read(buffer.subarray(end));
+      } catch {
+        read = null;
+      }
+      if (read === null) return;
+      end += read;
+    }
+  }
+
+  /** Closes the stream; later sends are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#stream.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

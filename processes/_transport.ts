@@ -1,0 +1,305 @@
+/**
+ * The process transport: a {@linkcode WorkerHandle} over a `deno run` child.
+ * Importing this module registers it with the scheduler.
+ *
+ * One Unix socket per parent, in a private temporary directory (mode 0700),
+ * takes the children's connections. A child proves itself with a random token
+ * that the parent wrote to its stdin; any other connection is closed before a
+ * byte of it is trusted. The stdin pipe stays open for the child's life: when
+ * the parent dies, the child's watchdog sees it close and ends the child.
+ *
+ * A child cannot share memory with its parent, so a job cannot be withdrawn
+ * while the child lives; instead the child journals each job id before it
+ * starts, and once the child is dead the journal says which jobs never ran.
+ * Cancelling a task in a child kills the child.
+ *
+ * @module
+ */
+
+import { type ExitInfo, registerTransport, type WorkerHandle } from "../internal/pool.ts";
+import type { FromWorker, ToWorker, WorkerInit } from "../internal/protocol.ts";
+import { FrameChannel } from "./_channel.ts";
+import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
+
+const childUrl = new URL("./_child.ts", import.meta.url);
+
+/** How long an idle child may take to exit once its channel closes. */
+const GRACEFUL_EXIT_MS = 2_000;
+
+/** How long a connection may take to prove itself. */
+const HELLO_TIMEOUT_MS = 10_000;
+
+interface Hello {
+  type: "hello";
+  token: string;
+}
+
+/** Receives a child's channel and its incoming messages once it has proved itself. */
+type Admit = (
+  channel: FrameChannel<FromWorker, ToWorker>,
+  messages: AsyncGenerator<FromWorker>,
+) => void;
+
+/** The socket and directory all children of this program connect through. */
+class Rendezvous {
+  readonly dir: string;
+  readonly path: string;
+  readonly #listener: Deno.Listener;
+  readonly #expected = new Map<string, Admit>();
+  #users = 0;
+
+  constructor() {
+    this.dir = Deno.makeTempDirSync({ prefix: "parallel-core-" });
+    Deno.chmodSync(this.dir, 0o700);
+    this.path = `${this.dir}/socket`;
+    this.#listener = Deno.listen({ transport: "unix", path: this.path });
+    this.#accept();
+  }
+
+  async #accept(): Promise<void> {
+    try {
+      for await (const connection of this.#listener) this.#greet(connection);
+    } catch {
+      // The listener was closed.
+    }
+  }
+
+  async #greet(connection: Deno.Conn): Promise<void> {
+    const channel = new FrameChannel<FromWorker | Hello, ToWorker>(connection);
+    const messages = channel.receive();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const first = await Promise.race([
+        messages.next(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("no hello")), HELLO_TIMEOUT_MS);
+        }),
+      ]);
+      const hello = first.done ? undefined : first.value as Hello;
+      const admit = hello?.type === "hello" && typeof hello.token === "string"
+        ? this.#expected.get(hello.token)
+        : undefined;
+      if (admit === undefined) throw new Error("bad token");
+      this.#expected.delete(hello!.token);
+      admit(
+        channel as unknown as FrameChannel<FromWorker, ToWorker>,
+        messages as AsyncGenerator<FromWorker>,
+      );
+    } catch {
+      channel.close();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Registers a child's token; `admit` receives its channel once it connects. */
+  expect(token: string, admit: Admit): void {
+    this.#users++;
+    this.#expected.set(token, admit);
+  }
+
+  /** A child is gone; the last one out closes the socket and removes the directory. */
+  release(token: string): void {
+    this.#expected.delete(token);
+    if (--this.#users > 0) return;
+    this.close();
+    if (rendezvous === this) rendezvous = undefined;
+  }
+
+  close(): void {
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    try {
+      Deno.removeSync(this.dir, { recursive: true });
+    } catch {
+      // Already removed.
+    }
+  }
+}
+
+let rendezvous: Rendezvous | undefined;
+globalThis.addEventListener("unload", () => rendezvous?.close());
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** The task ids a dead child journalled as started. */
+function readJournal(path: string): Set<number> {
+  const started = new Set<number>();
+  try {
+    const bytes = Deno.readFileSync(path);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let offset = 0; offset + 4 <= bytes.byteLength; offset += 4) {
+      started.add(view.getInt32(offset, true));
+    }
+  } catch {
+    // No journal: the child started nothing.
+  }
+  return started;
+}
+
+function spawnProcess(
+  init: Omit<WorkerInit, "jobStates">,
+  capacity: number,
+  permissions: ResolvedPermissions,
+): WorkerHandle {
+  rendezvous ??= new Rendezvous();
+  const meeting = rendezvous;
+  const token = randomToken();
+  const journal = `${meeting.dir}/journal-${init.id}`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...childFlags(permissions, { readWrite: [meeting.dir], moduleUrl: childUrl }),
+      childUrl.href,
+      meeting.path,
+      journal,
+      String(capacity),
+    ],
+    stdin: "piped",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  stdin.write(new TextEncoder().encode(token + "\n")).catch(() => {});
+
+  let channel: FrameChannel<FromWorker, ToWorker> | undefined;
+  let outbox: ToWorker[] = [];
+  let alive = true;
+  let started: Set<number> | undefined;
+  const idBySlot = new Map<number, number>();
+  let reading: Promise<void> = Promise.resolve();
+
+  meeting.expect(token, (connected, messages) => {
+    channel = connected;
+    for (const message of outbox) channel.send(message);
+    outbox = [];
+    reading = (async () => {
+      for await (const message of messages) if (alive) handle.onMessage(message);
+    })().catch(() => {});
+  });
+
+  const finished = (async () => {
+    const status = await child.status;
+    // Let the last outcomes the child wrote arrive before reporting its end.
+    await reading;
+    return status;
+  })();
+
+  const cleanUp = async () => {
+    const status = await finished;
+    meeting.release(token);
+    await stdin.close().catch(() => {});
+    channel?.close();
+    try {
+      Deno.removeSync(journal);
+    } catch {
+      // Never written.
+    }
+    return status;
+  };
+
+  finished.then((status) => {
+    started = readJournal(journal);
+    if (!alive) return;
+    alive = false;
+    handle.onExit(
+      {
+        code: status.signal === null ? status.code : null,
+        signal: status.signal,
+        cause: status.signal === null
+          ? new Error(`the process exited with code ${status.code}`)
+          : new Error(`the process was killed by ${status.signal}`),
+      } satisfies ExitInfo,
+    );
+  });
+  const ended = cleanUp();
+
+  const handle: WorkerHandle = {
+    send(message: ToWorker) {
+      if (message.type === "run") {
+        for (let i = 0; i < message.slots.length; i++) {
+          idBySlot.set(message.slots[i], message.ids[i]);
+        }
+      }
+      if (channel === undefined) {
+        // Serialize now, so that a message that cannot be sent fails at once.
+        structuredClone(message);
+        outbox.push(message);
+      } else {
+        channel.send(message);
+      }
+    },
+    withdraw(slot) {
+      // Only a dead child's journal is final.
+      if (started === undefined) return false;
+      const id = idBySlot.get(slot);
+      return id !== undefined && !started.has(id);
+    },
+    cancel() {
+      // A process can be stopped: kill it, and the journal sorts out the rest.
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    },
+    async terminate() {
+      alive = false;
+      // Closing the channel ends an idle child with exit code 0; kill one that lingers.
+      channel?.close();
+      await stdin.close().catch(() => {});
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }, channel === undefined ? 0 : GRACEFUL_EXIT_MS);
+      await ended;
+      clearTimeout(timer);
+    },
+    onMessage: () => {},
+    onExit: () => {},
+  };
+  const status: ChildStatus = {
+    pid: child.pid,
+    exitCode: null,
+    signal: null,
+    kill: (signal) => child.kill(signal),
+  };
+  statuses.set(handle, status);
+  finished.then((exit) => {
+    status.exitCode = exit.signal === null ? exit.code : null;
+    status.signal = exit.signal;
+  });
+  handle.send({ type: "init", init: init as WorkerInit });
+  return handle;
+}
+
+registerTransport("process", {
+  spawn: (init, capacity, permissions) =>
+    spawnProcess(init, capacity, permissions as ResolvedPermissions),
+  extraOptions: ["permissions"],
+  configure: (options, where) => resolvePermissions(options.permissions, where),
+});
+
+/** What `Process` shows of its child: the pid, and how it ended once it has. */
+export interface ChildStatus {
+  pid: number;
+  exitCode: number | null;
+  signal: string | null;
+  kill(signal: Deno.Signal): void;
+}
+
+/** The status of a child behind a handle made here. */
+export function childStatus(handle: WorkerHandle): ChildStatus | undefined {
+  return statuses.get(handle);
+}
+
+const statuses = new WeakMap<WorkerHandle, ChildStatus>();

@@ -1,0 +1,127 @@
+/**
+ * `Process`: Python's `multiprocessing.Process`, one task in its own `deno
+ * run` child process, with its own memory, heap limit and permissions.
+ *
+ * @module
+ */
+
+import { Solo } from "../internal/solo.ts";
+import type { TaskFunction } from "../tasks.ts";
+import type { Permissions } from "./_permissions.ts";
+import { childStatus } from "./_transport.ts";
+
+/** What a {@linkcode Process} runs, and with which permissions. */
+export interface ProcessOptions<A extends unknown[], R> {
+  /** The function to run: a `TaskRef` from `tasks()`, or a self-contained function. */
+  target: TaskFunction<A, R>;
+  /** Its arguments, serialized with `node:v8` (Map, Set, Date, BigInt, typed arrays cross). */
+  args?: A;
+  /** The process's name, as `currentProcess().name` sees it. Default: `"Process-N"`. */
+  name?: string;
+  /** The child's Deno permissions. Default `"inherit"`: the parent's global grants. */
+  permissions?: Permissions;
+}
+
+/**
+ * Runs one function in a new child process, like Python's
+ * `multiprocessing.Process`.
+ *
+ * @example
+ * ```ts
+ * import { Process } from "@parallel/core";
+ * const child = new Process({ target: (n: number) => n * 2, args: [21], name: "doubler" });
+ * child.start();
+ * console.log(child.pid > 0, await child.join(), child.exitCode); // true 42 0
+ * ```
+ */
+export class Process<A extends unknown[] = unknown[], R = unknown> {
+  readonly #solo: Solo<A, R>;
+
+  /**
+   * Creates a process; `start()` runs it.
+   *
+   * @param options `target`, `args`, `name` and `permissions`.
+   * @throws {TypeError} When `target` is missing, `args` is not an array, an
+   *   option is unknown, or `permissions` asks for more than this program has.
+   */
+  constructor(options: ProcessOptions<A, R>) {
+    const { permissions, ...rest } = options;
+    this.#solo = new Solo("process", "Process", rest, [], { permissions } as never);
+  }
+
+  /** The process's name. */
+  get name(): string {
+    return this.#solo.name;
+  }
+
+  /** Whether the process has started and its target has not yet settled. */
+  get isAlive(): boolean {
+    return this.#solo.isAlive;
+  }
+
+  /** The child's process id once started, else `null`. */
+  get pid(): number | null {
+    return this.#status()?.pid ?? null;
+  }
+
+  /** The child's exit code once it has exited with one, else `null`. */
+  get exitCode(): number | null {
+    return this.#status()?.exitCode ?? null;
+  }
+
+  /** The name of the signal that ended the child (`"SIGKILL"`), else `null`. */
+  get signal(): string | null {
+    return this.#status()?.signal ?? null;
+  }
+
+  #status() {
+    const handle = this.#solo.handle;
+    return handle === undefined ? undefined : childStatus(handle);
+  }
+
+  /**
+   * Starts the process. A process can be started once.
+   *
+   * @returns This process.
+   * @throws {Error} When it was already started.
+   */
+  start(): this {
+    this.#solo.start();
+    return this;
+  }
+
+  /**
+   * Waits for the target to finish and returns its value.
+   *
+   * @returns The target's return value. Rejects with its error,
+   *   `WorkerCrashedError` (with `exitCode` and `signal`) if the process ended
+   *   first, `CancelledError` after `terminate()`, or an error if it was never started.
+   */
+  join(): Promise<Awaited<R>> {
+    return this.#solo.join();
+  }
+
+  /**
+   * Stops the process at once (SIGKILL): `join()` rejects with `CancelledError`.
+   *
+   * @returns A promise that resolves once the process has ended.
+   */
+  terminate(): Promise<void> {
+    return this.#solo.terminate();
+  }
+
+  /**
+   * Sends a signal to the process. If it ends the process before the target
+   * returns, `join()` rejects with `WorkerCrashedError` naming the signal.
+   *
+   * @param signal The signal to send. Default `"SIGTERM"`.
+   * @throws {Error} When the process was never started.
+   */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    const status = this.#status();
+    if (status === undefined) {
+      throw new Error(`Cannot kill Process "${this.name}": it has not been started`);
+    }
+    status.kill(signal);
+  }
+}

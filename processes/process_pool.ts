@@ -1,0 +1,42 @@
+/**
+ * `ProcessPool`: Python's `ProcessPoolExecutor` and `multiprocessing.Pool`
+ * over `deno run` child processes, on the same scheduler as `ThreadPool`.
+ *
+ * @module
+ */
+
+import { Pool, type PoolOptions } from "../internal/pool.ts";
+import type { Permissions } from "./_permissions.ts";
+import "./_transport.ts";
+
+/** Options of a {@linkcode ProcessPool}: those of every pool, plus `permissions`. */
+export interface ProcessPoolOptions extends PoolOptions {
+  /** The children's Deno permissions. Default `"inherit"`: the parent's global grants. */
+  permissions?: Permissions;
+}
+
+/**
+ * A pool of child processes that runs tasks in parallel, each child isolated:
+ * its own memory and heap limit, its own permissions, and a crash that cannot
+ * take the parent down.
+ *
+ * @example
+ * ```ts
+ * import { ProcessPool } from "@parallel/core";
+ * await using pool = new ProcessPool({ maxWorkers: 2, permissions: "none" });
+ * console.log(await pool.map((x: number) => x * x, [1, 2, 3])); // [1, 4, 9]
+ * ```
+ */
+export class ProcessPool extends Pool {
+  /**
+   * Creates a process pool. Children start on demand (or `minWorkers` at once).
+   *
+   * @param options The pool's options.
+   * @throws {RangeError} When a numeric option is out of range (`maxWorkers: 0`).
+   * @throws {TypeError} When an option is unknown or of the wrong type, or
+   *   `permissions` asks for more than this program has.
+   */
+  constructor(options: ProcessPoolOptions = {}) {
+    super("process", options, "ProcessPool");
+  }
+}
