@@ -579,8 +579,7 @@ export class Pool {
       }
       const canGrow = this.#workers.size < this.#maxWorkers;
       if (best === undefined || (best.jobs.size > 0 && canGrow)) {
-        if (!canGrow) break;
-        this.#startWorker();
+        if (!canGrow || this.#startWorker() === undefined) break;
         continue;
       }
       const share = Math.ceil(this.#pending.length / this.#maxWorkers);
@@ -637,22 +636,29 @@ export class Pool {
 
   // ---- workers -----------------------------------------------------------
 
-  #startWorker(): WorkerRecord {
+  /** Starts a worker; if that fails, the pool is broken and this returns `undefined`. */
+  #startWorker(): WorkerRecord | undefined {
     const id = nextWorkerId++;
     const name = this.#workerName ??
       `${this.#label}-worker-${this.#workers.size + this.#retiring + 1}`;
-    const handle = this.#spawn(
-      {
-        name,
-        id,
-        kind: this.#kind,
-        initializer: this.#initializer,
-        initArgs: this.#initArgs,
-        initModules: this.#initModules,
-      },
-      CAPACITY,
-      this.#transportConfig,
-    );
+    let handle: WorkerHandle;
+    try {
+      handle = this.#spawn(
+        {
+          name,
+          id,
+          kind: this.#kind,
+          initializer: this.#initializer,
+          initArgs: this.#initArgs,
+          initModules: this.#initModules,
+        },
+        CAPACITY,
+        this.#transportConfig,
+      );
+    } catch (error) {
+      this.#breakPool(`a worker could not be started`, error);
+      return undefined;
+    }
     const worker: WorkerRecord = {
       handle,
       name,

@@ -1,6 +1,6 @@
 /**
- * The entry module of every child process (`deno run … _child.ts SOCKET
- * JOURNAL CAPACITY`): it proves itself to the parent with the token read from stdin,
+ * The entry module of every child process (`deno run … _child.ts PORT JOURNAL
+ * CAPACITY`): it proves itself to the parent with the token read from stdin,
  * then runs the shared runner over the framed channel.
  *
  * Before each job it appends the job's id to the journal file with a
@@ -16,7 +16,7 @@ import { startRunner } from "../internal/runner.ts";
 import type { FromWorker, ToWorker } from "../internal/protocol.ts";
 import { FrameChannel } from "./_channel.ts";
 
-const [socketPath, journalPath, capacity] = Deno.args;
+const [port, journalPath, capacity] = Deno.args;
 
 /** Reads the token line the parent wrote to stdin. */
 async function readToken(): Promise<string> {
@@ -38,7 +38,8 @@ const journal = Deno.openSync(journalPath, { write: true, create: true, append: 
 const entry = new Uint8Array(4);
 const entryView = new DataView(entry.buffer);
 
-const connection = await Deno.connect({ transport: "unix", path: socketPath });
+const connection = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+connection.setNoDelay(true);
 const channel = new FrameChannel<ToWorker, FromWorker | { type: "hello"; token: string }>(
   connection,
 );

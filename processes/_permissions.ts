@@ -125,8 +125,10 @@ export function resolvePermissions(
 
 /** What the library itself must let the child do, whatever the user asked. */
 export interface LibraryNeeds {
-  /** Directories the child must read and write (its socket and journal). */
+  /** Directories the child must read and write (its journal). */
   readWrite: string[];
+  /** Hosts the child must reach (its parent's listener). */
+  net: string[];
   /** The child's entry module: its package must be readable or importable. */
   moduleUrl: URL;
 }
@@ -139,7 +141,7 @@ export function childFlags(
   const extra: Record<Name, string[]> = {
     read: [...needs.readWrite],
     write: [...needs.readWrite],
-    net: [],
+    net: [...needs.net],
     env: [],
     run: [],
     ffi: [],

@@ -2,10 +2,13 @@
  * The process transport: a {@linkcode WorkerHandle} over a `deno run` child.
  * Importing this module registers it with the scheduler.
  *
- * One Unix socket per parent, in a private temporary directory (mode 0700),
+ * One loopback TCP listener per parent (127.0.0.1, a port the system picks)
  * takes the children's connections. A child proves itself with a random token
  * that the parent wrote to its stdin; any other connection is closed before a
- * byte of it is trusted. The stdin pipe stays open for the child's life: when
+ * byte of it is trusted. (A Unix socket would need the same `--allow-net`
+ * grant, for a path that cannot be named in advance; loopback TCP lets the
+ * parent be granted just `--allow-net=127.0.0.1`.) The journals live in a
+ * private temporary directory (mode 0700). The stdin pipe stays open for the child's life: when
  * the parent dies, the child's watchdog sees it close and ends the child.
  *
  * A child cannot share memory with its parent, so a job cannot be withdrawn
@@ -40,19 +43,19 @@ type Admit = (
   messages: AsyncGenerator<FromWorker>,
 ) => void;
 
-/** The socket and directory all children of this program connect through. */
+/** The listener and directory that all children of this program use. */
 class Rendezvous {
   readonly dir: string;
-  readonly path: string;
-  readonly #listener: Deno.Listener;
+  readonly port: number;
+  readonly #listener: Deno.TcpListener;
   readonly #expected = new Map<string, Admit>();
   #users = 0;
 
   constructor() {
     this.dir = Deno.makeTempDirSync({ prefix: "parallel-core-" });
     Deno.chmodSync(this.dir, 0o700);
-    this.path = `${this.dir}/socket`;
-    this.#listener = Deno.listen({ transport: "unix", path: this.path });
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.port = this.#listener.addr.port;
     this.#accept();
   }
 
@@ -64,7 +67,8 @@ class Rendezvous {
     }
   }
 
-  async #greet(connection: Deno.Conn): Promise<void> {
+  async #greet(connection: Deno.TcpConn): Promise<void> {
+    connection.setNoDelay(true);
     const channel = new FrameChannel<FromWorker | Hello, ToWorker>(connection);
     const messages = channel.receive();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -155,9 +159,13 @@ function spawnProcess(
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...childFlags(permissions, { readWrite: [meeting.dir], moduleUrl: childUrl }),
+      ...childFlags(permissions, {
+        readWrite: [meeting.dir],
+        net: [`127.0.0.1:${meeting.port}`],
+        moduleUrl: childUrl,
+      }),
       childUrl.href,
-      meeting.path,
+      String(meeting.port),
       journal,
       String(capacity),
     ],
@@ -286,8 +294,55 @@ registerTransport("process", {
   spawn: (init, capacity, permissions) =>
     spawnProcess(init, capacity, permissions as ResolvedPermissions),
   extraOptions: ["permissions"],
-  configure: (options, where) => resolvePermissions(options.permissions, where),
+  configure: (options, where) => {
+    checkParentCanSpawn(where);
+    return resolvePermissions(options.permissions, where);
+  },
 });
+
+/**
+ * Fails early, with the flags to add, when this program may not start
+ * children or listen for them.
+ */
+export function checkParentCanSpawn(where: string): void {
+  const missing: string[] = [];
+  const state = (descriptor: Deno.PermissionDescriptor) => {
+    try {
+      return Deno.permissions.querySync(descriptor).state;
+    } catch {
+      return "denied";
+    }
+  };
+  if (state({ name: "run", command: Deno.execPath() }) !== "granted") missing.push("--allow-run");
+  if (state({ name: "net", host: "127.0.0.1" }) !== "granted") {
+    missing.push("--allow-net=127.0.0.1");
+  }
+  if (
+    state({ name: "write" }) !== "granted" &&
+    state({ name: "write", path: tempDir() }) !== "granted"
+  ) {
+    missing.push(`--allow-write=${tempDir()}`);
+  }
+  if (
+    state({ name: "read" }) !== "granted" && state({ name: "read", path: tempDir() }) !== "granted"
+  ) {
+    missing.push(`--allow-read=${tempDir()}`);
+  }
+  if (missing.length > 0) {
+    throw new TypeError(
+      `${where}: child processes need ${missing.join(" ")} (to start \`deno\`, meet the child on ` +
+        `127.0.0.1 and keep its journal in the temporary directory); run with those flags or -A`,
+    );
+  }
+}
+
+function tempDir(): string {
+  try {
+    return Deno.env.get("TMPDIR") || "/tmp";
+  } catch {
+    return "/tmp";
+  }
+}
 
 /** What `Process` shows of its child: the pid, and how it ended once it has. */
 export interface ChildStatus {

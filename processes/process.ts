@@ -7,7 +7,8 @@
 
 import { Solo } from "../internal/solo.ts";
 import type { TaskFunction } from "../tasks.ts";
-import type { Permissions } from "./_permissions.ts";
+import { type Permissions, resolvePermissions } from "./_permissions.ts";
+import type { PoolOptions } from "../internal/pool.ts";
 import { childStatus } from "./_transport.ts";
 
 /** What a {@linkcode Process} runs, and with which permissions. */
@@ -46,7 +47,8 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
    */
   constructor(options: ProcessOptions<A, R>) {
     const { permissions, ...rest } = options;
-    this.#solo = new Solo("process", "Process", rest, [], { permissions } as never);
+    resolvePermissions(permissions, "Cannot create Process");
+    this.#solo = new Solo("process", "Process", rest, [], { permissions } as PoolOptions);
   }
 
   /** The process's name. */

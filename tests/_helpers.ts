@@ -33,6 +33,7 @@ export function sharedFlags(n = 4): Int32Array {
 export async function runProgram(
   source: string,
   ms = 20_000,
+  permissions: string[] = ["-A"],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/program.ts`;
@@ -41,7 +42,7 @@ export async function runProgram(
     source.replaceAll("@parallel/core", new URL("../mod.ts", import.meta.url).href),
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", file],
+    args: ["run", ...permissions, "--no-config", file],
     stdout: "piped",
     stderr: "piped",
   }).spawn();

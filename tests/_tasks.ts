@@ -1,5 +1,5 @@
 // Task functions the tests run in workers, by reference through tasks().
-import { currentTask, currentThread } from "../mod.ts";
+import { currentProcess, currentTask, currentThread } from "../mod.ts";
 
 export function add(a: number, b: number): number {
   return a + b;
@@ -109,4 +109,38 @@ export async function startThenSleep(
   Atomics.store(flags, 0, 1);
   await new Promise((resolve) => setTimeout(resolve, ms));
   return value;
+}
+
+export function killSelf(): void {
+  Deno.kill(Deno.pid, "SIGKILL");
+}
+
+/** Appends `text` and a newline to `path` (each run leaves one line). */
+export function appendLine(path: string, text: string): string {
+  Deno.writeTextFileSync(path, text + "\n", { append: true });
+  return text;
+}
+
+/** Busy-loops for `ms` without ever yielding. */
+export function busyFor(ms: number): number {
+  const end = Date.now() + ms;
+  let spins = 0;
+  while (Date.now() < end) spins++;
+  return spins;
+}
+
+export function echo<T>(value: T): T {
+  return value;
+}
+
+export function say(text: string): void {
+  console.log(text);
+}
+
+export function readEnv(name: string): string | undefined {
+  return Deno.env.get(name);
+}
+
+export function whoAmIProcess(): { name: string; id: number; pid: number } {
+  return { ...currentProcess(), pid: Deno.pid };
 }
