@@ -192,8 +192,16 @@ function spawnProcess(
     })().catch(() => {});
   });
 
+  const shown: ChildStatus = {
+    pid: child.pid,
+    exitCode: null,
+    signal: null,
+    kill: (signal) => child.kill(signal),
+  };
   const finished = (async () => {
     const status = await child.status;
+    shown.exitCode = status.signal === null ? status.code : null;
+    shown.signal = status.signal;
     // Let the last outcomes the child wrote arrive before reporting its end.
     await reading;
     return status;
@@ -275,17 +283,7 @@ function spawnProcess(
     onMessage: () => {},
     onExit: () => {},
   };
-  const status: ChildStatus = {
-    pid: child.pid,
-    exitCode: null,
-    signal: null,
-    kill: (signal) => child.kill(signal),
-  };
-  statuses.set(handle, status);
-  finished.then((exit) => {
-    status.exitCode = exit.signal === null ? exit.code : null;
-    status.signal = exit.signal;
-  });
+  statuses.set(handle, shown);
   handle.send({ type: "init", init: init as WorkerInit });
   return handle;
 }
