@@ -28,6 +28,29 @@ export const describe: unique symbol = Symbol.for("@parallel/core.describe") as 
 export interface DescribeContext {
   /** Threads share memory; processes reach the parent's objects via the broker. */
   readonly transport: "thread" | "process";
+  /**
+   * For processes: describes any library object as a handle on the broker,
+   * in place of its own `[describe]` (which only knows shared memory).
+   */
+  readonly share?: (object: Shareable) => Descriptor;
+}
+
+/**
+ * How a child process may use an object through the broker. A class states
+ * it as `get [remote](): RemoteSpec`; without one, every method is an async
+ * call, and names ending in `Sync` fail in a child.
+ */
+export const remote: unique symbol = Symbol.for("@parallel/core.remote") as never;
+
+/** See {@linkcode remote}. */
+export interface RemoteSpec {
+  /**
+   * Methods and getters that must answer at once, mapped to the async form to
+   * use instead (`tryGet: "await queue.get({ timeout: 0 })"`); in a child they throw.
+   */
+  readonly immediate?: Readonly<Record<string, string>>;
+  /** Methods sent in order without waiting for an answer (`close`, `taskDone`, `release`). */
+  readonly oneWay?: readonly string[];
 }
 
 /** A library object in transit. */
@@ -101,7 +124,9 @@ function encodeNode(
 ): unknown {
   if (seen.has(node)) return seen.get(node);
   if (describe in node) {
-    const descriptor = (node as Shareable)[describe](context);
+    const descriptor = context.share
+      ? context.share(node as Shareable)
+      : (node as Shareable)[describe](context);
     modules.add(descriptor.module);
     const marked: MarkedDescriptor = {
       [MARK]: descriptor.kind,
