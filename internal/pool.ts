@@ -29,7 +29,7 @@ import {
 } from "../errors.ts";
 import { rejectTask, resolveTask, Task } from "../futures.ts";
 import { isTaskRef, type TaskFunction } from "../tasks.ts";
-import { encode, explainUnsendable, revive, unpackError } from "./codec.ts";
+import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
 import {
   type DoneMessage,
   FAILED,
@@ -85,6 +85,8 @@ interface Transport {
   extraOptions: readonly string[];
   /** Checks those options and returns the configuration `spawn` receives. */
   configure?(options: Record<string, unknown>, where: string): unknown;
+  /** How arguments and results are encoded for this kind of worker. */
+  context: DescribeContext;
 }
 
 const transports = new Map<WorkerKind, Transport>();
@@ -229,6 +231,7 @@ export class Pool {
   readonly #workerName?: string;
   readonly #spawn: SpawnWorker;
   readonly #transportConfig: unknown;
+  readonly #context: DescribeContext;
   /** Workers being ended; a shutdown waits for them. */
   readonly #ending = new Set<Promise<void>>();
   readonly #maxWorkers: number;
@@ -270,6 +273,7 @@ export class Pool {
     const where = `Cannot create ${label}`;
     checkOptionNames(options, [...COMMON_OPTIONS, ...transport.extraOptions], where);
     this.#transportConfig = transport.configure?.(options as Record<string, unknown>, where);
+    this.#context = transport.context;
     this.#maxWorkers = wholeNumber(
       options.maxWorkers ?? navigator.hardwareConcurrency ?? 1,
       "maxWorkers",
@@ -297,7 +301,7 @@ export class Pool {
     if (options.initializer !== undefined) {
       this.#initializer = toFnSpec(options.initializer, `${where}: 'initializer'`);
     }
-    const initArgs = encode(options.initArgs ?? [], { transport: kind });
+    const initArgs = encode(options.initArgs ?? [], this.#context);
     this.#initArgs = initArgs.value;
     this.#initModules = initArgs.modules;
     const number = (poolCounters.get(label) ?? 0) + 1;
@@ -505,7 +509,7 @@ export class Pool {
     const id = nextTaskId++;
     let modules = NO_MODULES;
     if (!args.every(isPrimitive)) {
-      const encoded = encode(args, { transport: this.#kind });
+      const encoded = encode(args, this.#context);
       args = encoded.value;
       modules = encoded.modules;
     }
@@ -722,7 +726,7 @@ export class Pool {
           this.#succeed(record, values[i]);
         } else {
           record.phase = "reviving";
-          revive(values[i], revivable, { transport: this.#kind }).then(
+          revive(values[i], revivable, this.#context).then(
             (value) => this.#succeed(record, value),
             (error) => this.#fail(record, error),
           );

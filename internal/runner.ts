@@ -58,6 +58,8 @@ export interface RunnerHooks {
   beforeJob?(id: number): void;
   /** The job-state words when the pool cannot share its own (a process makes them locally). */
   jobStates?: SharedArrayBuffer;
+  /** How results are encoded and arguments revived (a process uses the broker's). */
+  context?: DescribeContext;
 }
 
 /**
@@ -293,9 +295,9 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
       case "init": {
         const init = message.init;
         jobStates = new Int32Array(hooks.jobStates ?? init.jobStates!);
-        context = { transport: init.kind };
+        context = hooks.context ?? { transport: init.kind };
         globals[CURRENT_WORKER] = { name: init.name, id: init.id, kind: init.kind };
-        ready = runInitializer(init).then(() => true, (error) => {
+        ready = runInitializer(init, context).then(() => true, (error) => {
           post({ type: "init-failed", error: packError(explainError(error, init.initializer!)) });
           return false;
         });
@@ -305,12 +307,12 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
   };
 }
 
-async function runInitializer(init: WorkerInit): Promise<void> {
+async function runInitializer(init: WorkerInit, context: DescribeContext): Promise<void> {
   if (init.initializer === undefined) return;
   const fn = await resolveFunction(init.initializer);
   const args = init.initModules.length === 0
     ? init.initArgs
-    : await revive(init.initArgs, init.initModules, { transport: init.kind });
+    : await revive(init.initArgs, init.initModules, context);
   await fn(...args);
 }
 

@@ -14,6 +14,12 @@
 
 import { startRunner } from "../internal/runner.ts";
 import type { FromWorker, ToWorker } from "../internal/protocol.ts";
+import {
+  type CallMessage,
+  childContext,
+  connectBroker,
+  type ReplyMessage,
+} from "../internal/broker.ts";
 import { FrameChannel } from "./_channel.ts";
 
 const [port, journalPath, capacity] = Deno.args;
@@ -40,19 +46,25 @@ const entryView = new DataView(entry.buffer);
 
 const connection = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
 connection.setNoDelay(true);
-const channel = new FrameChannel<ToWorker, FromWorker | { type: "hello"; token: string }>(
-  connection,
-);
+const channel = new FrameChannel<
+  ToWorker | ReplyMessage,
+  FromWorker | CallMessage | { type: "hello"; token: string }
+>(connection);
 channel.send({ type: "hello", token });
+const settleCall = connectBroker((message) => channel.send(message));
 
 const receive = startRunner((message) => channel.send(message), {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),
+  context: childContext,
   beforeJob(id) {
     entryView.setInt32(0, id, true);
     journal.writeSync(entry);
   },
 });
 
-for await (const message of channel.receive()) receive(message);
+for await (const message of channel.receive()) {
+  if (message.type === "reply") settleCall(message);
+  else receive(message);
+}
 // The parent closed the channel: nothing more to do.
 Deno.exit(0);

@@ -157,7 +157,8 @@ export function childFlags(
   // Task modules usually live in the project: let the child read it if the parent may.
   for (const dir of projectDirs()) if (granted("read", dir)) extra.read.push(dir);
 
-  const flags = ["--no-prompt"];
+  // The child shares the parent's deno.json but must not write its lockfile.
+  const flags = ["--no-prompt", "--no-lock"];
   for (const name of NAMES) {
     const value = permissions[name];
     if (value === true) {

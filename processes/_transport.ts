@@ -21,6 +21,12 @@
 
 import { type ExitInfo, registerTransport, type WorkerHandle } from "../internal/pool.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "../internal/protocol.ts";
+import {
+  BrokerSession,
+  type CallMessage,
+  parentContext,
+  type ReplyMessage,
+} from "../internal/broker.ts";
 import { FrameChannel } from "./_channel.ts";
 import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
 
@@ -39,8 +45,8 @@ interface Hello {
 
 /** Receives a child's channel and its incoming messages once it has proved itself. */
 type Admit = (
-  channel: FrameChannel<FromWorker, ToWorker>,
-  messages: AsyncGenerator<FromWorker>,
+  channel: FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage>,
+  messages: AsyncGenerator<FromWorker | CallMessage>,
 ) => void;
 
 /** The listener and directory that all children of this program use. */
@@ -69,7 +75,9 @@ class Rendezvous {
 
   async #greet(connection: Deno.TcpConn): Promise<void> {
     connection.setNoDelay(true);
-    const channel = new FrameChannel<FromWorker | Hello, ToWorker>(connection);
+    const channel = new FrameChannel<FromWorker | CallMessage | Hello, ToWorker | ReplyMessage>(
+      connection,
+    );
     const messages = channel.receive();
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -86,8 +94,8 @@ class Rendezvous {
       if (admit === undefined) throw new Error("bad token");
       this.#expected.delete(hello!.token);
       admit(
-        channel as unknown as FrameChannel<FromWorker, ToWorker>,
-        messages as AsyncGenerator<FromWorker>,
+        channel as FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage>,
+        messages as AsyncGenerator<FromWorker | CallMessage>,
       );
     } catch {
       channel.close();
@@ -176,7 +184,8 @@ function spawnProcess(
   const stdin = child.stdin.getWriter();
   stdin.write(new TextEncoder().encode(token + "\n")).catch(() => {});
 
-  let channel: FrameChannel<FromWorker, ToWorker> | undefined;
+  let channel: FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage> | undefined;
+  const session = new BrokerSession((reply) => channel?.send(reply));
   let outbox: ToWorker[] = [];
   let alive = true;
   let started: Set<number> | undefined;
@@ -188,7 +197,10 @@ function spawnProcess(
     for (const message of outbox) channel.send(message);
     outbox = [];
     reading = (async () => {
-      for await (const message of messages) if (alive) handle.onMessage(message);
+      for await (const message of messages) {
+        if (message.type === "call") session.perform(message);
+        else if (alive) handle.onMessage(message);
+      }
     })().catch(() => {});
   });
 
@@ -200,6 +212,7 @@ function spawnProcess(
   };
   const finished = (async () => {
     const status = await child.status;
+    session.close();
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
     // Let the last outcomes the child wrote arrive before reporting its end.
@@ -292,6 +305,7 @@ registerTransport("process", {
   spawn: (init, capacity, permissions) =>
     spawnProcess(init, capacity, permissions as ResolvedPermissions),
   extraOptions: ["permissions"],
+  context: parentContext,
   configure: (options, where) => {
     checkParentCanSpawn(where);
     return resolvePermissions(options.permissions, where);

@@ -78,4 +78,8 @@ function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): Wor
   return handle;
 }
 
-registerTransport("thread", { spawn: spawnThread, extraOptions: [] });
+registerTransport("thread", {
+  spawn: spawnThread,
+  extraOptions: [],
+  context: { transport: "thread" },
+});

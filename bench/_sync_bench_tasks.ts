@@ -1,0 +1,60 @@
+/**
+ * The loops `sync_bench.ts` runs in threads. Each runs `ops` operations, so
+ * that a bench iteration measures many of them inside one worker.
+ *
+ * @module
+ */
+
+import type { Mutex } from "../sync/mod.ts";
+
+/** The bare lock to compare with: spin on compareExchange, release with a store. */
+export function bareLock(word: Int32Array, ops: number): void {
+  for (let i = 0; i < ops; i++) {
+    while (Atomics.compareExchange(word, 0, 0, 1) !== 0) {
+      // spin
+    }
+    Atomics.store(word, 0, 0);
+  }
+}
+
+/** `ops` times `acquireSync()` then `release()`. */
+export function mutexLock(mutex: Mutex, ops: number): void {
+  for (let i = 0; i < ops; i++) {
+    mutex.acquireSync();
+    mutex.release();
+  }
+}
+
+/** `ops` times `using _lock = mutex.acquireSync()`: the lease releases it. */
+export function mutexUsing(mutex: Mutex, ops: number): void {
+  for (let i = 0; i < ops; i++) {
+    using _lock = mutex.acquireSync();
+  }
+}
+
+/** Slots of the flags `holdUntilWaited` and the async bench share. */
+export const HOLDING = 0;
+export const WAITING = 1;
+export const STOP = 2;
+
+/**
+ * Takes the mutex, raises `flags[HOLDING]`, and holds it until the main
+ * thread says (with `flags[WAITING]`) that it is waiting for it; then
+ * releases it, handing it to the main thread, and again, until
+ * `flags[STOP]` is raised. Returns how many times it held the mutex.
+ */
+export function holdUntilWaited(mutex: Mutex, flags: Int32Array): number {
+  let rounds = 0;
+  while (Atomics.load(flags, STOP) === 0) {
+    mutex.acquireSync();
+    Atomics.store(flags, HOLDING, 1);
+    while (Atomics.load(flags, WAITING) === 0 && Atomics.load(flags, STOP) === 0) {
+      Atomics.wait(flags, WAITING, 0, 10);
+    }
+    Atomics.store(flags, WAITING, 0);
+    Atomics.store(flags, HOLDING, 0);
+    mutex.release();
+    rounds++;
+  }
+  return rounds;
+}

@@ -1,0 +1,253 @@
+/**
+ * The permit counter under `Mutex`, `ReentrantMutex`, `Semaphore`,
+ * `BoundedSemaphore` and the lock inside `Barrier`: a counting semaphore in
+ * four shared words whose count goes below zero to count the callers in
+ * line, with permits handed directly to them.
+ *
+ * ```text
+ *   Int32Array (the first four words of the primitive's SharedArrayBuffer)
+ *   ┌───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │
+ *   └───────────┴───────────┴───────────┴───────────┘
+ *   COUNT    > 0: free permits; < 0: minus the callers in line that no
+ *            release has granted a permit yet
+ *   GRANTED  permits granted to the line and reserved for a waiter that
+ *            the release woke: only a waiter woken from sleep takes one
+ *   OPEN     permits granted to the line that any caller in line takes
+ *   WAKE     a sequence number; callers in line sleep on it, grants bump it
+ * ```
+ *
+ * Taking: compareExchange COUNT from n to n - 1 while n > 0; for a `Mutex`,
+ * one compareExchange from 1 to 0. A caller that finds no permit joins the
+ * line by subtracting one from COUNT (taking a permit after all if the old
+ * value was positive), then reads WAKE, looks for a grant, and sleeps on
+ * WAKE with the value it read: a grant made after that read changes WAKE, so
+ * no wake-up is lost. `acquireSync` first spins (200 looks with
+ * `Atomics.pause`, about 10 µs here) before it joins the line; nothing else
+ * spins.
+ *
+ * Releasing: compareExchange COUNT from n to n + 1 (refused at the
+ * primitive's limit: 1 for a mutex, the start for a bounded semaphore). If n
+ * was below zero, someone in line is owed the permit: GRANTED + 1, WAKE + 1,
+ * and `Atomics.notify(…, 1)` wakes the caller that has slept longest. If
+ * nobody was asleep to wake (the callers in line are between looks), the
+ * grant moves to OPEN and WAKE is bumped again, so they find it. Uncontended,
+ * a lock and an unlock are one compareExchange each, as for a bare spin lock.
+ *
+ * Giving up (timeout, abort): a caller leaves the line by adding one back to
+ * COUNT while it is below zero. If it is not, every caller in line has been
+ * granted a permit, this one included, so it takes its grant instead (a
+ * timed-out acquire then succeeds at its deadline; an aborted one gives the
+ * permit back). A caller woken for a grant that it then abandons moves one
+ * grant from GRANTED to OPEN, so no grant is stranded.
+ *
+ * Fairness. Nobody overtakes the line: while anyone is in line COUNT is not
+ * positive, so newcomers, `tryAcquire` and spinners find no permit and must
+ * join it. Each release grants its permit to the line, reserved for the
+ * caller that `Atomics.notify` wakes, which is the one that has slept
+ * longest (the ECMAScript waiter list is FIFO). So callers that sleep are
+ * served first come, first served, and none waits while later arrivals are
+ * served, with two exceptions that reorder the line without stalling it: an
+ * async wait that is aborted wakes every sleeper of the primitive
+ * (`internal/wait.ts` must, to unhook its own wait), and those race for the
+ * next grant; and a woken caller that loses such a race sleeps again at the
+ * back (`Atomics` cannot queue at the front). Callers in line that have not
+ * slept yet take a grant only when nobody was asleep to receive it.
+ *
+ * @module
+ */
+
+import { checkTimeout, Deadline, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import type { WaitSteps } from "../internal/wait.ts";
+import { abortReason, timedOut } from "./_shared.ts";
+
+/** Free permits, or minus the callers in line not yet granted one. */
+export const COUNT = 0;
+/** Grants reserved for a woken caller. */
+export const GRANTED = 1;
+/** Grants any caller in line may take. */
+export const OPEN = 2;
+/** The sequence number callers in line sleep on. */
+export const WAKE = 3;
+/** How many words the permit counter takes. */
+export const PERMIT_WORDS = 4;
+
+/** How many times `acquireSync` looks again before it joins the line. */
+const SPINS = 200;
+
+/** A deadline that never passes. */
+export const FOREVER: Deadline = new Deadline(Infinity);
+
+/** Takes one from `words[index]` if it is positive. */
+export function takeOne(words: Int32Array, index: number): boolean {
+  let count = Atomics.load(words, index);
+  while (count > 0) {
+    const seen = Atomics.compareExchange(words, index, count, count - 1);
+    if (seen === count) return true;
+    count = seen;
+  }
+  return false;
+}
+
+/**
+ * Takes a free permit without waiting. `guess` is the count to try first
+ * (a mutex passes 1, saving a load).
+ */
+export function takeFree(words: Int32Array, guess: number = Atomics.load(words, COUNT)): boolean {
+  let count = guess;
+  while (count > 0) {
+    const seen = Atomics.compareExchange(words, COUNT, count, count - 1);
+    if (seen === count) return true;
+    count = seen;
+  }
+  return false;
+}
+
+/**
+ * Gives a permit back, unless the count is already `limit` (then returns
+ * `false` and changes nothing). `guess` is the count to try first (a mutex
+ * passes 0). `handOff: false` grants to any caller in line and wakes them
+ * all: for a lock that a thread may take synchronously while its own async
+ * waiter is pending, which a reserved grant could deadlock.
+ */
+export function releasePermit(
+  words: Int32Array,
+  limit: number,
+  guess: number = Atomics.load(words, COUNT),
+  handOff = true,
+): boolean {
+  let count = guess;
+  for (;;) {
+    if (count >= limit) return false;
+    const seen = Atomics.compareExchange(words, COUNT, count, count + 1);
+    if (seen === count) break;
+    count = seen;
+  }
+  if (count < 0) grant(words, handOff);
+  return true;
+}
+
+/** Hands a permit to the line. */
+function grant(words: Int32Array, handOff: boolean): void {
+  if (!handOff) {
+    Atomics.add(words, OPEN, 1);
+    Atomics.add(words, WAKE, 1);
+    Atomics.notify(words, WAKE);
+    return;
+  }
+  Atomics.add(words, GRANTED, 1);
+  Atomics.add(words, WAKE, 1);
+  if (Atomics.notify(words, WAKE, 1) === 0) openGrant(words);
+}
+
+/** Moves one reserved grant to OPEN and tells the line to look again. */
+function openGrant(words: Int32Array): void {
+  if (!takeOne(words, GRANTED)) return;
+  Atomics.add(words, OPEN, 1);
+  Atomics.add(words, WAKE, 1);
+  Atomics.notify(words, WAKE, 1);
+}
+
+/**
+ * Looks for a free permit for a while before a blocking caller joins the
+ * line. A thread that just handed the permit to a sleeper usually finds it
+ * free again once that sleeper is done; without this, two threads trading a
+ * lock fall into a convoy where every hand-off costs a futex wake-up
+ * (measured: 10x slower with a 2 µs spin).
+ */
+function spin(words: Int32Array): boolean {
+  for (let i = 0; i < SPINS; i++) {
+    Atomics.pause();
+    if (Atomics.load(words, COUNT) > 0 && takeFree(words)) return true;
+  }
+  return false;
+}
+
+/**
+ * The slow path of taking a permit: joins the line and waits for a grant.
+ * Returns `true` once it holds a permit, `false` when the deadline passes
+ * first; throws the signal's reason on abort.
+ */
+export function* acquireSteps(
+  words: Int32Array,
+  deadline: Deadline,
+  signal?: AbortSignal,
+): WaitSteps<boolean> {
+  if (deadline.remaining() === 0) return takeFree(words);
+  if (Atomics.sub(words, COUNT, 1) > 0) return true;
+  let woken = false;
+  for (;;) {
+    const seen = Atomics.load(words, WAKE);
+    if ((woken && takeOne(words, GRANTED)) || takeOne(words, OPEN)) return true;
+    const timeout = deadline.remaining();
+    if (timeout === 0) return yield* leaveLine(words);
+    const reason = yield { words, index: WAKE, expected: seen, timeout, signal };
+    if (reason === "ok") {
+      woken = true;
+    } else if (reason === "aborted") {
+      // A release may have woken this caller just before the abort.
+      if (Atomics.load(words, GRANTED) > 0) openGrant(words);
+      if (yield* leaveLine(words)) releasePermit(words, Infinity);
+      throw abortReason(signal);
+    }
+  }
+}
+
+/**
+ * Leaves the line. Returns `false` when it left without a permit, `true`
+ * when a permit had already been granted to it and it took that instead.
+ */
+function* leaveLine(words: Int32Array): WaitSteps<boolean> {
+  let count = Atomics.load(words, COUNT);
+  while (count < 0) {
+    const seen = Atomics.compareExchange(words, COUNT, count, count + 1);
+    if (seen === count) return false;
+    count = seen;
+  }
+  // Every caller in line has a grant, this one too: it may be a moment away.
+  for (;;) {
+    const seen = Atomics.load(words, WAKE);
+    if (takeOne(words, GRANTED) || takeOne(words, OPEN)) return true;
+    yield { words, index: WAKE, expected: seen, timeout: Infinity };
+  }
+}
+
+/**
+ * `acquire()` for every permit-based primitive: resolves once it holds a
+ * permit; rejects with `TimeoutError`, the signal's reason, or a
+ * `RangeError` for a bad timeout.
+ */
+export async function acquirePermit(
+  words: Int32Array,
+  options: WaitOptions | undefined,
+  name: string,
+): Promise<void> {
+  const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
+  const signal = options?.signal;
+  signal?.throwIfAborted();
+  if (takeFree(words)) return;
+  if (!await runAsync(acquireSteps(words, new Deadline(timeout), signal))) {
+    throw timedOut(`${name}.acquire()`, timeout);
+  }
+}
+
+/**
+ * `acquireSync()` for every permit-based primitive: blocks until it holds a
+ * permit. `guess` as for {@linkcode takeFree}.
+ */
+export function acquirePermitSync(
+  words: Int32Array,
+  options: WaitOptions | undefined,
+  name: string,
+  guess?: number,
+): void {
+  let timeout = Infinity;
+  if (options !== undefined) {
+    timeout = checkTimeout(options.timeout, `Cannot acquire ${name}`);
+    options.signal?.throwIfAborted();
+  }
+  if (takeFree(words, guess) || (timeout > 0 && spin(words))) return;
+  if (!runSync(acquireSteps(words, new Deadline(timeout)))) {
+    throw timedOut(`${name}.acquireSync()`, timeout);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * What every primitive in `sync/` shares: leases, argument checks, the errors
+ * a wait ends with, and the way a primitive is rebuilt on shared state it did
+ * not create (when it arrives in a thread as a task argument).
+ *
+ * @module
+ */
+
+import { SerializationError, TimeoutError } from "../errors.ts";
+import type { DescribeContext } from "../internal/codec.ts";
+
+/** Something a lease gives its permit back to. */
+export interface Releasable {
+  release(): void;
+}
+
+/**
+ * What `acquire()` resolves to: disposing it releases the permit, once. A
+ * second dispose does nothing, so `using` and an early explicit dispose mix.
+ */
+export class Lease implements Disposable {
+  #owner: Releasable | undefined;
+
+  constructor(owner: Releasable) {
+    this.#owner = owner;
+  }
+
+  [Symbol.dispose](): void {
+    const owner = this.#owner;
+    if (owner === undefined) return;
+    this.#owner = undefined;
+    owner.release();
+  }
+}
+
+// ---- rebuilding a primitive on existing shared state ---------------------
+
+let adopted: SharedArrayBuffer | undefined;
+
+/**
+ * Runs `create` (a constructor call) so that the constructor adopts `buffer`
+ * instead of allocating fresh state. The constructor's arguments are then
+ * ignored: everything it needs is in the buffer or passed by the reviver.
+ */
+export function adopting<T>(buffer: SharedArrayBuffer, create: () => T): T {
+  adopted = buffer;
+  try {
+    return create();
+  } finally {
+    adopted = undefined;
+  }
+}
+
+/**
+ * Called first by every constructor: the buffer it must adopt, or
+ * `undefined` when it is creating a new primitive.
+ */
+export function adoption(): SharedArrayBuffer | undefined {
+  const buffer = adopted;
+  adopted = undefined;
+  return buffer;
+}
+
+/** Allocates `length` zeroed shared words. */
+export function sharedWords(length: number): Int32Array<SharedArrayBuffer> {
+  return new Int32Array(new SharedArrayBuffer(length * Int32Array.BYTES_PER_ELEMENT));
+}
+
+/**
+ * Refuses to describe a primitive for a process: processes reach shared
+ * objects through the parent's broker, which sync primitives do not use yet.
+ */
+export function checkThreadTransport(context: DescribeContext, name: string): void {
+  if (context.transport !== "thread") {
+    throw new SerializationError(
+      `Cannot send a ${name} to a process: sync primitives work across threads only for now`,
+    );
+  }
+}
+
+// ---- argument checks -------------------------------------------------------
+
+/** The largest count a shared Int32 word holds. */
+export const MAX_COUNT = 0x7fff_ffff;
+
+/**
+ * Checks that `value` is a whole number in `min..MAX_COUNT` and returns it.
+ *
+ * @throws {TypeError} When it is not a number.
+ * @throws {RangeError} When it is not whole or out of range.
+ */
+export function checkCount(value: unknown, min: number, where: string, name: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `${where}: '${name}' must be a whole number >= ${min}: current value is ${show(value)}`,
+    );
+  }
+  if (!Number.isInteger(value) || value < min || value > MAX_COUNT) {
+    throw new RangeError(
+      `${where}: '${name}' must be a whole number >= ${min}` +
+        (value > MAX_COUNT ? ` and <= ${MAX_COUNT}` : "") + `: current value is ${value}`,
+    );
+  }
+  return value;
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : String(value);
+}
+
+// ---- how waits end ----------------------------------------------------------
+
+/** The error a wait on an aborted signal rejects with: the signal's reason. */
+export function abortReason(signal: AbortSignal | undefined): unknown {
+  return signal?.reason ?? new DOMException("The wait was aborted", "AbortError");
+}
+
+/** The error `acquire` throws when its time runs out. */
+export function timedOut(what: string, timeout: number): TimeoutError {
+  return new TimeoutError(`${what} timed out after ${timeout} ms`);
+}

@@ -1,0 +1,337 @@
+/**
+ * `Barrier`: Python's `threading.Barrier` over shared memory: a lock, a
+ * condition variable and three words of state, all in one buffer.
+ *
+ * ```text
+ *   Int32Array over a SharedArrayBuffer of 10 words
+ *   ┌─────────┬───────────┬────────┬────────┬───────────┬───────────┬────────┬─────────┬──────────┬───────────┐
+ *   │ 0 COUNT │ 1 GRANTED │ 2 OPEN │ 3 WAKE │ 4 WAITING │ 5 SIGNALS │ 6 WAKE │ 7 PHASE │ 8 INSIDE │ 9 PARTIES │
+ *   └─────────┴───────────┴────────┴────────┴───────────┴───────────┴────────┴─────────┴──────────┴───────────┘
+ *   0–3   the barrier's lock (`_permits.ts`), guarding everything below
+ *   4–6   its condition variable (`_condvar.ts`)
+ *   PHASE    FILLING (0): parties are arriving; DRAINING (1): all arrived,
+ *            they are leaving; RESETTING (-1): reset() while some waited,
+ *            they are leaving; BROKEN (-2)
+ *   INSIDE   parties inside wait()
+ *   PARTIES  how many parties the barrier waits for (fixed)
+ * ```
+ *
+ * The algorithm is Python's. `wait` takes the lock, waits while the previous
+ * round drains, and takes the index INSIDE (arrival order, 0 … PARTIES - 1).
+ * The last party to arrive sets DRAINING and notifies everyone; the others
+ * wait on the condition until PHASE leaves FILLING. Every party decrements
+ * INSIDE on its way out; the last one out sets FILLING again, so a new round
+ * cannot start until the previous one has fully left and no waiter can be
+ * confused with a later round. A waiter whose timeout passes, or whose
+ * signal aborts, breaks the barrier: PHASE = BROKEN and everyone waiting, and
+ * every later `wait`, fails with `BrokenBarrierError` until `reset()`.
+ *
+ * The lock is held only between waits, never across one, and its release
+ * grants it to any caller in line and wakes them all rather than handing it
+ * to one sleeper, so `abort()` and `reset()` can take it synchronously even
+ * on a thread whose own async `wait` is pending.
+ *
+ * Fairness: all parties are released together; there is no order to keep.
+ *
+ * @module
+ */
+
+import {
+  describe,
+  type DescribeContext,
+  type Descriptor,
+  registerReviver,
+} from "../internal/codec.ts";
+import {
+  checkTimeout,
+  Deadline,
+  runAsync,
+  runSync,
+  type WaitOptions,
+  type WaitSteps,
+} from "../internal/wait.ts";
+import { BrokenBarrierError } from "../errors.ts";
+import {
+  conditionWaitSteps,
+  CONDVAR_WORDS,
+  type LockCore,
+  notifyCondition,
+  waitForSteps,
+  WAITING,
+} from "./_condvar.ts";
+import { acquireSteps, COUNT, FOREVER, PERMIT_WORDS, releasePermit, takeFree } from "./_permits.ts";
+import { adopting, adoption, checkCount, checkThreadTransport, sharedWords } from "./_shared.ts";
+
+const CONDVAR = PERMIT_WORDS;
+const PHASE = CONDVAR + CONDVAR_WORDS;
+const INSIDE = PHASE + 1;
+const PARTIES = PHASE + 2;
+const WORDS = PHASE + 3;
+
+const FILLING = 0;
+const DRAINING = 1;
+const RESETTING = -1;
+const BROKEN = -2;
+
+/**
+ * A meeting point for a fixed number of parties (Python's
+ * `threading.Barrier`): each calls `wait()`, and all of them go on once the
+ * last one arrives. The barrier then resets itself for the next round.
+ *
+ * @example Three callers meet
+ * ```ts
+ * import { Barrier } from "@parallel/core";
+ *
+ * const barrier = new Barrier(3);
+ * const indexes = await Promise.all([barrier.wait(), barrier.wait(), barrier.wait()]);
+ * console.log(indexes.sort()); // [0, 1, 2]
+ * ```
+ */
+export class Barrier {
+  readonly #words: Int32Array;
+  readonly #lock: LockCore;
+  readonly #condvar: Int32Array;
+
+  /**
+   * Creates a barrier for `parties` parties.
+   *
+   * @param parties How many callers of `wait()` each round waits for: a whole
+   *   number >= 1.
+   * @throws {RangeError} When `parties` is below 1, not whole, or NaN.
+   * @throws {TypeError} When `parties` is not a number.
+   *
+   * @example
+   * ```ts
+   * import { Barrier } from "@parallel/core";
+   * const barrier = new Barrier(4);
+   * console.log(barrier.parties); // 4
+   * ```
+   */
+  constructor(parties: number) {
+    const buffer = adoption();
+    if (buffer) {
+      this.#words = new Int32Array(buffer);
+    } else {
+      checkCount(parties, 1, "Cannot create Barrier", "parties");
+      this.#words = sharedWords(WORDS);
+      this.#words[COUNT] = 1;
+      this.#words[PARTIES] = parties;
+    }
+    const lockWords = this.#words.subarray(0, PERMIT_WORDS);
+    this.#condvar = this.#words.subarray(CONDVAR, CONDVAR + CONDVAR_WORDS);
+    this.#lock = {
+      words: lockWords,
+      holds: () => Atomics.load(lockWords, COUNT) < 1,
+      releaseAll: () => {
+        releasePermit(lockWords, 1, 0, false);
+        return 1;
+      },
+      restore: () => {},
+    };
+  }
+
+  /** How many parties each round waits for. */
+  get parties(): number {
+    return this.#words[PARTIES];
+  }
+
+  /** How many parties are waiting in the current round now. */
+  get waiting(): number {
+    return Atomics.load(this.#words, PHASE) === FILLING ? Atomics.load(this.#words, INSIDE) : 0;
+  }
+
+  /** Whether the barrier is broken (until `reset()`). */
+  get broken(): boolean {
+    return Atomics.load(this.#words, PHASE) === BROKEN;
+  }
+
+  /**
+   * Waits without blocking the thread until all parties have called `wait`.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   *   Either one ending the wait breaks the barrier for everyone.
+   * @returns This caller's index in the round, 0 … parties - 1, in order of
+   *   arrival (the last to arrive gets parties - 1).
+   * @throws {BrokenBarrierError} When the barrier is or becomes broken: by a
+   *   timeout (this caller's or another's), an abort, `abort()` or `reset()`.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason`; the barrier is
+   *   broken for the others.
+   *
+   * @example
+   * ```ts
+   * import { Barrier } from "@parallel/core";
+   * const barrier = new Barrier(1);
+   * console.log(await barrier.wait({ timeout: 1000 })); // 0
+   * ```
+   */
+  async wait(options?: WaitOptions): Promise<number> {
+    const timeout = checkTimeout(options?.timeout, "Cannot wait on Barrier");
+    options?.signal?.throwIfAborted();
+    return await runAsync(this.#steps(timeout, options?.signal));
+  }
+
+  /**
+   * Blocks the calling thread until all parties have called `wait`. Meant
+   * for threads: on the main thread it freezes the event loop while it waits.
+   *
+   * @param options `timeout` in milliseconds (passing it breaks the
+   *   barrier); a `signal` is only checked before waiting.
+   * @returns This caller's index in the round, 0 … parties - 1.
+   * @throws {BrokenBarrierError} When the barrier is or becomes broken.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Barrier } from "@parallel/core";
+   * const barrier = new Barrier(1);
+   * console.log(barrier.waitSync()); // 0
+   * ```
+   */
+  waitSync(options?: WaitOptions): number {
+    const timeout = checkTimeout(options?.timeout, "Cannot wait on Barrier");
+    options?.signal?.throwIfAborted();
+    return runSync(this.#steps(timeout));
+  }
+
+  /**
+   * Breaks the barrier: every waiting party, and every later `wait`, fails
+   * with `BrokenBarrierError` until `reset()`.
+   *
+   * @example
+   * ```ts
+   * import { Barrier } from "@parallel/core";
+   * const barrier = new Barrier(2);
+   * barrier.abort();
+   * console.log(barrier.broken); // true
+   * ```
+   */
+  abort(): void {
+    this.#locked(() => this.#break());
+  }
+
+  /**
+   * Returns the barrier to its empty state. Parties waiting now fail with
+   * `BrokenBarrierError`; a broken barrier becomes usable again.
+   *
+   * @example
+   * ```ts
+   * import { Barrier } from "@parallel/core";
+   * const barrier = new Barrier(2);
+   * barrier.abort();
+   * barrier.reset();
+   * console.log(barrier.broken); // false
+   * ```
+   */
+  reset(): void {
+    this.#locked(() => {
+      const words = this.#words;
+      if (Atomics.load(words, INSIDE) > 0) {
+        const phase = Atomics.load(words, PHASE);
+        // Waiters fail; the last to leave sets FILLING.
+        if (phase === FILLING || phase === BROKEN) Atomics.store(words, PHASE, RESETTING);
+      } else {
+        Atomics.store(words, PHASE, FILLING);
+      }
+      this.#notifyAll();
+    });
+  }
+
+  /**
+   * Describes this barrier for a thread: the same shared words.
+   *
+   * @ignore
+   */
+  [describe](context: DescribeContext): Descriptor {
+    checkThreadTransport(context, "Barrier");
+    return { kind: "Barrier", module: import.meta.url, state: this.#words.buffer };
+  }
+
+  *#steps(timeout: number, signal?: AbortSignal): WaitSteps<number> {
+    const words = this.#words;
+    const lock = this.#lock;
+    const condvar = this.#condvar;
+    if (!takeFree(lock.words, 1)) yield* acquireSteps(lock.words, FOREVER);
+    try {
+      // Wait while the previous round leaves or a reset completes.
+      let phase = Atomics.load(words, PHASE);
+      while (phase === DRAINING || phase === RESETTING) {
+        yield* conditionWaitSteps(condvar, lock, FOREVER);
+        phase = Atomics.load(words, PHASE);
+      }
+      if (phase === BROKEN) {
+        throw new BrokenBarrierError("Cannot wait on Barrier: it is broken; reset() it first");
+      }
+      const index = Atomics.add(words, INSIDE, 1);
+      try {
+        if (index + 1 === Atomics.load(words, PARTIES)) {
+          Atomics.store(words, PHASE, DRAINING);
+          this.#notifyAll();
+          return index;
+        }
+        let released: boolean;
+        try {
+          released = yield* waitForSteps(
+            condvar,
+            lock,
+            () => Atomics.load(words, PHASE) !== FILLING,
+            new Deadline(timeout),
+            signal,
+          );
+        } catch (abortReason) {
+          this.#break();
+          throw abortReason;
+        }
+        if (!released) {
+          this.#break();
+          throw new BrokenBarrierError(
+            `Barrier.wait timed out after ${timeout} ms, which broke the barrier`,
+          );
+        }
+        if (Atomics.load(words, PHASE) < 0) {
+          throw new BrokenBarrierError(
+            "Barrier was broken while waiting: a party timed out or was aborted, " +
+              "or abort() or reset() was called",
+          );
+        }
+        return index;
+      } finally {
+        // The last party out lets the next round in.
+        const inside = Atomics.sub(words, INSIDE, 1) - 1;
+        const phase = Atomics.load(words, PHASE);
+        if (inside === 0 && (phase === DRAINING || phase === RESETTING)) {
+          Atomics.store(words, PHASE, FILLING);
+          this.#notifyAll();
+        }
+      }
+    } finally {
+      releasePermit(lock.words, 1, 0, false);
+    }
+  }
+
+  /** Runs `action` holding the barrier's lock; blocks only for another thread's brief hold. */
+  #locked(action: () => void): void {
+    const lock = this.#lock;
+    if (!takeFree(lock.words, 1)) runSync(acquireSteps(lock.words, FOREVER));
+    try {
+      action();
+    } finally {
+      releasePermit(lock.words, 1, 0, false);
+    }
+  }
+
+  #break(): void {
+    Atomics.store(this.#words, PHASE, BROKEN);
+    this.#notifyAll();
+  }
+
+  #notifyAll(): void {
+    notifyCondition(this.#condvar, Atomics.load(this.#condvar, WAITING));
+  }
+}
+
+registerReviver(
+  "Barrier",
+  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Barrier(1)),
+);

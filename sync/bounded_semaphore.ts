@@ -1,0 +1,114 @@
+/**
+ * `BoundedSemaphore`: Python's `threading.BoundedSemaphore`, a `Semaphore`
+ * that refuses to hold more permits than it started with.
+ *
+ * ```text
+ *   Int32Array over a SharedArrayBuffer of 5 words (the Semaphore layout)
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 START   │
+ *   └───────────┴───────────┴───────────┴───────────┴───────────┘
+ *   COUNT    free permits (or minus the callers in line)
+ *   START    the bound: the permits it was created with
+ * ```
+ *
+ * A release compareExchanges COUNT from n to n + 1 only while n < START: at
+ * START every permit is back, and one more would be a permit nobody took, a
+ * bug in the caller (a double release). It throws and changes nothing; the
+ * check and the increment are one atomic step, so concurrent over-releases
+ * are caught too. Waiting and fairness are the Semaphore's (see
+ * `_permits.ts`).
+ *
+ * @module
+ */
+
+import {
+  describe,
+  type DescribeContext,
+  type Descriptor,
+  registerReviver,
+} from "../internal/codec.ts";
+import { releasePermit } from "./_permits.ts";
+import { adopting, checkThreadTransport } from "./_shared.ts";
+import { Semaphore, semaphoreWords, START } from "./semaphore.ts";
+
+/**
+ * A `Semaphore` that throws when released more often than acquired (Python's
+ * `threading.BoundedSemaphore`), which catches double releases.
+ *
+ * @example
+ * ```ts
+ * import { BoundedSemaphore } from "@parallel/core";
+ *
+ * const slots = new BoundedSemaphore(1);
+ * const lease = await slots.acquire();
+ * lease[Symbol.dispose]();
+ * try {
+ *   slots.release(); // one release too many
+ * } catch (error) {
+ *   console.log((error as Error).message);
+ * }
+ * ```
+ */
+export class BoundedSemaphore extends Semaphore {
+  /**
+   * Creates a bounded semaphore holding `permits` permits, at most.
+   *
+   * @param permits How many callers may hold a permit at once (a whole
+   *   number >= 0); also the most it will ever hold.
+   * @throws {RangeError} When `permits` is negative, not whole, NaN, or above
+   *   2147483647.
+   * @throws {TypeError} When `permits` is not a number.
+   *
+   * @example
+   * ```ts
+   * import { BoundedSemaphore } from "@parallel/core";
+   * const semaphore = new BoundedSemaphore(2);
+   * ```
+   */
+  constructor(permits: number) {
+    super(permits);
+  }
+
+  /**
+   * Gives a permit back, waking a waiter if there is one.
+   *
+   * @throws {RangeError} When every permit it started with is already back:
+   *   the semaphore is unchanged and stays usable.
+   *
+   * @example
+   * ```ts
+   * import { BoundedSemaphore } from "@parallel/core";
+   * const semaphore = new BoundedSemaphore(1);
+   * await semaphore.acquire();
+   * semaphore.release();
+   * ```
+   */
+  override release(): void {
+    const words = semaphoreWords(this);
+    const start = words[START];
+    if (!releasePermit(words, start)) {
+      throw new RangeError(
+        `Cannot release BoundedSemaphore: all ${start} of its permits are already released`,
+      );
+    }
+  }
+
+  /**
+   * Describes this semaphore for a thread: the same shared words.
+   *
+   * @ignore
+   */
+  override [describe](context: DescribeContext): Descriptor {
+    checkThreadTransport(context, "BoundedSemaphore");
+    return {
+      kind: "BoundedSemaphore",
+      module: import.meta.url,
+      state: semaphoreWords(this).buffer,
+    };
+  }
+}
+
+registerReviver(
+  "BoundedSemaphore",
+  (buffer: SharedArrayBuffer) => adopting(buffer, () => new BoundedSemaphore(0)),
+);

@@ -1,0 +1,364 @@
+/**
+ * `Condition`: Python's `threading.Condition` over shared memory: a lock
+ * (a `Mutex` or `ReentrantMutex`) and a condition variable beside it.
+ *
+ * ```text
+ *   the lock's own SharedArrayBuffer (see mutex.ts / reentrant_mutex.ts)
+ *
+ *   Int32Array over the condition's SharedArrayBuffer of 3 words
+ *   ┌───────────┬───────────┬──────────┐
+ *   │ 0 WAITING │ 1 SIGNALS │ 2 WAKE   │
+ *   └───────────┴───────────┴──────────┘
+ *   WAITING  callers inside wait()
+ *   SIGNALS  wake-ups granted by notify() and not yet taken
+ *   WAKE     the sequence number waiters sleep on
+ * ```
+ *
+ * The algorithm is in `_condvar.ts`: `wait` registers in WAITING, lets go of
+ * the lock, sleeps on WAKE, takes the lock back and takes a signal;
+ * `notify(n)` grants at most `n` signals (never more than there are waiters
+ * without one) and wakes as many sleepers. With a `ReentrantMutex`, `wait`
+ * releases every level the thread holds and restores them afterwards.
+ *
+ * Fairness: sleepers are woken in the order they went to sleep, and retaking
+ * the lock follows the lock's own order (see `_permits.ts`). A waiter that
+ * times out or is aborted leaves any signal for the others.
+ *
+ * @module
+ */
+
+import {
+  describe,
+  type DescribeContext,
+  type Descriptor,
+  registerReviver,
+} from "../internal/codec.ts";
+import { checkTimeout, Deadline, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import type { WaitSteps } from "../internal/wait.ts";
+import {
+  conditionWaitSteps,
+  CONDVAR_WORDS,
+  type LockCore,
+  lockCores,
+  notifyCondition,
+  waitForSteps,
+  WAITING,
+} from "./_condvar.ts";
+import { adopting, adoption, checkCount, checkThreadTransport, sharedWords } from "./_shared.ts";
+import { Mutex } from "./mutex.ts";
+import { ReentrantMutex } from "./reentrant_mutex.ts";
+
+/** A condition's lock and condition words in transit. */
+interface ConditionState {
+  buffer: SharedArrayBuffer;
+  lock: SharedArrayBuffer;
+  reentrant: boolean;
+}
+
+/**
+ * A condition variable with its lock (Python's `threading.Condition`):
+ * threads hold the lock, check some shared state, and `wait()` until another
+ * thread changes it and calls `notify()`. The condition is itself lockable:
+ * `acquire`, `acquireSync`, `tryAcquire` and `release` act on its mutex.
+ * `wait` and `notify` must be called with the lock held; `wait` always
+ * returns (or throws) holding it again.
+ *
+ * @example Producer and consumer on one thread
+ * ```ts
+ * import { Condition } from "@parallel/core";
+ *
+ * const items = new Int32Array(new SharedArrayBuffer(4));
+ * const condition = new Condition();
+ * setTimeout(async () => {
+ *   using _lock = await condition.acquire();
+ *   items[0] += 1;
+ *   condition.notify();
+ * }, 10);
+ * using _lock = await condition.acquire();
+ * const ready = await condition.waitFor(() => items[0] > 0, { timeout: 1000 });
+ * console.log(ready, items[0]); // true 1
+ * ```
+ */
+export class Condition {
+  readonly #words: Int32Array;
+  readonly #mutex: Mutex | ReentrantMutex;
+  readonly #lock: LockCore;
+
+  /**
+   * Creates a condition over `mutex`, or over a new `Mutex`.
+   *
+   * @param mutex The lock to wait with: a `Mutex` or a `ReentrantMutex`.
+   * @throws {TypeError} When `mutex` is neither.
+   *
+   * @example
+   * ```ts
+   * import { Condition, ReentrantMutex } from "@parallel/core";
+   * const plain = new Condition();
+   * const reentrant = new Condition(new ReentrantMutex());
+   * ```
+   */
+  constructor(mutex: Mutex | ReentrantMutex = new Mutex()) {
+    const lock = lockCores.get(mutex);
+    if (lock === undefined) {
+      throw new TypeError(
+        `Cannot create Condition: 'mutex' must be a Mutex or a ReentrantMutex: ` +
+          `current value is ${String(mutex)}`,
+      );
+    }
+    this.#words = new Int32Array(adoption() ?? sharedWords(CONDVAR_WORDS).buffer);
+    this.#mutex = mutex;
+    this.#lock = lock;
+  }
+
+  /**
+   * Waits for the condition's mutex without blocking the thread, then takes it.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns A lease; disposing it (or calling `release()`) releases the mutex.
+   * @throws {TimeoutError} When `timeout` passes first (the promise rejects).
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = await condition.acquire();
+   * ```
+   */
+  acquire(options?: WaitOptions): Promise<Disposable> {
+    return this.#mutex.acquire(options);
+  }
+
+  /**
+   * Blocks the calling thread until it takes the condition's mutex.
+   *
+   * @param options `timeout` in milliseconds; a `signal` is only checked
+   *   before waiting.
+   * @returns A lease; disposing it (or calling `release()`) releases the mutex.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = condition.acquireSync();
+   * ```
+   */
+  acquireSync(options?: WaitOptions): Disposable {
+    return this.#mutex.acquireSync(options);
+  }
+
+  /**
+   * Takes the condition's mutex if it is free now, without waiting.
+   *
+   * @returns A lease, or `undefined` when the mutex is held.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * console.log(condition.tryAcquire() !== undefined); // true
+   * ```
+   */
+  tryAcquire(): Disposable | undefined {
+    return this.#mutex.tryAcquire();
+  }
+
+  /**
+   * Releases the condition's mutex.
+   *
+   * @throws {Error} When the mutex is not locked (or, for a
+   *   `ReentrantMutex`, not held by this thread).
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * await condition.acquire();
+   * condition.release();
+   * ```
+   */
+  release(): void {
+    this.#mutex.release();
+  }
+
+  /**
+   * Releases the mutex, waits without blocking the thread until notified,
+   * and takes the mutex back before it returns, whatever the outcome.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns `true` when notified, `false` when `timeout` passed first.
+   * @throws {Error} When the mutex is not held (the promise rejects).
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = await condition.acquire();
+   * console.log(await condition.wait({ timeout: 5 })); // false: nobody notified
+   * ```
+   */
+  async wait(options?: WaitOptions): Promise<boolean> {
+    const deadline = this.#check(options, "wait on");
+    return await runAsync(conditionWaitSteps(this.#words, this.#lock, deadline, options?.signal));
+  }
+
+  /**
+   * Releases the mutex, blocks the calling thread until notified, and takes
+   * the mutex back before it returns. Meant for threads.
+   *
+   * @param options `timeout` in milliseconds; a `signal` is only checked
+   *   before waiting.
+   * @returns `true` when notified, `false` when `timeout` passed first.
+   * @throws {Error} When the mutex is not held.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = condition.acquireSync();
+   * console.log(condition.waitSync({ timeout: 5 })); // false: nobody notified
+   * ```
+   */
+  waitSync(options?: WaitOptions): boolean {
+    const deadline = this.#check(options, "wait on");
+    return runSync(conditionWaitSteps(this.#words, this.#lock, deadline));
+  }
+
+  /**
+   * Waits (as `wait`) until `predicate()` returns `true`, checking it first
+   * and after each wake-up, with the mutex held.
+   *
+   * @param predicate Reads the shared state; called with the mutex held.
+   * @param options `timeout` in milliseconds for the whole wait, and a `signal`.
+   * @returns The predicate's last result: `false` only when `timeout` passed.
+   * @throws {Error} When the mutex is not held (the promise rejects).
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = await condition.acquire();
+   * console.log(await condition.waitFor(() => true)); // true, at once
+   * ```
+   */
+  async waitFor(predicate: () => boolean, options?: WaitOptions): Promise<boolean> {
+    const deadline = this.#check(options, "wait on");
+    return await runAsync(this.#waitFor(predicate, deadline, options?.signal));
+  }
+
+  /**
+   * Blocks (as `waitSync`) until `predicate()` returns `true`. Meant for threads.
+   *
+   * @param predicate Reads the shared state; called with the mutex held.
+   * @param options `timeout` in milliseconds for the whole wait; a `signal`
+   *   is only checked before waiting.
+   * @returns The predicate's last result: `false` only when `timeout` passed.
+   * @throws {Error} When the mutex is not held.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = condition.acquireSync();
+   * console.log(condition.waitForSync(() => true)); // true, at once
+   * ```
+   */
+  waitForSync(predicate: () => boolean, options?: WaitOptions): boolean {
+    const deadline = this.#check(options, "wait on");
+    return runSync(this.#waitFor(predicate, deadline));
+  }
+
+  /**
+   * Wakes at most `n` of the callers waiting on this condition. They return
+   * from `wait` once they can take the mutex back, after the caller
+   * releases it.
+   *
+   * @param n How many waiters to wake: a whole number >= 0; default 1.
+   * @throws {Error} When the mutex is not held.
+   * @throws {RangeError} When `n` is negative or not whole.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = await condition.acquire();
+   * condition.notify(); // nobody waits: nothing happens
+   * ```
+   */
+  notify(n = 1): void {
+    checkCount(n, 0, "Cannot notify Condition", "n");
+    this.#checkHeld("notify");
+    notifyCondition(this.#words, n);
+  }
+
+  /**
+   * Wakes every caller waiting on this condition.
+   *
+   * @throws {Error} When the mutex is not held.
+   *
+   * @example
+   * ```ts
+   * import { Condition } from "@parallel/core";
+   * const condition = new Condition();
+   * using _lock = await condition.acquire();
+   * condition.notifyAll();
+   * ```
+   */
+  notifyAll(): void {
+    this.#checkHeld("notify");
+    notifyCondition(this.#words, Atomics.load(this.#words, WAITING));
+  }
+
+  /**
+   * Describes this condition and its mutex for a thread: the same shared words.
+   *
+   * @ignore
+   */
+  [describe](context: DescribeContext): Descriptor {
+    checkThreadTransport(context, "Condition");
+    const state: ConditionState = {
+      buffer: this.#words.buffer as SharedArrayBuffer,
+      lock: this.#lock.words.buffer as SharedArrayBuffer,
+      reentrant: this.#mutex instanceof ReentrantMutex,
+    };
+    return { kind: "Condition", module: import.meta.url, state };
+  }
+
+  #check(options: WaitOptions | undefined, action: string): Deadline {
+    const timeout = checkTimeout(options?.timeout, `Cannot ${action} Condition`);
+    options?.signal?.throwIfAborted();
+    this.#checkHeld(action);
+    return new Deadline(timeout);
+  }
+
+  #checkHeld(action: string): void {
+    if (this.#lock.holds()) return;
+    const mutex = this.#mutex instanceof ReentrantMutex
+      ? "its ReentrantMutex is not held by this thread"
+      : "its Mutex is not locked";
+    throw new Error(`Cannot ${action} Condition: ${mutex}; acquire it first`);
+  }
+
+  #waitFor(predicate: () => boolean, deadline: Deadline, signal?: AbortSignal): WaitSteps<boolean> {
+    return waitForSteps(this.#words, this.#lock, predicate, deadline, signal);
+  }
+}
+
+registerReviver("Condition", (state: ConditionState) => {
+  const mutex = state.reentrant
+    ? adopting(state.lock, () => new ReentrantMutex())
+    : adopting(state.lock, () => new Mutex());
+  return adopting(state.buffer, () => new Condition(mutex));
+});

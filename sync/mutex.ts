@@ -1,0 +1,203 @@
+/**
+ * `Mutex`: Python's `threading.Lock` over shared memory.
+ *
+ * ```text
+ *   Int32Array over a SharedArrayBuffer of 4 words
+ *   ┌───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │
+ *   └───────────┴───────────┴───────────┴───────────┘
+ *   COUNT    1: unlocked; 0: locked; -n: locked, n callers in line
+ *   GRANTED  hand-offs reserved for the waiter a release woke
+ *   OPEN     hand-offs any caller in line may take
+ *   WAKE     the sequence number callers in line sleep on
+ * ```
+ *
+ * The mutex is the permit counter of `_permits.ts` with one permit. Locking
+ * is one `compareExchange` of COUNT from 1 to 0 and unlocking one from 0 to
+ * 1, as for a bare spin lock. Unlocking with callers in line (COUNT < 0)
+ * hands the mutex to the one that has slept longest instead of freeing it.
+ * It is not owned: any thread may release it, as with Python's `Lock` (use
+ * `ReentrantMutex` for an owned lock). Unlocking refuses to take COUNT above
+ * 1, so releasing an unlocked mutex is caught and changes nothing.
+ *
+ * Fairness (see `_permits.ts`): nobody overtakes the callers in line, and
+ * those that sleep are served in the order they went to sleep; when nobody
+ * is in line, whoever comes first takes the mutex.
+ *
+ * @module
+ */
+
+import {
+  describe,
+  type DescribeContext,
+  type Descriptor,
+  registerReviver,
+} from "../internal/codec.ts";
+import type { WaitOptions } from "../internal/wait.ts";
+import { lockCores } from "./_condvar.ts";
+import {
+  acquirePermit,
+  acquirePermitSync,
+  COUNT,
+  PERMIT_WORDS,
+  releasePermit,
+  takeFree,
+} from "./_permits.ts";
+import { adopting, adoption, checkThreadTransport, Lease, sharedWords } from "./_shared.ts";
+
+/**
+ * A lock that one holder at a time can take, shared by every thread it is
+ * passed to (Python's `threading.Lock`). Wait for it with `await acquire()`
+ * anywhere, or block with `acquireSync()` in a thread; both give a lease
+ * that `using` releases at the end of the scope.
+ *
+ * Callers that have to wait are served first come, first served: nobody
+ * arriving later overtakes them.
+ *
+ * @example Guard a shared counter
+ * ```ts
+ * import { Mutex } from "@parallel/core";
+ *
+ * const mutex = new Mutex();
+ * const counter = new Int32Array(new SharedArrayBuffer(4));
+ * {
+ *   using _lock = await mutex.acquire();
+ *   counter[0] += 1;
+ * } // released here
+ * console.log(counter[0], mutex.locked); // 1 false
+ * ```
+ */
+export class Mutex {
+  readonly #words: Int32Array;
+
+  /**
+   * Creates an unlocked mutex.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@parallel/core";
+   * const mutex = new Mutex();
+   * console.log(mutex.locked); // false
+   * ```
+   */
+  constructor() {
+    const buffer = adoption();
+    this.#words = buffer ? new Int32Array(buffer) : sharedWords(PERMIT_WORDS);
+    if (!buffer) this.#words[COUNT] = 1;
+    const words = this.#words;
+    lockCores.set(this, {
+      words,
+      holds: () => Atomics.load(words, COUNT) < 1,
+      releaseAll: () => {
+        this.release();
+        return 1;
+      },
+      restore: () => {},
+    });
+  }
+
+  /** Whether the mutex is locked now (by anyone). */
+  get locked(): boolean {
+    return Atomics.load(this.#words, COUNT) < 1;
+  }
+
+  /**
+   * Waits for the mutex without blocking the thread, then locks it.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns A lease; disposing it (or calling `release()`) unlocks the mutex.
+   * @throws {TimeoutError} When `timeout` passes first (the promise rejects).
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason` (by default a
+   *   `DOMException` named `"AbortError"`).
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@parallel/core";
+   * const mutex = new Mutex();
+   * using _lock = await mutex.acquire({ timeout: 1000 });
+   * console.log(mutex.locked); // true
+   * ```
+   */
+  async acquire(options?: WaitOptions): Promise<Disposable> {
+    await acquirePermit(this.#words, options, "Mutex");
+    return new Lease(this);
+  }
+
+  /**
+   * Blocks the calling thread until it locks the mutex. Meant for threads: on
+   * the main thread it freezes the event loop while it waits.
+   *
+   * @param options `timeout` in milliseconds; a `signal` is only checked
+   *   before waiting, since a blocked thread cannot see it fire.
+   * @returns A lease; disposing it (or calling `release()`) unlocks the mutex.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@parallel/core";
+   * const mutex = new Mutex();
+   * using _lock = mutex.acquireSync();
+   * console.log(mutex.locked); // true
+   * ```
+   */
+  acquireSync(options?: WaitOptions): Disposable {
+    acquirePermitSync(this.#words, options, "Mutex", 1);
+    return new Lease(this);
+  }
+
+  /**
+   * Locks the mutex if it is unlocked now, without waiting.
+   *
+   * @returns A lease, or `undefined` when the mutex is locked.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@parallel/core";
+   * const mutex = new Mutex();
+   * const lease = mutex.tryAcquire();
+   * console.log(lease !== undefined, mutex.tryAcquire()); // true undefined
+   * ```
+   */
+  tryAcquire(): Disposable | undefined {
+    return takeFree(this.#words, 1) ? new Lease(this) : undefined;
+  }
+
+  /**
+   * Unlocks the mutex. Any thread may unlock it, not only the one that
+   * locked it.
+   *
+   * @throws {Error} When the mutex is not locked; it stays usable.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@parallel/core";
+   * const mutex = new Mutex();
+   * await mutex.acquire();
+   * mutex.release();
+   * console.log(mutex.locked); // false
+   * ```
+   */
+  release(): void {
+    if (!releasePermit(this.#words, 1, 0)) {
+      throw new Error("Cannot release Mutex: it is not locked");
+    }
+  }
+
+  /**
+   * Describes this mutex for a thread: the same shared words.
+   *
+   * @ignore
+   */
+  [describe](context: DescribeContext): Descriptor {
+    checkThreadTransport(context, "Mutex");
+    return { kind: "Mutex", module: import.meta.url, state: this.#words.buffer };
+  }
+}
+
+registerReviver(
+  "Mutex",
+  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Mutex()),
+);

@@ -1,0 +1,216 @@
+/**
+ * `Semaphore`: Python's `threading.Semaphore` over shared memory.
+ *
+ * ```text
+ *   Int32Array over a SharedArrayBuffer of 5 words
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 START   │
+ *   └───────────┴───────────┴───────────┴───────────┴───────────┘
+ *   COUNT    > 0: free permits; < 0: minus the callers in line
+ *   GRANTED  permits handed to the line, for the waiter a release woke
+ *   OPEN     permits handed to the line, for any caller in it
+ *   WAKE     the sequence number callers in line sleep on
+ *   START    the permits it was created with (BoundedSemaphore's bound)
+ * ```
+ *
+ * Words 0–3 are the permit counter of `_permits.ts`: taking a permit is one
+ * `compareExchange` of COUNT from n to n - 1; a release is one from n to
+ * n + 1, and when n was below zero it hands the permit to the caller in line
+ * that has slept longest. `release()` may raise the count above START (as in
+ * Python); the `BoundedSemaphore` subclass refuses to.
+ *
+ * Fairness (see `_permits.ts`): nobody overtakes the callers in line, and
+ * those that sleep are served in the order they went to sleep; when nobody
+ * is in line, whoever comes first takes a permit.
+ *
+ * @module
+ */
+
+import {
+  describe,
+  type DescribeContext,
+  type Descriptor,
+  registerReviver,
+} from "../internal/codec.ts";
+import type { WaitOptions } from "../internal/wait.ts";
+import {
+  acquirePermit,
+  acquirePermitSync,
+  COUNT,
+  PERMIT_WORDS,
+  releasePermit,
+  takeFree,
+} from "./_permits.ts";
+import {
+  adopting,
+  adoption,
+  checkCount,
+  checkThreadTransport,
+  Lease,
+  MAX_COUNT,
+  sharedWords,
+} from "./_shared.ts";
+
+/** The permits a semaphore was created with. */
+export const START = PERMIT_WORDS;
+
+let wordsOf: (semaphore: Semaphore) => Int32Array;
+
+/**
+ * A counter of permits shared by every thread it is passed to (Python's
+ * `threading.Semaphore`): `acquire()` takes a permit, waiting while there is
+ * none; `release()` gives one back. Use it to let at most `n` callers into a
+ * section at once.
+ *
+ * Callers that have to wait are served first come, first served: nobody
+ * arriving later overtakes them.
+ *
+ * @example Let two in at a time
+ * ```ts
+ * import { Semaphore } from "@parallel/core";
+ *
+ * const slots = new Semaphore(2);
+ * const a = await slots.acquire();
+ * const b = await slots.acquire();
+ * console.log(slots.tryAcquire()); // undefined: both permits are taken
+ * a[Symbol.dispose]();
+ * b[Symbol.dispose]();
+ * ```
+ */
+export class Semaphore {
+  readonly #words: Int32Array;
+
+  static {
+    wordsOf = (semaphore) => semaphore.#words;
+  }
+
+  /**
+   * Creates a semaphore holding `permits` permits.
+   *
+   * @param permits How many callers may hold a permit at once (a whole
+   *   number >= 0).
+   * @throws {RangeError} When `permits` is negative, not whole, NaN, or above
+   *   2147483647.
+   * @throws {TypeError} When `permits` is not a number.
+   *
+   * @example
+   * ```ts
+   * import { Semaphore } from "@parallel/core";
+   * const semaphore = new Semaphore(3);
+   * ```
+   */
+  constructor(permits: number) {
+    const buffer = adoption();
+    if (buffer) {
+      this.#words = new Int32Array(buffer);
+      return;
+    }
+    const name = new.target.name;
+    checkCount(permits, 0, `Cannot create ${name}`, "permits");
+    this.#words = sharedWords(PERMIT_WORDS + 1);
+    this.#words[COUNT] = permits;
+    this.#words[START] = permits;
+  }
+
+  /**
+   * Waits for a permit without blocking the thread, then takes it.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns A lease; disposing it (or calling `release()`) gives the permit back.
+   * @throws {TimeoutError} When `timeout` passes first (the promise rejects).
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason` (by default a
+   *   `DOMException` named `"AbortError"`).
+   *
+   * @example
+   * ```ts
+   * import { Semaphore } from "@parallel/core";
+   * const semaphore = new Semaphore(1);
+   * using _permit = await semaphore.acquire({ timeout: 1000 });
+   * ```
+   */
+  async acquire(options?: WaitOptions): Promise<Disposable> {
+    await acquirePermit(this.#words, options, this.constructor.name);
+    return new Lease(this);
+  }
+
+  /**
+   * Blocks the calling thread until it takes a permit. Meant for threads: on
+   * the main thread it freezes the event loop while it waits.
+   *
+   * @param options `timeout` in milliseconds; a `signal` is only checked
+   *   before waiting, since a blocked thread cannot see it fire.
+   * @returns A lease; disposing it (or calling `release()`) gives the permit back.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Semaphore } from "@parallel/core";
+   * const semaphore = new Semaphore(1);
+   * using _permit = semaphore.acquireSync({ timeout: 1000 });
+   * ```
+   */
+  acquireSync(options?: WaitOptions): Disposable {
+    acquirePermitSync(this.#words, options, this.constructor.name);
+    return new Lease(this);
+  }
+
+  /**
+   * Takes a permit if one is free now, without waiting.
+   *
+   * @returns A lease, or `undefined` when no permit is free.
+   *
+   * @example
+   * ```ts
+   * import { Semaphore } from "@parallel/core";
+   * const semaphore = new Semaphore(1);
+   * console.log(semaphore.tryAcquire() !== undefined); // true
+   * console.log(semaphore.tryAcquire()); // undefined
+   * ```
+   */
+  tryAcquire(): Disposable | undefined {
+    return takeFree(this.#words) ? new Lease(this) : undefined;
+  }
+
+  /**
+   * Gives a permit back, waking a waiter if there is one. A `Semaphore` may
+   * be released more often than it was acquired, which adds permits.
+   *
+   * @throws {RangeError} When the count would pass 2147483647.
+   *
+   * @example
+   * ```ts
+   * import { Semaphore } from "@parallel/core";
+   * const semaphore = new Semaphore(0);
+   * semaphore.release();
+   * console.log(semaphore.tryAcquire() !== undefined); // true
+   * ```
+   */
+  release(): void {
+    if (!releasePermit(this.#words, MAX_COUNT)) {
+      throw new RangeError(`Cannot release Semaphore: it already holds ${MAX_COUNT} permits`);
+    }
+  }
+
+  /**
+   * Describes this semaphore for a thread: the same shared words.
+   *
+   * @ignore
+   */
+  [describe](context: DescribeContext): Descriptor {
+    checkThreadTransport(context, "Semaphore");
+    return { kind: "Semaphore", module: import.meta.url, state: this.#words.buffer };
+  }
+}
+
+/** The shared words of a semaphore, for `BoundedSemaphore`. */
+export function semaphoreWords(semaphore: Semaphore): Int32Array {
+  return wordsOf(semaphore);
+}
+
+registerReviver(
+  "Semaphore",
+  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Semaphore(0)),
+);
