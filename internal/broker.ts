@@ -50,6 +50,8 @@ interface RemoteState {
   id: number;
   className: string;
   spec: RemoteSpec;
+  /** Handles for the object's `RemoteSpec.members`. */
+  members: Record<string, RemoteState>;
 }
 
 /** Child → parent: perform `method(...args)` on object `object`; `call` 0 wants no answer. */
@@ -83,16 +85,27 @@ function specOf(object: object): RemoteSpec {
 
 /** Registers `object` and describes it as a handle a child can revive. */
 function shareWithProcess(object: Shareable): Descriptor {
+  const why = specOf(object).localOnly;
+  if (why !== undefined) {
+    throw new SerializationError(`Cannot send ${describeObject(object)} to a process: ${why}`);
+  }
   let id = objectIds.get(object);
   if (id === undefined) {
     id = nextObjectId++;
     objectIds.set(object, id);
     objects.set(id, object);
   }
+  const spec = specOf(object);
+  const members: Record<string, RemoteState> = {};
+  for (const name of spec.members ?? []) {
+    members[name] = shareWithProcess((object as unknown as Record<string, Shareable>)[name])
+      .state as RemoteState;
+  }
   const state: RemoteState = {
     id,
     className: Object.getPrototypeOf(object)?.constructor?.name ?? "object",
-    spec: specOf(object),
+    spec,
+    members,
   };
   return { kind: KIND, module: import.meta.url, state };
 }
@@ -177,7 +190,11 @@ export class BrokerSession {
         throw new Error("unreachable: leases cross only through the broker");
       },
       [Symbol.dispose]: () => lease[Symbol.dispose](),
-      [remote]: { oneWay: [] } satisfies RemoteSpec,
+      [remote]: {
+        constants: {
+          previousOwnerDied: (lease as { previousOwnerDied?: boolean }).previousOwnerDied ?? false,
+        },
+      } satisfies RemoteSpec,
     };
     this.#leases.set(handle, primitive);
     return handle;
@@ -226,7 +243,7 @@ let client: BrokerClient | undefined;
 export const childContext: DescribeContext = {
   transport: "process",
   share(object) {
-    const state = handleStates.get(object);
+    const state = handleStates.get(object as object);
     if (state === undefined) {
       throw new SerializationError(
         `Cannot send ${describeObject(object)} made in a child process to its parent: ` +
@@ -286,16 +303,29 @@ export function connectBroker(
 
 /** A child's stand-in for a parent's object: every method becomes a call. */
 function makeHandle(state: RemoteState): object {
-  const { id, className, spec } = state;
+  const { id, className, spec, members } = state;
   const oneWay = new Set<string>(spec.oneWay ?? []);
   const methods = new Map<string | symbol, unknown>();
   const target = {};
   const handle: object = new Proxy(target, {
+    // The codec finds library objects by their `describe` method.
+    has: (_target, name) => name === describe,
     get(_target, name) {
       if (name === "then") return undefined; // not a thenable
       if (name === Symbol.asyncIterator) return () => drain(id);
       if (typeof name === "symbol" && name !== Symbol.dispose && name !== Symbol.asyncDispose) {
         return undefined;
+      }
+      if (typeof name === "string" && spec.constants && name in spec.constants) {
+        return spec.constants[name];
+      }
+      if (typeof name === "string" && name in members) {
+        let member = methods.get(name);
+        if (member === undefined) {
+          member = objects.get(members[name].id) ?? makeHandle(members[name]);
+          methods.set(name, member);
+        }
+        return member;
       }
       if (name === Symbol.toStringTag) return `${className} (in the parent process)`;
       const instead = spec.immediate?.[name as string] ??

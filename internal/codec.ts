@@ -51,6 +51,12 @@ export interface RemoteSpec {
   readonly immediate?: Readonly<Record<string, string>>;
   /** Methods sent in order without waiting for an answer (`close`, `taskDone`, `release`). */
   readonly oneWay?: readonly string[];
+  /** Properties that never change, copied to the child (`length`). */
+  readonly constants?: Readonly<Record<string, unknown>>;
+  /** Properties holding shared objects of their own (`lock`), handed over as handles too. */
+  readonly members?: readonly string[];
+  /** Set when the object cannot work through the broker: why, for the error. */
+  readonly localOnly?: string;
 }
 
 /** A library object in transit. */
@@ -300,6 +306,15 @@ export function unpackError(packed: unknown): unknown {
   if (stack !== undefined) error.stack = stack;
   Object.assign(error, props);
   return error;
+}
+
+/** Revives one descriptor made by a `[describe]` method (for objects nested in another's state). */
+export function reviveDescriptor(descriptor: Descriptor, context: DescribeContext): unknown {
+  const reviver = revivers.get(descriptor.kind);
+  if (reviver === undefined) {
+    throw new SerializationError(`Cannot revive a ${descriptor.kind}: no reviver is registered`);
+  }
+  return reviver(descriptor.state, context);
 }
 
 /** A short description of a value's type for error messages. */

@@ -42,3 +42,8 @@ export {
   WorkerCrashedError,
   type WorkerCrashedErrorInit,
 } from "../errors.ts";
+export { type CellType, type CellValue, Value } from "./value.ts";
+export { SharedArray } from "./shared_array.ts";
+export { Mutex } from "../sync/mutex.ts";
+export type { WaitOptions } from "../internal/wait.ts";
+export type { Lease } from "../sync/_shared.ts";

@@ -8,6 +8,7 @@
 
 import { SerializationError, TimeoutError } from "../errors.ts";
 import type { DescribeContext } from "../internal/codec.ts";
+import { takeOwnerDied } from "../internal/broker.ts";
 
 /** Something a lease gives its permit back to. */
 export interface Releasable {
@@ -15,14 +16,26 @@ export interface Releasable {
 }
 
 /**
- * What `acquire()` resolves to: disposing it releases the permit, once. A
- * second dispose does nothing, so `using` and an early explicit dispose mix.
+ * What `acquire()` resolves to: disposing it (`using`) releases the permit,
+ * once; a second dispose does nothing.
  */
-export class Lease implements Disposable {
+export interface Lease extends Disposable {
+  /**
+   * Whether a child process died holding this primitive just before this
+   * lease was granted (the parent released its lease for it). Whatever the
+   * lock protects may have been left half-updated.
+   */
+  readonly previousOwnerDied: boolean;
+}
+
+/** The lease every primitive hands out. */
+export class PermitLease implements Lease {
   #owner: Releasable | undefined;
+  readonly previousOwnerDied: boolean;
 
   constructor(owner: Releasable) {
     this.#owner = owner;
+    this.previousOwnerDied = takeOwnerDied(owner);
   }
 
   [Symbol.dispose](): void {

@@ -41,6 +41,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import {
   checkTimeout,
@@ -236,6 +238,22 @@ export class Barrier {
       }
       this.#notifyAll();
     });
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return {
+      constants: { parties: this.parties },
+      immediate: {
+        waiting: "a count of your own",
+        broken: "the BrokenBarrierError from await barrier.wait()",
+      },
+      oneWay: ["abort", "reset"],
+    };
   }
 
   /**

@@ -32,6 +32,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import { checkTimeout, Deadline, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
 import type { WaitSteps } from "../internal/wait.ts";
@@ -44,7 +46,14 @@ import {
   waitForSteps,
   WAITING,
 } from "./_condvar.ts";
-import { adopting, adoption, checkCount, checkThreadTransport, sharedWords } from "./_shared.ts";
+import {
+  adopting,
+  adoption,
+  checkCount,
+  checkThreadTransport,
+  type Lease,
+  sharedWords,
+} from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
 import { ReentrantMutex } from "./reentrant_mutex.ts";
 
@@ -126,7 +135,7 @@ export class Condition {
    * using _lock = await condition.acquire();
    * ```
    */
-  acquire(options?: WaitOptions): Promise<Disposable> {
+  acquire(options?: WaitOptions): Promise<Lease> {
     return this.#mutex.acquire(options);
   }
 
@@ -147,7 +156,7 @@ export class Condition {
    * using _lock = condition.acquireSync();
    * ```
    */
-  acquireSync(options?: WaitOptions): Disposable {
+  acquireSync(options?: WaitOptions): Lease {
     return this.#mutex.acquireSync(options);
   }
 
@@ -163,7 +172,7 @@ export class Condition {
    * console.log(condition.tryAcquire() !== undefined); // true
    * ```
    */
-  tryAcquire(): Disposable | undefined {
+  tryAcquire(): Lease | undefined {
     return this.#mutex.tryAcquire();
   }
 
@@ -319,6 +328,21 @@ export class Condition {
   notifyAll(): void {
     this.#checkHeld("notify");
     notifyCondition(this.#words, Atomics.load(this.#words, WAITING));
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return {
+      immediate: {
+        tryAcquire: "await condition.acquire({ timeout: 0 })",
+        waitFor: "a loop around await condition.wait()",
+      },
+      oneWay: ["release", "notify", "notifyAll"],
+    };
   }
 
   /**

@@ -28,6 +28,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import {
   checkTimeout,
@@ -171,6 +173,15 @@ export class Event {
     const timeout = checkTimeout(options?.timeout, "Cannot wait on Event");
     options?.signal?.throwIfAborted();
     return runSync(this.#steps(new Deadline(timeout)));
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return { immediate: { isSet: "await event.wait({ timeout: 0 })" } };
   }
 
   /**

@@ -48,4 +48,5 @@ export { Condition } from "./condition.ts";
 export { Barrier } from "./barrier.ts";
 export { WaitGroup } from "./wait_group.ts";
 export type { WaitOptions } from "../internal/wait.ts";
+export type { Lease } from "./_shared.ts";
 export { BrokenBarrierError, TimeoutError } from "../errors.ts";

@@ -32,6 +32,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
 import { lockCores } from "./_condvar.ts";
@@ -43,7 +45,14 @@ import {
   releasePermit,
   takeFree,
 } from "./_permits.ts";
-import { adopting, adoption, checkThreadTransport, Lease, sharedWords } from "./_shared.ts";
+import {
+  adopting,
+  adoption,
+  checkThreadTransport,
+  type Lease,
+  PermitLease,
+  sharedWords,
+} from "./_shared.ts";
 
 /**
  * A lock that one holder at a time can take, shared by every thread it is
@@ -119,9 +128,9 @@ export class Mutex {
    * console.log(mutex.locked); // true
    * ```
    */
-  async acquire(options?: WaitOptions): Promise<Disposable> {
+  async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex");
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -143,9 +152,9 @@ export class Mutex {
    * console.log(mutex.locked); // true
    * ```
    */
-  acquireSync(options?: WaitOptions): Disposable {
+  acquireSync(options?: WaitOptions): Lease {
     acquirePermitSync(this.#words, options, "Mutex", 1);
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -161,8 +170,8 @@ export class Mutex {
    * console.log(lease !== undefined, mutex.tryAcquire()); // true undefined
    * ```
    */
-  tryAcquire(): Disposable | undefined {
-    return takeFree(this.#words, 1) ? new Lease(this) : undefined;
+  tryAcquire(): Lease | undefined {
+    return takeFree(this.#words, 1) ? new PermitLease(this) : undefined;
   }
 
   /**
@@ -184,6 +193,21 @@ export class Mutex {
     if (!releasePermit(this.#words, 1, 0)) {
       throw new Error("Cannot release Mutex: it is not locked");
     }
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return {
+      immediate: {
+        locked: "the lease from await mutex.acquire()",
+        tryAcquire: "await mutex.acquire({ timeout: 0 })",
+      },
+      oneWay: ["release"],
+    };
   }
 
   /**

@@ -36,6 +36,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
 import { currentThread } from "../tasks.ts";
@@ -48,7 +50,14 @@ import {
   releasePermit,
   takeFree,
 } from "./_permits.ts";
-import { adopting, adoption, checkThreadTransport, Lease, sharedWords } from "./_shared.ts";
+import {
+  adopting,
+  adoption,
+  checkThreadTransport,
+  type Lease,
+  PermitLease,
+  sharedWords,
+} from "./_shared.ts";
 import { threadTag } from "./_thread_tag.ts";
 
 /** Acquisitions by the owner not yet released. */
@@ -133,12 +142,12 @@ export class ReentrantMutex {
    * using _lock = await mutex.acquire({ timeout: 1000 });
    * ```
    */
-  async acquire(options?: WaitOptions): Promise<Disposable> {
+  async acquire(options?: WaitOptions): Promise<Lease> {
     if (!this.#reenter()) {
       await acquirePermit(this.#words, options, "ReentrantMutex");
       this.#own();
     }
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -160,12 +169,12 @@ export class ReentrantMutex {
    * using _lock = mutex.acquireSync();
    * ```
    */
-  acquireSync(options?: WaitOptions): Disposable {
+  acquireSync(options?: WaitOptions): Lease {
     if (!this.#reenter()) {
       acquirePermitSync(this.#words, options, "ReentrantMutex", 1);
       this.#own();
     }
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -183,12 +192,12 @@ export class ReentrantMutex {
    * console.log(outer !== undefined, inner !== undefined); // true true
    * ```
    */
-  tryAcquire(): Disposable | undefined {
+  tryAcquire(): Lease | undefined {
     if (!this.#reenter()) {
       if (!takeFree(this.#words, 1)) return undefined;
       this.#own();
     }
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -225,6 +234,18 @@ export class ReentrantMutex {
     Atomics.store(this.#words, OWNER_ID, 0);
     Atomics.store(this.#owner, OWNER, 0n);
     releasePermit(this.#words, 1, 0);
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return {
+      localOnly:
+        "a ReentrantMutex is owned by a thread, and a child's calls all run on its parent's thread: pass a Mutex instead",
+    };
   }
 
   /**

@@ -31,6 +31,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
 import {
@@ -46,8 +48,9 @@ import {
   adoption,
   checkCount,
   checkThreadTransport,
-  Lease,
+  type Lease,
   MAX_COUNT,
+  PermitLease,
   sharedWords,
 } from "./_shared.ts";
 
@@ -129,9 +132,9 @@ export class Semaphore {
    * using _permit = await semaphore.acquire({ timeout: 1000 });
    * ```
    */
-  async acquire(options?: WaitOptions): Promise<Disposable> {
+  async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, this.constructor.name);
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -152,9 +155,9 @@ export class Semaphore {
    * using _permit = semaphore.acquireSync({ timeout: 1000 });
    * ```
    */
-  acquireSync(options?: WaitOptions): Disposable {
+  acquireSync(options?: WaitOptions): Lease {
     acquirePermitSync(this.#words, options, this.constructor.name);
-    return new Lease(this);
+    return new PermitLease(this);
   }
 
   /**
@@ -170,8 +173,8 @@ export class Semaphore {
    * console.log(semaphore.tryAcquire()); // undefined
    * ```
    */
-  tryAcquire(): Disposable | undefined {
-    return takeFree(this.#words) ? new Lease(this) : undefined;
+  tryAcquire(): Lease | undefined {
+    return takeFree(this.#words) ? new PermitLease(this) : undefined;
   }
 
   /**
@@ -192,6 +195,18 @@ export class Semaphore {
     if (!releasePermit(this.#words, MAX_COUNT)) {
       throw new RangeError(`Cannot release Semaphore: it already holds ${MAX_COUNT} permits`);
     }
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return {
+      immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
+      oneWay: ["release"],
+    };
   }
 
   /**

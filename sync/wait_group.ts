@@ -24,6 +24,8 @@ import {
   type DescribeContext,
   type Descriptor,
   registerReviver,
+  remote,
+  type RemoteSpec,
 } from "../internal/codec.ts";
 import {
   checkTimeout,
@@ -172,6 +174,15 @@ export class WaitGroup {
     const timeout = checkTimeout(options?.timeout, "Cannot wait on WaitGroup");
     options?.signal?.throwIfAborted();
     return runSync(this.#steps(new Deadline(timeout)));
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return { immediate: { count: "await group.wait({ timeout: 0 })" }, oneWay: ["done"] };
   }
 
   /**

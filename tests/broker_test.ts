@@ -1,0 +1,87 @@
+// Shared objects used from child processes through the parent's broker.
+import assert from "node:assert/strict";
+import {
+  Event,
+  Mutex,
+  ProcessPool,
+  ReentrantMutex,
+  SerializationError,
+  SharedArray,
+  tasks,
+  Value,
+} from "../mod.ts";
+import { failure, within } from "./_helpers.ts";
+
+const work = tasks<typeof import("./_broker_tasks.ts")>(
+  new URL("./_broker_tasks.ts", import.meta.url),
+);
+
+Deno.test("a Mutex excludes two processes", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 2 });
+  const mutex = new Mutex();
+  const value = new Value("int32", 0);
+  await within(Promise.all([
+    pool.submit(work.lockedIncrements, mutex, value, 20),
+    pool.submit(work.lockedIncrements, mutex, value, 20),
+  ]));
+  assert.equal(value.loadSync(), 40);
+  assert.equal(mutex.locked, false);
+});
+
+Deno.test("Value.add from two processes is exact", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 2 });
+  const value = new Value("int32", 0);
+  await within(Promise.all([
+    pool.submit(work.atomicAdds, value, 300),
+    pool.submit(work.atomicAdds, value, 300),
+  ]));
+  assert.equal(await value.load(), 600);
+});
+
+Deno.test("a lock held by a child that dies is released, and the next holder learns of it", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const mutex = new Mutex();
+  const error = await failure(pool.submit(work.acquireAndDie, mutex));
+  assert.equal(error.name, "WorkerCrashedError");
+  assert.equal(await within(pool.submit(work.acquireAndReport, mutex)), true);
+  assert.equal(await within(pool.submit(work.acquireAndReport, mutex)), false);
+  using lease = await mutex.acquire({ timeout: 1_000 });
+  assert.equal(lease.previousOwnerDied, false);
+});
+
+Deno.test("an Event set in the parent wakes a child", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const event = new Event();
+  const waiting = pool.submit(work.waitForEvent, event);
+  setTimeout(() => event.set(), 50);
+  assert.equal(await within(waiting), true);
+});
+
+Deno.test("methods that must answer at once fail in a child, naming the async form", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const message = await within(pool.submit(work.tryImmediate, new Mutex()));
+  assert.match(message, /Mutex.tryAcquire cannot answer at once in a child process/);
+  assert.match(message, /await mutex.acquire\(\{ timeout: 0 \}\)/);
+});
+
+Deno.test("a handle a child returns arrives in the parent as the original object", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const mutex = new Mutex();
+  assert.equal(await within(pool.submit(work.returnHandle, mutex)), mutex);
+});
+
+Deno.test("a SharedArray is filled by a child", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const squares = new SharedArray("float64", 4);
+  assert.equal(await within(pool.submit(work.fillSquares, squares)), 4);
+  assert.deepEqual(squares.toArraySync(), [0, 1, 4, 9]);
+});
+
+Deno.test("a ReentrantMutex cannot go to a process, and says why", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  assert.throws(
+    () => pool.submit((m: ReentrantMutex) => m, new ReentrantMutex()),
+    (error: Error) =>
+      error instanceof SerializationError && /pass a Mutex instead/.test(error.message),
+  );
+});
