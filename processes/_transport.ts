@@ -281,8 +281,8 @@ function spawnProcess(
     async terminate() {
       alive = false;
       // Closing the channel ends an idle child with exit code 0; kill one that lingers.
+      // (Its stdin stays open until it has exited, or its watchdog would kill it.)
       channel?.close();
-      await stdin.close().catch(() => {});
       const timer = setTimeout(() => {
         try {
           child.kill("SIGKILL");
