@@ -18,4 +18,5 @@
 export * from "./threads/mod.ts";
 export * from "./processes/mod.ts";
 export * from "./sync/mod.ts";
+export * from "./queue/mod.ts";
 export * from "./errors.ts";

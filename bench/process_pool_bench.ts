@@ -1,0 +1,124 @@
+// ProcessPool against ThreadPool and a bare `deno run`, in the same run.
+//   deno bench -A bench/process_pool_bench.ts
+import { ProcessPool, tasks, ThreadPool, Value } from "../mod.ts";
+import { fib } from "./_fib.ts";
+
+const fibTasks = tasks<typeof import("./_fib.ts")>(new URL("./_fib.ts", import.meta.url));
+const valueTasks = tasks<typeof import("./_value_tasks.ts")>(
+  new URL("./_value_tasks.ts", import.meta.url),
+);
+const inc = (x: number) => x + 1;
+const oneLine = new URL("./_one_line.ts", import.meta.url).pathname;
+
+const processes = new ProcessPool({ maxWorkers: 2, minWorkers: 2 });
+const threads = new ThreadPool({ maxWorkers: 2, minWorkers: 2 });
+await processes.map(inc, Array.from({ length: 5_000 }, (_, i) => i), { chunkSize: 1 });
+await threads.map(inc, Array.from({ length: 5_000 }, (_, i) => i), { chunkSize: 1 });
+await processes.map(fibTasks.fib, [20, 20]);
+
+async function submitMany(pool: ThreadPool | ProcessPool, count: number): Promise<void> {
+  const submitted = new Array(count);
+  for (let i = 0; i < count; i++) submitted[i] = pool.submit(inc, i);
+  await Promise.all(submitted);
+}
+
+const TINY = 20_000;
+Deno.bench({
+  name: "ThreadPool.submit, 2 workers, 20,000 tasks (x + 1)",
+  group: "tiny tasks",
+  baseline: true,
+  fn: () => submitMany(threads, TINY),
+});
+Deno.bench({
+  name: "ProcessPool.submit, 2 processes, 20,000 tasks (x + 1)",
+  group: "tiny tasks",
+  fn: () => submitMany(processes, TINY),
+});
+
+const items = Array.from({ length: 100_000 }, (_, i) => i);
+Deno.bench({
+  name: "ThreadPool.map, 100,000 items, automatic chunks",
+  group: "map",
+  baseline: true,
+  n: 20,
+  fn: async () => {
+    await threads.map(inc, items);
+  },
+});
+Deno.bench({
+  name: "ProcessPool.map, 100,000 items, automatic chunks",
+  group: "map",
+  n: 20,
+  fn: async () => {
+    await processes.map(inc, items);
+  },
+});
+
+Deno.bench({
+  name: "bare `deno run --no-config` of a one-line script",
+  group: "start-up",
+  baseline: true,
+  n: 20,
+  fn: async () => {
+    await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", oneLine],
+      stdout: "null",
+    }).output();
+  },
+});
+Deno.bench({
+  name: "first result from a new ProcessPool",
+  group: "start-up",
+  n: 20,
+  fn: async (b) => {
+    b.start();
+    const pool = new ProcessPool({ maxWorkers: 1 });
+    await pool.submit(inc, 1);
+    b.end();
+    await pool.shutdown();
+  },
+});
+
+Deno.bench({
+  name: "fib(32) x 8 serially on the main thread",
+  group: "CPU-bound",
+  baseline: true,
+  n: 3,
+  warmup: 1,
+  fn: () => {
+    for (let i = 0; i < 8; i++) fib(32);
+  },
+});
+Deno.bench({
+  name: "fib(32) x 8 on a ProcessPool of 2",
+  group: "CPU-bound",
+  n: 3,
+  warmup: 1,
+  fn: async () => {
+    await processes.map(fibTasks.fib, [32, 32, 32, 32, 32, 32, 32, 32], { chunkSize: 1 });
+  },
+});
+
+const counter = new Value("int32", 0);
+Deno.bench({
+  name: "ProcessPool.submit round trips, 1,000 one after another",
+  group: "Value.add from a process",
+  baseline: true,
+  n: 10,
+  fn: async () => {
+    for (let i = 0; i < 1_000; i++) await processes.submit(inc, i);
+  },
+});
+Deno.bench({
+  name: "Value.add from a process, 1,000 one after another",
+  group: "Value.add from a process",
+  n: 10,
+  fn: async () => {
+    await processes.submit(valueTasks.addMany, counter, 1_000);
+  },
+});
+
+globalThis.addEventListener("unload", () => {
+  processes.shutdown();
+  threads.shutdown();
+});

@@ -1,0 +1,754 @@
+/**
+ * The shared ring under `Queue` and `JoinableQueue`: items as bytes in a
+ * growable SharedArrayBuffer, a header of shared words that says where they
+ * are, and the waits of `put`, `get` and `join`.
+ *
+ * ```text
+ *   header: Int32Array over a SharedArrayBuffer of 48 words (three 64-byte lines)
+ *
+ *   line 0: the lock, and the ring it guards
+ *   ┌────────────┬────────────┬────────────┬────────────┐
+ *   │ 0 LOCK     │ 1 LOCK     │ 2 LOCK     │ 3 LOCK     │  permit counter of
+ *   │   COUNT    │   GRANTED  │   OPEN     │   WAKE     │  sync/_permits.ts
+ *   ├────────────┼────────────┼────────────┼────────────┤
+ *   │ 4 HEAD     │ 5 TAIL     │ 6 COUNT    │ 7 CAPACITY │  under the lock
+ *   ├────────────┼────────────┼────────────┼────────────┤
+ *   │ 8 CLOSED   │ 9 MAX_SIZE │10 JOINABLE │11 ROOM_SEQ │
+ *   ├────────────┼────────────┼────────────┼────────────┤
+ *   │12 ROOM_    │13 UNFIN-   │14 JOIN_SEQ │15 JOINERS  │
+ *   │   SLEEPERS │   ISHED    │            │            │
+ *   └────────────┴────────────┴────────────┴────────────┘
+ *   line 1: words 16–19 ITEMS, a permit counter: items a get may claim
+ *   line 2: words 32–35 SPACE, a permit counter: free places (maxSize only)
+ *
+ *   HEAD           byte offset of the oldest frame
+ *   TAIL           byte offset where the next frame goes
+ *   COUNT          frames in the ring (HEAD = TAIL is empty when 0, full otherwise)
+ *   CAPACITY       bytes of the ring in use as such (the buffer may be larger)
+ *   CLOSED         1 once close() ran
+ *   MAX_SIZE       the queue's maxSize, 0 for none
+ *   JOINABLE       1 for a JoinableQueue: puts count UNFINISHED
+ *   ROOM_SEQ       bumped by a get while a put waits for bytes; such puts sleep on it
+ *   ROOM_SLEEPERS  puts waiting for bytes
+ *   UNFINISHED     items put and not yet marked done (JoinableQueue)
+ *   JOIN_SEQ       bumped when UNFINISHED reaches 0; join() sleeps on it
+ *   JOINERS        callers inside join()
+ *
+ *   data: a growable SharedArrayBuffer, CAPACITY bytes (64 KiB at first, 64 MiB at most)
+ *   ┌────────┬─────────┬─────────┬─────────┬──────────────┬──────┐
+ *   │ free   │ frame 1 │ frame 2 │ frame 3 │ free         │ WRAP │   linear:  HEAD < TAIL
+ *   └────────┴─────────┴─────────┴─────────┴──────────────┴──────┘
+ *            HEAD                          TAIL
+ *   ┌─────────┬─────────┬─────────────┬─────────┬─────────┬──────┐
+ *   │ frame 3 │ frame 4 │ free        │ frame 1 │ frame 2 │ WRAP │   wrapped: TAIL <= HEAD
+ *   └─────────┴─────────┴─────────────┴─────────┴─────────┴──────┘
+ *                       TAIL          HEAD
+ *
+ *   frame: one 32-bit word, tag in bits 0–3, length (or a small integer) in
+ *   bits 4–31, then the payload padded to 4 bytes. Tags: WRAP (the rest of
+ *   the ring is padding: go on at 0), undefined, null, false, true, a small
+ *   integer (-2^27 … 2^27 - 1, in the word itself), a float64 (8 bytes), a
+ *   UTF-8 string, and anything else as `node:v8` serialize bytes (strings
+ *   with a lone surrogate too, which UTF-8 cannot carry).
+ * ```
+ *
+ * A frame is never split: one that does not fit before the end of the ring
+ * leaves a WRAP word and starts at 0. When the ring empties, HEAD and TAIL go
+ * back to 0, so the whole ring is one free run again.
+ *
+ * Put: encode the item (outside the lock: numbers, booleans, null, undefined
+ * and strings of up to 256 units are written straight into the ring, with
+ * no allocation), claim a SPACE permit when the queue has a maxSize, take
+ * the lock, find room for the frame, write it, COUNT + 1, release the lock,
+ * and give ITEMS a permit. When there is no room the buffer grows (to twice
+ * its size, or more if the frame needs it, up to {@linkcode MAX_BYTES}); a
+ * wrapped ring then moves its older run, HEAD to the old end, to the new
+ * end. Get: claim an ITEMS permit, take the lock, read the frame at HEAD,
+ * COUNT - 1, release the lock, give SPACE a permit back, and deserialize
+ * outside the lock. A permit is only given once its item is written, so a
+ * get that holds one always finds an item, until close(): that adds spare
+ * ITEMS permits (one more than the gets waiting), and a get that then finds
+ * the ring empty gives its permit back and fails, so the spare goes on to
+ * the next. Items arrive exactly once: one permit, one frame, under the lock.
+ *
+ * The lock guards the copy of one frame and is never held across a wait, so
+ * every caller takes it the blocking way, the main thread too (for a large
+ * item, it may wait for another thread's copy of it): async calls from one
+ * thread then reach the ring in the order their permits came, which the
+ * permit lines below keep in the order the calls were made. Calls made
+ * without awaiting each other (as the process broker makes them) keep their
+ * order. Only a put waiting for bytes (the ring full at 64 MiB) sleeps on
+ * ROOM_SEQ, counted in ROOM_SLEEPERS so that a get bumps and notifies only
+ * when someone sleeps there.
+ *
+ * Fairness: ITEMS and SPACE are the permit counters of `sync/_permits.ts`,
+ * so a get that has to wait for an item (or a put for a place) joins a line
+ * that nobody arriving later overtakes, and those asleep in it are served in
+ * the order they went to sleep: each permit is handed to the longest
+ * sleeper, not left for newcomers. (So a permit handed to an async `get`
+ * whose thread is meanwhile blocked in `getSync` waits for that thread, and
+ * the `getSync` for the next item.) Puts waiting for bytes are woken
+ * together and retry: a smaller item may fit first. The lock is the same
+ * counter, with grants open to anyone in its line (`handOff: false`), since
+ * a grant reserved for a sleeper whose thread is blocked elsewhere would
+ * stall every caller.
+ *
+ * No busy spinning: a blocking caller looks again at most 200 times with
+ * `Atomics.pause()` (about 10 µs) before it sleeps in `Atomics.wait`, so that
+ * a consumer that keeps up with its producer does not pay a futex wake-up per
+ * item; async callers never spin. Every wait that can last sleeps through
+ * `internal/wait.ts`.
+ *
+ * @module
+ */
+
+import { deserialize, serialize } from "node:v8";
+import { QueueClosedError, SerializationError, type TimeoutError } from "../errors.ts";
+import { describeType } from "../internal/codec.ts";
+import { Deadline, runSync, type WaitSteps } from "../internal/wait.ts";
+import { acquireSteps, FOREVER, releasePermit, takeFree } from "../sync/_permits.ts";
+import { abortReason, timedOut } from "../sync/_shared.ts";
+
+// ---- the header ------------------------------------------------------------
+
+/** The lock's permit counter takes words 0–3. */
+const LOCK = 0;
+/** Byte offset of the oldest frame. */
+const HEAD = 4;
+/** Byte offset where the next frame goes. */
+const TAIL = 5;
+/** Frames in the ring. */
+const COUNT = 6;
+/** Bytes of the ring. */
+const CAPACITY = 7;
+/** 1 once closed. */
+const CLOSED = 8;
+/** The maxSize, 0 for none. */
+const MAX_SIZE = 9;
+/** 1 for a JoinableQueue. */
+const JOINABLE = 10;
+/** Puts waiting for bytes sleep on this sequence number. */
+const ROOM_SEQ = 11;
+/** How many puts wait for bytes. */
+const ROOM_SLEEPERS = 12;
+/** Items put and not yet marked done. */
+const UNFINISHED = 13;
+/** join() sleeps on this sequence number. */
+const JOIN_SEQ = 14;
+/** Callers inside join(). */
+const JOINERS = 15;
+/** Word offset of the ITEMS permit counter (its own cache line). */
+const ITEMS = 16;
+/** Word offset of the SPACE permit counter (its own cache line). */
+const SPACE = 32;
+/** Words in the header. */
+const HEADER_WORDS = 48;
+
+/** Bytes of a new ring. */
+export const INITIAL_BYTES = 64 * 1024;
+/** The most bytes a ring grows to: 64 MiB. An item's frame must fit in it. */
+export const MAX_BYTES = 64 * 1024 * 1024;
+
+// ---- frames ----------------------------------------------------------------
+
+const WRAP = 0;
+const UNDEFINED = 1;
+const NULL = 2;
+const FALSE = 3;
+const TRUE = 4;
+const SMALL_INT = 5;
+const FLOAT = 6;
+const STRING = 7;
+const SERIALIZED = 8;
+const TAG_BITS = 4;
+const TAG_MASK = 0xf;
+
+/** Strings up to this many UTF-16 units are encoded straight into the ring. */
+const SHORT_STRING = 256;
+/** Payloads up to this many bytes are decoded inside the lock; longer ones are copied out first. */
+const DECODE_IN_PLACE = 1024;
+
+/** How many times a blocking caller looks again before it sleeps. */
+const SPINS = 200;
+
+const ENCODER = new TextEncoder();
+// ignoreBOM: a string that starts with U+FEFF keeps it.
+const DECODER = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** The SharedArrayBuffers a ring lives in; what a thread receives. */
+export interface RingState {
+  /** The header words. */
+  readonly header: SharedArrayBuffer;
+  /** The frames: a growable SharedArrayBuffer. */
+  readonly data: SharedArrayBuffer;
+}
+
+/** What {@linkcode Ring.write} did. */
+export const WROTE = 0;
+/** See {@linkcode WROTE}. */
+export const WAS_CLOSED = 1;
+/** See {@linkcode WROTE}. */
+export const NO_ROOM = 2;
+
+function align4(bytes: number): number {
+  return (bytes + 3) & ~3;
+}
+
+function isSmallInt(n: number): boolean {
+  return ((n << TAG_BITS) >> TAG_BITS) === n && (n !== 0 || 1 / n > 0);
+}
+
+/** An item's bytes, made before taking the lock, and the frame tag that says how to read them. */
+export interface Payload {
+  /** STRING (UTF-8) or SERIALIZED (`node:v8`). */
+  readonly tag: number;
+  /** The bytes. */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * The bytes of an item that must be made before taking the lock (long
+ * strings, and everything `node:v8` carries); `undefined` for items written
+ * straight into the ring (numbers, booleans, `null`, `undefined`, short
+ * strings), which so cost no allocation.
+ *
+ * @throws {SerializationError} When `node:v8` cannot serialize the item.
+ * @throws {RangeError} When a string is certainly too large for the ring.
+ */
+export function encodePayload(item: unknown): Payload | undefined {
+  switch (typeof item) {
+    case "number":
+    case "boolean":
+    case "undefined":
+      return undefined;
+    case "string":
+      // A lone surrogate has no UTF-8 form: node:v8 keeps it.
+      if (!item.isWellFormed()) break;
+      if (item.length <= SHORT_STRING) return undefined;
+      // Its UTF-8 is at least this long: refuse before allocating it.
+      if (item.length > MAX_BYTES) throw tooLarge(item.length, "at least ");
+      return { tag: STRING, bytes: ENCODER.encode(item) };
+    case "object":
+      if (item === null) return undefined;
+  }
+  try {
+    return { tag: SERIALIZED, bytes: serialize(item) };
+  } catch (error) {
+    throw new SerializationError(
+      `Cannot put ${describeType(item)} in a queue: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+/** The frame size to find room for: exact, or an upper bound for a short string. */
+export function frameBytes(item: unknown, payload: Payload | undefined): number {
+  if (payload !== undefined) return 4 + align4(payload.bytes.length);
+  if (typeof item === "number") return isSmallInt(item) ? 4 : 12;
+  if (typeof item === "string") return 4 + align4(item.length * 3);
+  return 4;
+}
+
+/**
+ * Refuses a frame that could never fit in the ring.
+ *
+ * @throws {RangeError} When `need` is more than {@linkcode MAX_BYTES}.
+ */
+export function checkFrame(need: number): void {
+  if (need > MAX_BYTES) throw tooLarge(need - 4, "");
+}
+
+function tooLarge(bytes: number, qualifier: string): RangeError {
+  return new RangeError(
+    `Cannot put an item of ${qualifier}${bytes} bytes in a queue: its ring holds at most ` +
+      `${MAX_BYTES} bytes (64 MiB)`,
+  );
+}
+
+/** Takes a free permit from `words` (a permit counter), looking again for about 10 µs. */
+function spin(words: Int32Array): boolean {
+  for (let i = 0; i < SPINS; i++) {
+    Atomics.pause();
+    if (Atomics.load(words, 0) > 0 && takeFree(words)) return true;
+  }
+  return false;
+}
+
+/**
+ * Claims a permit from `words` (a permit counter), blocking the thread;
+ * `false` when `deadline` passes first.
+ */
+export function claimSync(words: Int32Array, deadline: Deadline): boolean {
+  return takeFree(words) || (deadline.remaining() > 0 && spin(words)) ||
+    runSync(acquireSteps(words, deadline));
+}
+
+/** A deadline `timeout` ms from now, reading the clock only when there is one. */
+export function deadlineIn(timeout: number): Deadline {
+  return timeout === Infinity ? FOREVER : new Deadline(timeout);
+}
+
+let adopted: Ring | undefined;
+
+/** Runs `create` (a queue constructor) so that it adopts `ring`. */
+export function adopting<T>(ring: Ring, create: () => T): T {
+  adopted = ring;
+  try {
+    return create();
+  } finally {
+    adopted = undefined;
+  }
+}
+
+/** Called by the queue constructor: the ring to adopt, or `undefined`. */
+export function adoption(): Ring | undefined {
+  const ring = adopted;
+  adopted = undefined;
+  return ring;
+}
+
+/** One thread's view of a shared ring. */
+export class Ring {
+  /** The header words. */
+  readonly header: Int32Array<SharedArrayBuffer>;
+  /** The lock's permit counter. */
+  readonly lockWords: Int32Array<SharedArrayBuffer>;
+  /** Items a get may claim. */
+  readonly itemWords: Int32Array<SharedArrayBuffer>;
+  /** Free places, when the queue has a maxSize. */
+  readonly spaceWords: Int32Array<SharedArrayBuffer>;
+  /** The maxSize, or `Infinity`. */
+  readonly maxSize: number;
+  /** The class name that error messages use. */
+  label = "Queue";
+  readonly #data: SharedArrayBuffer;
+  // Length-tracking views: they follow the buffer as it grows, in every thread.
+  readonly #bytes: Uint8Array<SharedArrayBuffer>;
+  readonly #ints: Int32Array<SharedArrayBuffer>;
+  readonly #view: DataView<SharedArrayBuffer>;
+  /** The ROOM_SEQ value a put read before it sleeps on it. */
+  #roomSeq = 0;
+
+  /** A view of an existing ring. */
+  constructor(state: RingState) {
+    this.header = new Int32Array(state.header);
+    this.lockWords = new Int32Array(state.header, LOCK * 4, 4);
+    this.itemWords = new Int32Array(state.header, ITEMS * 4, 4);
+    this.spaceWords = new Int32Array(state.header, SPACE * 4, 4);
+    this.maxSize = this.header[MAX_SIZE] === 0 ? Infinity : this.header[MAX_SIZE];
+    this.#data = state.data;
+    this.#bytes = new Uint8Array(state.data);
+    this.#ints = new Int32Array(state.data);
+    this.#view = new DataView(state.data);
+  }
+
+  /** Makes a new, empty ring. */
+  static create(maxSize: number): Ring {
+    const header = new SharedArrayBuffer(HEADER_WORDS * 4);
+    const words = new Int32Array(header);
+    words[LOCK] = 1;
+    words[CAPACITY] = INITIAL_BYTES;
+    if (maxSize !== Infinity) {
+      words[MAX_SIZE] = maxSize;
+      words[SPACE] = maxSize;
+    }
+    const data = new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
+    return new Ring({ header, data });
+  }
+
+  /** The buffers, for a thread. */
+  get state(): RingState {
+    return { header: this.header.buffer, data: this.#data };
+  }
+
+  /** Whether the queue has a maxSize. */
+  get bounded(): boolean {
+    return this.maxSize !== Infinity;
+  }
+
+  /** Items in the ring now. */
+  get size(): number {
+    return Atomics.load(this.header, COUNT);
+  }
+
+  /** Whether close() ran. */
+  get closed(): boolean {
+    return Atomics.load(this.header, CLOSED) !== 0;
+  }
+
+  /** Makes puts count unfinished tasks (a new JoinableQueue). */
+  makeJoinable(): void {
+    this.header[JOINABLE] = 1;
+    this.label = "JoinableQueue";
+  }
+
+  /** Takes the lock, blocking: it is only ever held for a short copy. */
+  lock(): void {
+    if (takeFree(this.lockWords, 1) || spin(this.lockWords)) return;
+    runSync(acquireSteps(this.lockWords, FOREVER));
+  }
+
+  /**
+   * Releases the lock. `handOff: false` lets any caller in line take it: a
+   * grant reserved for a caller whose thread is busy elsewhere could stall
+   * everyone.
+   */
+  unlock(): void {
+    releasePermit(this.lockWords, 1, 0, false);
+  }
+
+  // ---- put ------------------------------------------------------------------
+
+  /**
+   * Writes an item's frame. Returns {@linkcode WROTE}, {@linkcode WAS_CLOSED},
+   * or {@linkcode NO_ROOM} when the ring is full at {@linkcode MAX_BYTES};
+   * then, with `register`, the caller is counted in ROOM_SLEEPERS and must
+   * sleep on ROOM_SEQ with the value in `#roomSeq`, then call `#leaveRoomLine`.
+   * Does not touch SPACE permits.
+   */
+  write(item: unknown, payload: Payload | undefined, need: number, register: boolean): number {
+    const header = this.header;
+    this.lock();
+    try {
+      if (header[CLOSED] !== 0) return WAS_CLOSED;
+      const at = this.#room(need);
+      if (at < 0) {
+        if (register) {
+          header[ROOM_SLEEPERS]++;
+          this.#roomSeq = Atomics.load(header, ROOM_SEQ);
+        }
+        return NO_ROOM;
+      }
+      header[TAIL] = at + this.#writeFrame(at, item, payload);
+      Atomics.store(header, COUNT, header[COUNT] + 1);
+      if (header[JOINABLE] !== 0) Atomics.add(header, UNFINISHED, 1);
+    } finally {
+      this.unlock();
+    }
+    releasePermit(this.itemWords, Infinity);
+    return WROTE;
+  }
+
+  /**
+   * The part of a put that may wait: claims a SPACE permit unless it
+   * `holdsSpace` already, then writes, waiting for bytes while the ring is
+   * full at its limit, until `deadline` (`timeout` is its length, for messages).
+   *
+   * @throws {TimeoutError} When the deadline passes (`method` names the call in messages).
+   * @throws {QueueClosedError} When the queue is closed meanwhile.
+   * @throws The signal's reason when it is aborted.
+   */
+  *putSteps(
+    item: unknown,
+    payload: Payload | undefined,
+    need: number,
+    holdsSpace: boolean,
+    deadline: Deadline,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    method: string,
+  ): WaitSteps<void> {
+    if (this.bounded && !holdsSpace && !takeFree(this.spaceWords)) {
+      if (!(yield* acquireSteps(this.spaceWords, deadline, signal))) {
+        throw this.timedOut(method, timeout);
+      }
+    }
+    for (;;) {
+      const result = this.write(item, payload, need, true);
+      if (result === WROTE) return;
+      if (result === WAS_CLOSED) {
+        this.giveBackSpace();
+        throw this.closedForPut(method);
+      }
+      const remaining = deadline.remaining();
+      const reason = remaining === 0 ? "timed-out" : yield {
+        words: this.header,
+        index: ROOM_SEQ,
+        expected: this.#roomSeq,
+        timeout: remaining,
+        signal,
+      };
+      this.#leaveRoomLine();
+      if (reason === "aborted") {
+        this.giveBackSpace();
+        throw abortReason(signal);
+      }
+      if (deadline.remaining() === 0) {
+        this.giveBackSpace();
+        throw this.timedOut(method, timeout);
+      }
+    }
+  }
+
+  /** Gives back a SPACE permit a put claimed and did not use. */
+  giveBackSpace(): void {
+    if (this.bounded) releasePermit(this.spaceWords, Infinity);
+  }
+
+  #leaveRoomLine(): void {
+    this.lock();
+    this.header[ROOM_SLEEPERS]--;
+    this.unlock();
+  }
+
+  /** Finds room for `need` bytes, growing the ring if it may; -1 when there is none. Lock held. */
+  #room(need: number): number {
+    const header = this.header;
+    for (;;) {
+      const capacity = header[CAPACITY];
+      if (header[COUNT] === 0) {
+        header[HEAD] = 0;
+        header[TAIL] = 0;
+        if (need <= capacity) return 0;
+      } else {
+        const head = header[HEAD];
+        const tail = header[TAIL];
+        if (tail > head) {
+          if (need <= capacity - tail) return tail;
+          if (need <= head) {
+            if (tail < capacity) this.#ints[tail >> 2] = WRAP;
+            return 0;
+          }
+        } else if (need <= head - tail) {
+          return tail;
+        }
+      }
+      if (capacity >= MAX_BYTES) return -1;
+      this.#grow(Math.min(MAX_BYTES, Math.max(capacity * 2, capacity + need)));
+    }
+  }
+
+  /** Grows the ring to `capacity` bytes; a wrapped ring moves its older run to the new end. */
+  #grow(capacity: number): void {
+    const header = this.header;
+    const old = header[CAPACITY];
+    if (this.#data.byteLength < capacity) this.#data.grow(capacity);
+    const head = header[HEAD];
+    if (header[COUNT] > 0 && header[TAIL] <= head) {
+      const moved = head + (capacity - old);
+      this.#bytes.copyWithin(moved, head, old);
+      header[HEAD] = moved;
+    }
+    header[CAPACITY] = capacity;
+  }
+
+  /** Writes the frame at `at`; returns its size. Lock held, room checked. */
+  #writeFrame(at: number, item: unknown, payload: Payload | undefined): number {
+    const ints = this.#ints;
+    if (payload !== undefined) {
+      const bytes = payload.bytes;
+      ints[at >> 2] = (bytes.length << TAG_BITS) | payload.tag;
+      this.#bytes.set(bytes, at + 4);
+      return 4 + align4(bytes.length);
+    }
+    switch (typeof item) {
+      case "number":
+        if (isSmallInt(item)) {
+          ints[at >> 2] = (item << TAG_BITS) | SMALL_INT;
+          return 4;
+        }
+        ints[at >> 2] = FLOAT;
+        this.#view.setFloat64(at + 4, item, true);
+        return 12;
+      case "string": {
+        const start = at + 4;
+        const { written } = ENCODER.encodeInto(
+          item,
+          this.#bytes.subarray(start, start + item.length * 3),
+        );
+        ints[at >> 2] = (written << TAG_BITS) | STRING;
+        return 4 + align4(written);
+      }
+      case "boolean":
+        ints[at >> 2] = item ? TRUE : FALSE;
+        return 4;
+      case "undefined":
+        ints[at >> 2] = UNDEFINED;
+        return 4;
+      default:
+        ints[at >> 2] = NULL;
+        return 4;
+    }
+  }
+
+  // ---- get ------------------------------------------------------------------
+
+  /**
+   * Reads and removes the oldest item. The caller holds an ITEMS permit;
+   * `method` names the call in messages.
+   *
+   * @throws {QueueClosedError} When the queue is closed and empty (the permit
+   *   goes back for the next caller).
+   */
+  take(method: string): unknown {
+    const header = this.header;
+    let value: unknown;
+    let copy: Uint8Array | undefined;
+    let tag = 0;
+    let wakeRoom = false;
+    this.lock();
+    try {
+      const count = header[COUNT];
+      if (count === 0) {
+        if (header[CLOSED] === 0) {
+          throw new Error("queue: an ITEMS permit was claimed for an item that is not there");
+        }
+        releasePermit(this.itemWords, Infinity);
+        throw new QueueClosedError(`${this.label}.${method}: the queue is closed and empty`);
+      }
+      let head = header[HEAD];
+      const word = this.#ints[head >> 2];
+      tag = word & TAG_MASK;
+      let size = 4;
+      switch (tag) {
+        case UNDEFINED:
+          value = undefined;
+          break;
+        case NULL:
+          value = null;
+          break;
+        case FALSE:
+          value = false;
+          break;
+        case TRUE:
+          value = true;
+          break;
+        case SMALL_INT:
+          value = word >> TAG_BITS;
+          break;
+        case FLOAT:
+          value = this.#view.getFloat64(head + 4, true);
+          size = 12;
+          break;
+        case STRING:
+        case SERIALIZED: {
+          const length = word >>> TAG_BITS;
+          const bytes = this.#bytes.subarray(head + 4, head + 4 + length);
+          if (tag === STRING && length <= DECODE_IN_PLACE) value = DECODER.decode(bytes);
+          else copy = bytes.slice();
+          size = 4 + align4(length);
+          break;
+        }
+        default:
+          throw new Error(`queue: unknown frame tag ${tag} at byte ${head}`);
+      }
+      head += size;
+      Atomics.store(header, COUNT, count - 1);
+      if (count === 1) {
+        header[HEAD] = 0;
+        header[TAIL] = 0;
+      } else {
+        // Keep HEAD on a real frame: skip the end of the ring and a WRAP word.
+        if (head >= header[CAPACITY] || (this.#ints[head >> 2] & TAG_MASK) === WRAP) head = 0;
+        header[HEAD] = head;
+      }
+      if (header[ROOM_SLEEPERS] > 0) {
+        Atomics.add(header, ROOM_SEQ, 1);
+        wakeRoom = true;
+      }
+    } finally {
+      this.unlock();
+    }
+    if (wakeRoom) Atomics.notify(header, ROOM_SEQ);
+    this.giveBackSpace();
+    if (copy !== undefined) value = tag === STRING ? DECODER.decode(copy) : deserialize(copy);
+    return value;
+  }
+
+  /** The error of a put on a closed queue; `method` as `"put()"`. */
+  closedForPut(method: string): QueueClosedError {
+    return new QueueClosedError(`${this.label}.${method}: the queue is closed`);
+  }
+
+  /** The error of a wait that ran out of time; `method` as `"get()"`. */
+  timedOut(method: string, timeout: number): TimeoutError {
+    return timedOut(`${this.label}.${method}`, timeout);
+  }
+
+  // ---- close ----------------------------------------------------------------
+
+  /** Closes the ring and wakes every waiting put and get; a second call does nothing. */
+  close(): void {
+    const header = this.header;
+    this.lock();
+    try {
+      if (header[CLOSED] !== 0) return;
+      Atomics.store(header, CLOSED, 1);
+      Atomics.add(header, ROOM_SEQ, 1);
+    } finally {
+      this.unlock();
+    }
+    Atomics.notify(header, ROOM_SEQ);
+    addSpares(this.itemWords);
+    if (this.bounded) addSpares(this.spaceWords);
+  }
+
+  // ---- join -----------------------------------------------------------------
+
+  /**
+   * Marks one item done.
+   *
+   * @throws {RangeError} When no item is unfinished.
+   */
+  taskDone(): void {
+    const header = this.header;
+    let unfinished = Atomics.load(header, UNFINISHED);
+    for (;;) {
+      if (unfinished <= 0) {
+        throw new RangeError(
+          "Cannot call JoinableQueue.taskDone(): it was called more times than items were put",
+        );
+      }
+      const seen = Atomics.compareExchange(header, UNFINISHED, unfinished, unfinished - 1);
+      if (seen === unfinished) break;
+      unfinished = seen;
+    }
+    if (unfinished === 1) {
+      Atomics.add(header, JOIN_SEQ, 1);
+      if (Atomics.load(header, JOINERS) > 0) Atomics.notify(header, JOIN_SEQ);
+    }
+  }
+
+  /** Items put and not yet marked done (JoinableQueue). */
+  get unfinished(): number {
+    return Atomics.load(this.header, UNFINISHED);
+  }
+
+  /**
+   * Waits until every item put has been marked done: `true`, or `false` when
+   * `timeout` passes first. Throws the signal's reason on abort.
+   */
+  *joinSteps(timeout: number, signal: AbortSignal | undefined): WaitSteps<boolean> {
+    const header = this.header;
+    const deadline = new Deadline(timeout);
+    // Counted before reading JOIN_SEQ, so a taskDone that ends the work sees us and notifies.
+    Atomics.add(header, JOINERS, 1);
+    try {
+      for (;;) {
+        const seen = Atomics.load(header, JOIN_SEQ);
+        if (Atomics.load(header, UNFINISHED) === 0) return true;
+        const remaining = deadline.remaining();
+        if (remaining === 0) return false;
+        const reason = yield {
+          words: header,
+          index: JOIN_SEQ,
+          expected: seen,
+          timeout: remaining,
+          signal,
+        };
+        if (reason === "aborted") throw abortReason(signal);
+      }
+    } finally {
+      Atomics.sub(header, JOINERS, 1);
+    }
+  }
+}
+
+/**
+ * Adds one spare permit more than the callers in line, so each of them and
+ * every later caller finds one; the callers give them back.
+ */
+function addSpares(words: Int32Array): void {
+  const count = Atomics.load(words, 0);
+  for (let i = Math.max(1, 1 - count); i > 0; i--) releasePermit(words, Infinity);
+}

@@ -1,0 +1,542 @@
+/**
+ * `Queue`: Python's `queue.Queue` and `multiprocessing.Queue` in one class,
+ * over a ring buffer in shared memory (see `_ring.ts` for its layout and
+ * algorithm).
+ *
+ * @module
+ */
+
+import { QueueClosedError, SerializationError } from "../errors.ts";
+import {
+  describe,
+  type DescribeContext,
+  type Descriptor,
+  registerReviver,
+  remote,
+  type RemoteSpec,
+} from "../internal/codec.ts";
+import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import { acquireSteps, takeFree } from "../sync/_permits.ts";
+import {
+  adopting,
+  adoption,
+  checkFrame,
+  claimSync,
+  deadlineIn,
+  encodePayload,
+  frameBytes,
+  MAX_BYTES,
+  Ring,
+  type RingState,
+  WAS_CLOSED,
+  WROTE,
+} from "./_ring.ts";
+
+/** Options of {@linkcode Queue} and `JoinableQueue`. */
+export interface QueueOptions {
+  /**
+   * The most items the queue holds; a `put` on a full queue waits for a
+   * `get`. A whole number from 1 to 2^31 - 1; omit it (or pass `Infinity`)
+   * for no bound.
+   */
+  maxSize?: number;
+}
+
+/** The ring of each queue, for `JoinableQueue` in this folder. */
+let ringOf: (queue: Queue<any>) => Ring;
+
+/** @internal The ring under `queue`. */
+export function queueRing(queue: Queue<any>): Ring {
+  return ringOf(queue);
+}
+
+function checkOptions(options: QueueOptions | undefined, name: string): number {
+  if (options === undefined) return Infinity;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot create ${name}: options must be an object: current value is ${String(options)}`,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== "maxSize") {
+      throw new TypeError(
+        `Cannot create ${name}: unknown option '${key}' (did you mean 'maxSize'?)`,
+      );
+    }
+  }
+  const maxSize = options.maxSize;
+  if (maxSize === undefined || maxSize === Infinity) return Infinity;
+  if (typeof maxSize !== "number") {
+    throw new TypeError(
+      `Cannot create ${name}: 'maxSize' must be a whole number >= 1: current value is ${
+        typeof maxSize === "string" ? JSON.stringify(maxSize) : String(maxSize)
+      }`,
+    );
+  }
+  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 0x7fff_ffff) {
+    throw new RangeError(
+      `Cannot create ${name}: 'maxSize' must be a whole number from 1 to ${0x7fff_ffff}, or ` +
+        `omitted for no bound: current value is ${maxSize}`,
+    );
+  }
+  return maxSize;
+}
+
+/** Reads the options of a waiting call: the timeout, after checking the signal. */
+function waitTimeout(options: WaitOptions | undefined, ring: Ring, method: string): number {
+  if (options === undefined) return Infinity;
+  const timeout = checkTimeout(options.timeout, `${ring.label}.${method}`);
+  options.signal?.throwIfAborted();
+  return timeout;
+}
+
+/**
+ * A first-in, first-out queue shared by the main thread, threads and
+ * processes (Python's `queue.Queue` and `multiprocessing.Queue`). Items are
+ * copied in: numbers, strings, booleans, `null` and `undefined` in a compact
+ * form of their own, everything else (Map, Set, Date, BigInt, typed arrays,
+ * plain objects, errors…) through `node:v8` serialize, so what `get` returns
+ * is a copy of what was put.
+ *
+ * Pass a queue to a `Thread` or a pool task (as an argument, or inside one)
+ * and it arrives as a working queue on the same shared memory; passed to a
+ * `Process`, it is a handle whose calls the parent performs. Many producers
+ * and consumers may use it at once: each item is received exactly once, in
+ * the order items were put. Waiting consumers are served first come, first
+ * served. An item a consumer took is gone, even if that consumer then dies,
+ * as in Python.
+ *
+ * The items live as bytes in a ring in a growable SharedArrayBuffer of
+ * 64 KiB that grows as needed up to 64 MiB ({@linkcode Queue.MAX_BYTES});
+ * once it is full at that size, `put` waits as on a full queue, and an item
+ * that could never fit fails with a `RangeError`. The ring does not shrink.
+ *
+ * `put` and `get` return promises and work everywhere; `putSync` and
+ * `getSync` block the calling thread (for threads: on the main thread they
+ * would freeze the event loop); `tryPut` and `tryGet` never wait.
+ *
+ * @typeParam T The type of the items.
+ *
+ * @example Producer and consumer
+ * ```ts
+ * import { Queue } from "@parallel/core";
+ *
+ * const queue = new Queue<number>({ maxSize: 2 });
+ * const consumer = (async () => {
+ *   const seen: number[] = [];
+ *   for await (const item of queue) seen.push(item);
+ *   return seen;
+ * })();
+ * for (let i = 0; i < 5; i++) await queue.put(i); // waits while 2 items are queued
+ * queue.close();
+ * console.log(await consumer); // [0, 1, 2, 3, 4]
+ * ```
+ *
+ * @example With a thread
+ * ```ts
+ * import { Queue, Thread } from "@parallel/core";
+ *
+ * const queue = new Queue<string>();
+ * const producer = (queue: Queue<string>) => {
+ *   for (const word of ["to", "the", "thread", "and", "back"]) queue.putSync(word);
+ *   queue.close();
+ * };
+ * const thread = new Thread({ target: producer, args: [queue] }).start();
+ * const words: string[] = [];
+ * for await (const word of queue) words.push(word);
+ * await thread.join();
+ * console.log(words.join(" ")); // "to the thread and back"
+ * ```
+ */
+export class Queue<T = unknown> implements AsyncIterable<T> {
+  /** The most bytes a queue's ring grows to: 64 MiB (67,108,864). */
+  static readonly MAX_BYTES: number = MAX_BYTES;
+
+  readonly #ring: Ring;
+
+  static {
+    ringOf = (queue) => queue.#ring;
+  }
+
+  /**
+   * Creates an empty, open queue.
+   *
+   * @param options `maxSize`: the most items it holds (no bound when omitted).
+   * @throws {RangeError} When `maxSize` is not a whole number from 1 to 2^31 - 1.
+   * @throws {TypeError} When `maxSize` is not a number, or an option is unknown.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<string>({ maxSize: 100 });
+   * console.log(queue.size, queue.maxSize); // 0 100
+   * ```
+   */
+  constructor(options?: QueueOptions) {
+    this.#ring = adoption() ?? Ring.create(checkOptions(options, new.target.name));
+  }
+
+  /**
+   * The most items the queue holds, `Infinity` when it has no bound.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * console.log(new Queue().maxSize); // Infinity
+   * ```
+   */
+  get maxSize(): number {
+    return this.#ring.maxSize;
+  }
+
+  /**
+   * How many items are in the queue now. Other threads may change it at any
+   * moment, so it is a hint, as Python's `qsize()`.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<number>();
+   * await queue.put(1);
+   * console.log(queue.size); // 1
+   * ```
+   */
+  get size(): number {
+    return this.#ring.size;
+  }
+
+  /**
+   * Whether {@linkcode Queue.close} was called. Items may still be left to get.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue();
+   * queue.close();
+   * console.log(queue.closed); // true
+   * ```
+   */
+  get closed(): boolean {
+    return this.#ring.closed;
+  }
+
+  /**
+   * Adds an item at the end, waiting without blocking the thread while the
+   * queue is full (`maxSize` items, or 64 MiB of bytes).
+   *
+   * @param item The item; it is copied in.
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns A promise that resolves once the item is in the queue.
+   * @throws {QueueClosedError} When the queue is closed, or closes while the
+   *   put waits.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When the item is larger than the ring can ever hold
+   *   (64 MiB), or `timeout` is negative or not a number.
+   * @throws {SerializationError} When the item cannot be copied (a function,
+   *   a symbol, a class instance with private state…).
+   * @throws When `signal` is aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<string>({ maxSize: 1 });
+   * await queue.put("first");
+   * try {
+   *   await queue.put("second", { timeout: 10 });
+   * } catch (error) {
+   *   console.log((error as Error).name); // "TimeoutError"
+   * }
+   * ```
+   */
+  async put(item: T, options?: WaitOptions): Promise<void> {
+    const ring = this.#ring;
+    const timeout = waitTimeout(options, ring, "put()");
+    if (ring.closed) throw ring.closedForPut("put()");
+    const payload = encodePayload(item);
+    const need = frameBytes(item, payload);
+    checkFrame(need);
+    let holdsSpace = false;
+    if (!ring.bounded || (holdsSpace = takeFree(ring.spaceWords))) {
+      const result = ring.write(item, payload, need, false);
+      if (result === WROTE) return;
+      if (result === WAS_CLOSED) {
+        ring.giveBackSpace();
+        throw ring.closedForPut("put()");
+      }
+    }
+    const deadline = deadlineIn(timeout);
+    await runAsync(
+      ring.putSteps(item, payload, need, holdsSpace, deadline, timeout, options?.signal, "put()"),
+    );
+  }
+
+  /**
+   * Adds an item at the end, blocking the calling thread while the queue is
+   * full. For threads: on the main thread it freezes the event loop.
+   *
+   * @param item The item; it is copied in.
+   * @param options `timeout` in milliseconds; a `signal` is only checked
+   *   before waiting, since a blocked thread cannot see it fire.
+   * @throws {QueueClosedError} When the queue is closed, or closes while the
+   *   put waits.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When the item is larger than the ring can ever hold
+   *   (64 MiB), or `timeout` is negative or not a number.
+   * @throws {SerializationError} When the item cannot be copied.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<number>();
+   * queue.putSync(42);
+   * console.log(queue.getSync()); // 42
+   * ```
+   */
+  putSync(item: T, options?: WaitOptions): void {
+    const ring = this.#ring;
+    const timeout = waitTimeout(options, ring, "putSync()");
+    const deadline = deadlineIn(timeout);
+    if (ring.closed) throw ring.closedForPut("putSync()");
+    const payload = encodePayload(item);
+    const need = frameBytes(item, payload);
+    checkFrame(need);
+    if (ring.bounded && !claimSync(ring.spaceWords, deadline)) {
+      throw ring.timedOut("putSync()", timeout);
+    }
+    const result = ring.write(item, payload, need, false);
+    if (result === WROTE) return;
+    if (result === WAS_CLOSED) {
+      ring.giveBackSpace();
+      throw ring.closedForPut("putSync()");
+    }
+    runSync(ring.putSteps(item, payload, need, true, deadline, timeout, undefined, "putSync()"));
+  }
+
+  /**
+   * Adds an item at the end if there is room now, without waiting.
+   *
+   * @param item The item; it is copied in.
+   * @returns `true` when the item was added, `false` when the queue is full.
+   * @throws {QueueClosedError} When the queue is closed: no put can succeed.
+   * @throws {RangeError} When the item is larger than the ring can ever hold.
+   * @throws {SerializationError} When the item cannot be copied.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<string>({ maxSize: 1 });
+   * console.log(queue.tryPut("a"), queue.tryPut("b")); // true false
+   * ```
+   */
+  tryPut(item: T): boolean {
+    const ring = this.#ring;
+    if (ring.closed) throw ring.closedForPut("tryPut()");
+    const payload = encodePayload(item);
+    const need = frameBytes(item, payload);
+    checkFrame(need);
+    if (ring.bounded && !takeFree(ring.spaceWords)) return false;
+    const result = ring.write(item, payload, need, false);
+    if (result === WROTE) return true;
+    ring.giveBackSpace();
+    if (result === WAS_CLOSED) throw ring.closedForPut("tryPut()");
+    return false;
+  }
+
+  /**
+   * Removes and returns the oldest item, waiting without blocking the thread
+   * while the queue is empty.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns A promise of the item.
+   * @throws {QueueClosedError} When the queue is closed and empty, or closes
+   *   while the get waits.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<Map<string, number>>();
+   * await queue.put(new Map([["answer", 42]]));
+   * const map = await queue.get({ timeout: 1000 });
+   * console.log(map.get("answer")); // 42
+   * ```
+   */
+  async get(options?: WaitOptions): Promise<T> {
+    const ring = this.#ring;
+    const timeout = waitTimeout(options, ring, "get()");
+    if (
+      !takeFree(ring.itemWords) &&
+      !await runAsync(acquireSteps(ring.itemWords, deadlineIn(timeout), options?.signal))
+    ) {
+      throw ring.timedOut("get()", timeout);
+    }
+    return ring.take("get()") as T;
+  }
+
+  /**
+   * Removes and returns the oldest item, blocking the calling thread while
+   * the queue is empty. For threads: on the main thread it freezes the event
+   * loop.
+   *
+   * @param options `timeout` in milliseconds; a `signal` is only checked
+   *   before waiting.
+   * @returns The item.
+   * @throws {QueueClosedError} When the queue is closed and empty, or closes
+   *   while the get waits.
+   * @throws {TimeoutError} When `timeout` passes first.
+   * @throws {RangeError} When `timeout` is negative or not a number.
+   * @throws When `signal` is already aborted: the signal's `reason`.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<string>();
+   * queue.putSync("hello");
+   * console.log(queue.getSync({ timeout: 1000 })); // "hello"
+   * ```
+   */
+  getSync(options?: WaitOptions): T {
+    const ring = this.#ring;
+    const timeout = waitTimeout(options, ring, "getSync()");
+    if (!claimSync(ring.itemWords, deadlineIn(timeout))) {
+      throw ring.timedOut("getSync()", timeout);
+    }
+    return ring.take("getSync()") as T;
+  }
+
+  /**
+   * Removes and returns the oldest item if there is one now, without
+   * waiting. The item comes wrapped, so an `undefined` item is told apart
+   * from an empty queue.
+   *
+   * @returns `{ value }` with the item, or `undefined` when the queue is empty.
+   * @throws {QueueClosedError} When the queue is closed and empty: no get can
+   *   succeed.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<undefined>();
+   * console.log(queue.tryGet()); // undefined
+   * await queue.put(undefined);
+   * console.log(queue.tryGet()); // { value: undefined }
+   * ```
+   */
+  tryGet(): { value: T } | undefined {
+    const ring = this.#ring;
+    if (!takeFree(ring.itemWords)) {
+      if (ring.closed && ring.size === 0) {
+        throw new QueueClosedError(`${ring.label}.tryGet(): the queue is closed and empty`);
+      }
+      return undefined;
+    }
+    return { value: ring.take("tryGet()") as T };
+  }
+
+  /**
+   * Closes the queue: later puts fail with `QueueClosedError`, and so do
+   * puts waiting for room; gets go on until the queue is empty, then fail
+   * the same way, and iteration ends. Calling it again does nothing.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<number>();
+   * await queue.put(1);
+   * queue.close();
+   * console.log(await queue.get()); // 1
+   * await queue.get().catch((error) => console.log(error.name)); // "QueueClosedError"
+   * ```
+   */
+  close(): void {
+    this.#ring.close();
+  }
+
+  /**
+   * Iterates over the items as they arrive (each `next()` is a `get()`),
+   * ending once the queue is closed and empty.
+   *
+   * @returns An async iterator of the items.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@parallel/core";
+   * const queue = new Queue<string>();
+   * await queue.put("a");
+   * await queue.put("b");
+   * queue.close();
+   * for await (const item of queue) console.log(item); // "a", then "b"
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      let item: T;
+      try {
+        item = await this.get();
+      } catch (error) {
+        if (error instanceof QueueClosedError) return;
+        throw error;
+      }
+      yield item;
+    }
+  }
+
+  /**
+   * Describes this queue for a thread: the same shared buffers.
+   *
+   * @ignore
+   */
+  [describe](context: DescribeContext): Descriptor {
+    return describeRing(this.#ring, "Queue", import.meta.url, context);
+  }
+
+  /**
+   * How a child process uses it through the broker.
+   *
+   * @ignore
+   */
+  get [remote](): RemoteSpec {
+    return queueRemoteSpec(this.maxSize);
+  }
+}
+
+/** @internal The descriptor of a queue's ring for a thread. */
+export function describeRing(
+  ring: Ring,
+  kind: string,
+  module: string,
+  context: DescribeContext,
+): Descriptor {
+  if (context.transport !== "thread") {
+    throw new SerializationError(
+      `Cannot send a ${kind} to a process by its memory: processes use it through the broker`,
+    );
+  }
+  return { kind, module, state: ring.state };
+}
+
+/** @internal What the broker needs to know about a queue. */
+export function queueRemoteSpec(maxSize: number, joinable = false): RemoteSpec {
+  const immediate: Record<string, string> = {
+    tryGet: "await queue.get({ timeout: 0 })",
+    tryPut: "await queue.put(item, { timeout: 0 })",
+    getSync: "await queue.get(options)",
+    putSync: "await queue.put(item, options)",
+    size: "a count of your own (or a JoinableQueue and await queue.join())",
+    closed: "the QueueClosedError of await queue.put(item) or await queue.get()",
+  };
+  if (joinable) {
+    immediate.joinSync = "await queue.join(options)";
+    immediate.unfinished = "await queue.join() to wait until it is 0";
+  }
+  return {
+    immediate,
+    oneWay: joinable ? ["close", "taskDone"] : ["close"],
+    constants: { maxSize },
+  };
+}
+
+registerReviver("Queue", (state: RingState) => adopting(new Ring(state), () => new Queue()));
