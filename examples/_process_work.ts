@@ -5,7 +5,7 @@
  * @module
  */
 
-import { currentProcess, type Mutex, type SharedArray, type Value } from "../mod.ts";
+import { currentProcess, type Mutex, type Queue, type SharedArray, type Value } from "../mod.ts";
 
 /** Counts to `count`, printing `name: i` with a pause between, like the guide's `_counter`. */
 export async function counter(count: number, delayMs: number): Promise<string> {
@@ -57,4 +57,16 @@ export async function appendLines(
 export async function fetchLike(ms: number): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, ms));
   return ms;
+}
+
+/**
+ * The guide's `_counter_queue`: takes `maxCount` items from `queue`, sleeping
+ * 10 ms before each `get`, and prints `name: value`.
+ */
+export async function counterQueue(queue: Queue<number>, maxCount: number): Promise<void> {
+  const { name } = currentProcess();
+  while (maxCount--) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    console.log(`  ${name}: ${await queue.get()}`);
+  }
 }

@@ -122,3 +122,28 @@ export function nestedQueues(arg: { queues: Queue<string>[] }): string {
   output.putSync(item.toUpperCase());
   return item;
 }
+
+/** Puts `from` … `from + count - 1`, up to `batch` puts in flight at once (for a process's handle). */
+export async function produceBatched(
+  queue: Queue<number>,
+  from: number,
+  count: number,
+  batch = 100,
+): Promise<number> {
+  for (let start = 0; start < count; start += batch) {
+    const puts: Promise<void>[] = [];
+    for (let i = start; i < Math.min(count, start + batch); i++) puts.push(queue.put(from + i));
+    await Promise.all(puts);
+  }
+  return count;
+}
+
+/** Echoes every item of `input` into `output` until `input` is closed (process side). */
+export async function relay(input: Queue<unknown>, output: Queue<unknown>): Promise<number> {
+  let count = 0;
+  for await (const item of input) {
+    await output.put(item);
+    count++;
+  }
+  return count;
+}
