@@ -24,33 +24,41 @@ import { FrameChannel } from "./_channel.ts";
 
 const [port, journalPath, capacity] = Deno.args;
 
+/** The token is this many hex digits and a newline; the parent writes nothing else. */
+const TOKEN_LINE = 65;
+
 /** Reads the token line the parent wrote to stdin. */
 async function readToken(): Promise<string> {
-  const bytes: number[] = [];
-  const buffer = new Uint8Array(1);
-  while (true) {
-    const read = await Deno.stdin.read(buffer);
+  const line = new Uint8Array(TOKEN_LINE);
+  let filled = 0;
+  while (filled < TOKEN_LINE) {
+    const read = await Deno.stdin.read(line.subarray(filled));
     if (read === null) Deno.exit(0);
-    if (buffer[0] === 10) return new TextDecoder().decode(new Uint8Array(bytes));
-    bytes.push(buffer[0]);
+    filled += read;
   }
+  return new TextDecoder().decode(line.subarray(0, TOKEN_LINE - 1));
 }
 
-const token = await readToken();
-// From here the watchdog owns stdin: it ends this process if the parent dies.
-new Worker(new URL("./_watchdog.ts", import.meta.url), { type: "module", name: "watchdog" });
+const [token, connection] = await Promise.all([
+  readToken(),
+  Deno.connect({ hostname: "127.0.0.1", port: Number(port) }),
+]);
+connection.setNoDelay(true);
 
 const journal = Deno.openSync(journalPath, { write: true, create: true, append: true });
 const entry = new Uint8Array(4);
 const entryView = new DataView(entry.buffer);
 
-const connection = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
-connection.setNoDelay(true);
 const channel = new FrameChannel<
   ToWorker | ReplyMessage,
   FromWorker | CallMessage | { type: "hello"; token: string }
 >(connection);
 channel.send({ type: "hello", token });
+await channel.drained();
+// From here the watchdog owns stdin: it ends this process if the parent dies,
+// even while this thread is stuck in a synchronous loop. Creating it blocks
+// this thread for about 9 ms, so it happens while the parent answers the hello.
+new Worker(new URL("./_watchdog.ts", import.meta.url), { type: "module", name: "watchdog" });
 const settleCall = connectBroker((message) => channel.send(message));
 
 const receive = startRunner((message) => channel.send(message), {
