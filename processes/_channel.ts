@@ -1,8 +1,9 @@
 /**
  * The framed channel between a parent and a child process: each message is a
- * 4-byte little-endian length followed by its `node:v8` serialization, so
- * Map, Set, Date, BigInt, typed arrays and errors cross intact. Messages sent
- * in one turn of the event loop go out in one write.
+ * 4-byte little-endian length, a format byte, and the message: JSON when that
+ * carries it exactly, else its `node:v8` serialization, so Map, Set, Date,
+ * BigInt, typed arrays and errors cross intact. Messages sent in one turn of
+ * the event loop go out in one write.
  *
  * @module
  */
@@ -39,7 +40,7 @@ export class FrameChannel<In, Out> {
    */
   send(message: Out): void {
     if (this.#closed) return;
-    const body = serialize(message);
+    const body = encodeFrame(message);
     const frame = new Uint8Array(4 + body.byteLength);
     new DataView(frame.buffer).setUint32(0, body.byteLength, true);
     frame.set(body, 4);
@@ -75,8 +76,12 @@ export class FrameChannel<In, Out> {
     await this.#writing;
   }
 
-  /** Yields each message received until the stream ends. */
-  async *receive(): AsyncGenerator<In, void, undefined> {
+  /**
+   * Delivers each message to `handler` until the stream ends. All the
+   * messages that one read brings are delivered synchronously, in order, so
+   * that the answers they cause leave in one write.
+   */
+  async listen(handler: (message: In) => void): Promise<void> {
     let buffer = new Uint8Array(64 * 1024);
     let start = 0;
     let end = 0;
@@ -87,7 +92,7 @@ export class FrameChannel<In, Out> {
         if (end - start < 4 + length) break;
         const body = buffer.subarray(start + 4, start + 4 + length);
         start += 4 + length;
-        yield deserialize(body) as In;
+        handler(decodeFrame(body) as In);
       }
       if (start === end) {
         start = 0;
@@ -124,6 +129,74 @@ export class FrameChannel<In, Out> {
     } catch {
       // Already closed.
     }
+  }
+}
+
+const JSON_FRAME = 0x4a; // "J"
+const V8_FRAME = 0x56; // "V"
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Encodes a message. Most messages hold only plain data (numbers, strings,
+ * arrays of them), and `node:v8` — written in JavaScript in Deno — costs
+ * several times more than JSON for those, so a message that JSON carries
+ * exactly goes as JSON; anything else (undefined inside, -0, NaN, BigInt,
+ * Map, Set, Date, typed arrays, errors…) goes as `node:v8`. The first byte
+ * says which.
+ */
+function encodeFrame(message: unknown): Uint8Array {
+  if (jsonExact(message, 0)) {
+    const text = encoder.encode(JSON.stringify(message));
+    const frame = new Uint8Array(text.byteLength + 1);
+    frame[0] = JSON_FRAME;
+    frame.set(text, 1);
+    return frame;
+  }
+  const body = serialize(message);
+  const frame = new Uint8Array(body.byteLength + 1);
+  frame[0] = V8_FRAME;
+  frame.set(body, 1);
+  return frame;
+}
+
+function decodeFrame(frame: Uint8Array): unknown {
+  const body = frame.subarray(1);
+  return frame[0] === JSON_FRAME ? JSON.parse(decoder.decode(body)) : deserialize(body);
+}
+
+/**
+ * Whether JSON carries `value` exactly. At the top level (the message
+ * envelope) a property may be `undefined`: it is left out and reads back as
+ * `undefined`. Deeper down, `undefined` needs `node:v8`.
+ */
+function jsonExact(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object": {
+      if (value === null) return true;
+      if (depth > 32) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item === undefined && depth === 0) continue;
+        if (!jsonExact(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
   }
 }
 

@@ -70,9 +70,9 @@ const receive = startRunner((message) => channel.send(message), {
   },
 });
 
-for await (const message of channel.receive()) {
+await channel.listen((message) => {
   if (message.type === "reply") settleCall(message);
   else receive(message);
-}
+});
 // The parent closed the channel: nothing more to do.
 Deno.exit(0);

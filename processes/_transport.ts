@@ -46,7 +46,7 @@ interface Hello {
 /** Receives a child's channel and its incoming messages once it has proved itself. */
 type Admit = (
   channel: FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage>,
-  messages: AsyncGenerator<FromWorker | CallMessage>,
+  listen: (handler: (message: FromWorker | CallMessage) => void) => Promise<void>,
 ) => void;
 
 /** The listener and directory that all children of this program use. */
@@ -73,35 +73,44 @@ class Rendezvous {
     }
   }
 
-  async #greet(connection: Deno.TcpConn): Promise<void> {
+  /** Admits a connection whose first message carries a token we expect; closes any other. */
+  #greet(connection: Deno.TcpConn): void {
     connection.setNoDelay(true);
     const channel = new FrameChannel<FromWorker | CallMessage | Hello, ToWorker | ReplyMessage>(
       connection,
     );
-    const messages = channel.receive();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const first = await Promise.race([
-        messages.next(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error("no hello")), HELLO_TIMEOUT_MS);
-        }),
-      ]);
-      const hello = first.done ? undefined : first.value as Hello;
+    const timer = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
+    let forward: ((message: FromWorker | CallMessage) => void) | undefined;
+    let listened: PromiseWithResolvers<void> | undefined;
+    const done = channel.listen((message) => {
+      if (forward !== undefined) {
+        forward(message as FromWorker | CallMessage);
+        return;
+      }
+      if (listened !== undefined) return; // Admitted, its handler not yet set.
+      clearTimeout(timer);
+      const hello = message as Hello;
       const admit = hello?.type === "hello" && typeof hello.token === "string"
         ? this.#expected.get(hello.token)
         : undefined;
-      if (admit === undefined) throw new Error("bad token");
-      this.#expected.delete(hello!.token);
+      if (admit === undefined) {
+        channel.close();
+        return;
+      }
+      this.#expected.delete(hello.token);
+      listened = Promise.withResolvers<void>();
       admit(
         channel as FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage>,
-        messages as AsyncGenerator<FromWorker | CallMessage>,
+        (handler) => {
+          forward = handler;
+          return listened!.promise;
+        },
       );
-    } catch {
-      channel.close();
-    } finally {
+    });
+    done.catch(() => {}).finally(() => {
       clearTimeout(timer);
-    }
+      listened?.resolve();
+    });
   }
 
   /** Registers a child's token; `admit` receives its channel once it connects. */
@@ -192,16 +201,14 @@ function spawnProcess(
   const idBySlot = new Map<number, number>();
   let reading: Promise<void> = Promise.resolve();
 
-  meeting.expect(token, (connected, messages) => {
+  meeting.expect(token, (connected, listen) => {
     channel = connected;
     for (const message of outbox) channel.send(message);
     outbox = [];
-    reading = (async () => {
-      for await (const message of messages) {
-        if (message.type === "call") session.perform(message);
-        else if (alive) handle.onMessage(message);
-      }
-    })().catch(() => {});
+    reading = listen((message) => {
+      if (message.type === "call") session.perform(message);
+      else if (alive) handle.onMessage(message);
+    });
   });
 
   const shown: ChildStatus = {

@@ -136,7 +136,7 @@ Deno.test("a connection without the token is refused and nothing runs", async ()
       extras: {},
     });
     const answers: unknown[] = [];
-    for await (const message of channel.receive()) answers.push(message);
+    await within(channel.listen((message) => answers.push(message)));
     assert.deepEqual(answers, [], "the parent answered an unproven connection");
     channel.close();
   }
