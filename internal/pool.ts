@@ -349,7 +349,7 @@ export class Pool {
     }
     const timeout = milliseconds(options.timeout ?? Infinity, "timeout", `${this.#label}.apply`);
     return this.#enqueue(
-      toFnSpec(fn, `${this.#label}.submit: 'fn'`),
+      toFnSpec(fn, `${this.#label}.apply: 'fn'`),
       args,
       "call",
       timeout,
@@ -768,7 +768,7 @@ export class Pool {
     clearTimeout(worker.graceTimer);
     this.#workers.delete(worker);
     this.#terminate(worker);
-    if (this.#workers.size < this.#minWorkers && !this.#closed) this.#startWorker();
+    this.#keepMinimum();
     this.#schedulePump();
   }
 
@@ -782,13 +782,15 @@ export class Pool {
 
   #onExit(worker: WorkerRecord, exit: ExitInfo): void {
     if (worker.state === "gone") return;
+    // A retiring worker was stopped by the pool (a cancelled process is killed): not a crash.
     if (worker.state === "retiring") this.#retiring--;
+    else this.#stats.crashed++;
     worker.state = "gone";
     clearTimeout(worker.idleTimer);
     clearTimeout(worker.graceTimer);
     this.#workers.delete(worker);
-    this.#stats.crashed++;
     const requeue: TaskRecord[] = [];
+    let ranSomething = false;
     for (const [slot, record] of worker.jobs) {
       if (record === undefined || record.phase === "settled") continue;
       if (worker.handle.withdraw(slot)) {
@@ -796,6 +798,7 @@ export class Pool {
         record.worker = undefined;
         requeue.push(record);
       } else {
+        ranSomething = true;
         this.#fail(
           record,
           new WorkerCrashedError({
@@ -810,12 +813,21 @@ export class Pool {
     }
     worker.jobs.clear();
     this.#pending.unshift(...requeue);
-    if (!worker.answered && ++this.#failedStarts >= 3) {
+    // A worker that died before answering and before starting any job could not start.
+    if (!worker.answered && !ranSomething && ++this.#failedStarts >= 3) {
       this.#breakPool(`${this.#failedStarts} workers in a row died before answering`, exit.cause);
       return;
     }
-    if (this.#workers.size < this.#minWorkers && !this.#closed) this.#startWorker();
+    this.#keepMinimum();
     this.#schedulePump();
+  }
+
+  /** Starts workers up to `minWorkers` (a `Thread`'s or `Process`'s one worker is not replaced). */
+  #keepMinimum(): void {
+    if (this.#closed || this.#workerName !== undefined) return;
+    while (this.#workers.size < this.#minWorkers) {
+      if (this.#startWorker() === undefined) return;
+    }
   }
 
   /**

@@ -34,8 +34,6 @@ import {
 
 /** The longest a finished outcome waits before it is sent. */
 const FLUSH_MS = 2;
-/** Jobs between two looks at the clock. */
-const CLOCK_EVERY = 32;
 
 type AnyFunction = (...args: unknown[]) => unknown;
 
@@ -60,6 +58,12 @@ export interface RunnerHooks {
   jobStates?: SharedArrayBuffer;
   /** How results are encoded and arguments revived (a process uses the broker's). */
   context?: DescribeContext;
+  /**
+   * Resolves once everything posted so far has left. A process's channel
+   * writes asynchronously, so a run of synchronous jobs waits on it after a
+   * flush; a thread's `postMessage` needs no such wait.
+   */
+  sent?: () => Promise<void>;
 }
 
 /**
@@ -213,7 +217,6 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
     if (!await ready) return;
     busySince = performance.now();
     let flushAt = busySince + FLUSH_MS;
-    let sinceClock = 0;
     while (head < queue.length) {
       const job = queue[head++];
       if (Atomics.compareExchange(jobStates, job.slot, QUEUED, RUNNING) !== QUEUED) {
@@ -222,7 +225,11 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
       }
       const extras = job.extras;
       hooks.beforeJob?.(job.id);
-      if (extras?.timed) post({ type: "started", slot: job.slot });
+      if (extras?.timed) {
+        post({ type: "started", slot: job.slot });
+        // The pool times the job from this message: it must leave before the job runs.
+        if (hooks.sent) await hooks.sent();
+      }
       let found: AnyFunction | Promise<AnyFunction>;
       try {
         found = findFunction(job.fn);
@@ -249,13 +256,11 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
           record(job.slot, failed ? FAILED : OK, value);
         }
       }
-      if (++sinceClock === CLOCK_EVERY) {
-        sinceClock = 0;
-        const now = performance.now();
-        if (now >= flushAt) {
-          flush();
-          flushAt = now + FLUSH_MS;
-        }
+      const now = performance.now();
+      if (now >= flushAt) {
+        flush();
+        if (hooks.sent) await hooks.sent();
+        flushAt = performance.now() + FLUSH_MS;
       }
     }
     queue = [];

@@ -64,6 +64,7 @@ const settleCall = connectBroker((message) => channel.send(message));
 const receive = startRunner((message) => channel.send(message), {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),
   context: childContext,
+  sent: () => channel.drained(),
   beforeJob(id) {
     entryView.setInt32(0, id, true);
     journal.writeSync(entry);
