@@ -64,6 +64,12 @@ export interface CallMessage {
   readonly modules: string[];
 }
 
+/** Child → parent: stop waiting in call `call` (the child's signal fired). */
+export interface AbortMessage {
+  readonly type: "abort";
+  readonly call: number;
+}
+
 /** Parent → child: the answer to a call. */
 export interface ReplyMessage {
   readonly type: "reply";
@@ -133,8 +139,10 @@ export function takeOwnerDied(primitive: object): boolean {
 /** One child's calls, on the parent side; `close()` when the child is gone. */
 export class BrokerSession {
   readonly #reply: (message: ReplyMessage) => void;
-  /** Leases this child holds: lease → the primitive it came from. */
+  /** Leases this child holds: lease handle → the primitive it came from. */
   readonly #leases = new Map<object, object>();
+  /** Calls still running, by call number: aborted if the child aborts them or dies. */
+  readonly #calls = new Map<number, AbortController>();
   #closed = false;
 
   /** @param reply Sends an answer to the child. */
@@ -146,12 +154,25 @@ export class BrokerSession {
   async perform(message: CallMessage): Promise<void> {
     let ok = true;
     let value: unknown;
+    const abort = new AbortController();
+    if (message.call !== 0) this.#calls.set(message.call, abort);
     try {
       const target = objects.get(message.object);
       if (target === undefined) throw new Error(`No shared object ${message.object} in the parent`);
+      const spec = specOf(target);
+      if (spec.immediate?.[message.method] !== undefined || message.method.endsWith("Sync")) {
+        // Only the async forms cross: a blocking call would freeze the parent's event loop.
+        throw new TypeError(`${message.method} cannot be called from a child process`);
+      }
       const args = message.modules.length === 0
         ? message.args
         : await revive(message.args, message.modules, parentContext);
+      const waits = spec.waits?.[message.method];
+      if (waits !== undefined) {
+        // A wait ends when the child aborts it, or when the child is gone.
+        const options = (args[waits] ?? {}) as { signal?: AbortSignal };
+        args[waits] = { ...options, signal: abort.signal };
+      }
       const name = message.method === DISPOSE ? Symbol.dispose : message.method;
       const method = (target as Record<string | symbol, unknown>)[name];
       if (typeof method !== "function") {
@@ -162,11 +183,22 @@ export class BrokerSession {
         // A lease is used once: forget it, or every acquire would stay registered.
         this.#leases.delete(target);
         objects.delete(message.object);
+      } else if (message.method === "release") {
+        this.#forgetLeaseOn(target);
       }
-      if (isLease(value)) value = this.#holdLease(value as Disposable, target);
+      if (isLease(value)) {
+        if (this.#closed) {
+          // The child died while this acquire waited: nobody will release it.
+          (value as Disposable)[Symbol.dispose]();
+          return;
+        }
+        value = this.#holdLease(value as Disposable, target);
+      }
     } catch (error) {
       ok = false;
       value = error;
+    } finally {
+      this.#calls.delete(message.call);
     }
     if (message.call === 0 || this.#closed) return;
     if (!ok) {
@@ -181,6 +213,25 @@ export class BrokerSession {
       value: encoded.value,
       modules: encoded.modules,
     });
+  }
+
+  /** The child aborted a waiting call (its `signal` fired). */
+  abort(call: number): void {
+    this.#calls.get(call)?.abort(new DOMException("The child aborted the wait", "AbortError"));
+  }
+
+  /**
+   * The child released a primitive directly (`mutex.release()` rather than
+   * disposing its lease): one of its leases on it is spent.
+   */
+  #forgetLeaseOn(primitive: object): void {
+    for (const [handle, held] of this.#leases) {
+      if (held !== primitive) continue;
+      this.#leases.delete(handle);
+      const id = objectIds.get(handle);
+      if (id !== undefined) objects.delete(id);
+      return;
+    }
   }
 
   /** Wraps a lease a call returned so that the child gets a handle on it. */
@@ -203,6 +254,8 @@ export class BrokerSession {
   /** The child is gone: release the leases it held and mark their primitives. */
   close(): void {
     this.#closed = true;
+    for (const abort of this.#calls.values()) abort.abort(new Error("the child process ended"));
+    this.#calls.clear();
     for (const [lease, primitive] of this.#leases) {
       markOwnerDied(primitive);
       try {
@@ -231,8 +284,11 @@ function describeObject(object: object): string {
 
 /** How a child's handles reach the parent; set by the child's entry module. */
 export interface BrokerClient {
-  /** Sends a call and resolves with the parent's answer. */
-  call(object: number, method: string, args: unknown[]): Promise<unknown>;
+  /**
+   * Sends a call and resolves with the parent's answer. A `signal` in the
+   * options at `waits` stays here; if it fires, the parent is told to stop.
+   */
+  call(object: number, method: string, args: unknown[], waits?: number): Promise<unknown>;
   /** Sends a call that wants no answer. */
   send(object: number, method: string, args: unknown[]): void;
 }
@@ -261,18 +317,35 @@ const handleStates = new WeakMap<object, RemoteState>();
  * settles calls as replies arrive.
  */
 export function connectBroker(
-  post: (message: CallMessage) => void,
+  post: (message: CallMessage | AbortMessage) => void,
 ): (message: ReplyMessage) => void {
   const waiting = new Map<number, PromiseWithResolvers<unknown>>();
   let nextCall = 1;
   const encodeArgs = (args: unknown[]) => encode(args, childContext);
   client = {
-    call(object, method, args) {
+    call(object, method, args, waits) {
       const call = nextCall++;
+      let signal: AbortSignal | undefined;
+      if (waits !== undefined && typeof args[waits] === "object" && args[waits] !== null) {
+        const { signal: given, ...rest } = args[waits] as { signal?: AbortSignal };
+        signal = given;
+        args = [...args];
+        args[waits] = rest;
+      }
+      if (signal?.aborted) return Promise.reject(signal.reason);
       const encoded = encodeArgs(args);
       const answer = Promise.withResolvers<unknown>();
       waiting.set(call, answer);
       post({ type: "call", call, object, method, args: encoded.value, modules: encoded.modules });
+      if (signal !== undefined) {
+        const onAbort = () => post({ type: "abort", call });
+        signal.addEventListener("abort", onAbort, { once: true });
+        answer.promise.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
+        // Rejects with the signal's reason, as the same wait in the parent would.
+        return answer.promise.catch((error) => {
+          throw signal.aborted ? signal.reason : error;
+        });
+      }
       return answer.promise;
     },
     send(object, method, args) {
@@ -346,7 +419,7 @@ function makeHandle(state: RemoteState): object {
           ? (...args: unknown[]) => {
             connected().send(id, called, args);
           }
-          : (...args: unknown[]) => connected().call(id, called, args);
+          : (...args: unknown[]) => connected().call(id, called, args, spec.waits?.[called]);
         methods.set(name, method);
       }
       return method;

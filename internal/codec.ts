@@ -19,7 +19,15 @@
  * @module
  */
 
-import { SerializationError } from "../errors.ts";
+import {
+  BrokenBarrierError,
+  BrokenPoolError,
+  CancelledError,
+  QueueClosedError,
+  SerializationError,
+  TimeoutError,
+  WorkerCrashedError,
+} from "../errors.ts";
 
 /** The method a library object implements to cross a boundary. */
 export const describe: unique symbol = Symbol.for("@parallel/core.describe") as never;
@@ -57,6 +65,11 @@ export interface RemoteSpec {
   readonly members?: readonly string[];
   /** Set when the object cannot work through the broker: why, for the error. */
   readonly localOnly?: string;
+  /**
+   * Methods that wait, each with the index of its `{ timeout, signal }`
+   * argument: the broker ends such a wait when the child aborts it or dies.
+   */
+  readonly waits?: Readonly<Record<string, number>>;
 }
 
 /** A library object in transit. */
@@ -254,7 +267,8 @@ interface PackedError {
   props: Record<string, unknown>;
 }
 
-const STANDARD_ERRORS: Record<string, ErrorConstructor> = {
+/** Errors rebuilt as their own class on the far side: the standard ones and this library's. */
+const KNOWN_ERRORS: Record<string, { prototype: Error }> = {
   Error,
   TypeError,
   RangeError,
@@ -262,6 +276,13 @@ const STANDARD_ERRORS: Record<string, ErrorConstructor> = {
   SyntaxError,
   EvalError,
   URIError,
+  TimeoutError,
+  CancelledError,
+  WorkerCrashedError,
+  SerializationError,
+  BrokenPoolError,
+  BrokenBarrierError,
+  QueueClosedError,
 };
 
 /**
@@ -293,10 +314,10 @@ export function packError(error: unknown): unknown {
 export function unpackError(packed: unknown): unknown {
   if (typeof packed !== "object" || packed === null || !(ERROR_MARK in packed)) return packed;
   const { name, message, stack, cause, props } = packed as PackedError;
-  const Constructor = STANDARD_ERRORS[name] ?? Error;
   const error = "cause" in packed
-    ? new Constructor(message, { cause: unpackError(cause) })
-    : new Constructor(message);
+    ? new Error(message, { cause: unpackError(cause) })
+    : new Error(message);
+  Object.setPrototypeOf(error, (KNOWN_ERRORS[name] ?? Error).prototype);
   Object.defineProperty(error, "name", {
     value: name,
     writable: true,
@@ -336,14 +357,16 @@ export function describeType(value: unknown): string {
  *
  * @param values The values that were being sent.
  * @param what Names a value by its index: `(i) => "argument " + i + " of task f"`.
+ * @param check Throws when a value cannot be sent (default: structured clone).
  */
 export function explainUnsendable(
   values: readonly unknown[],
   what: (index: number) => string,
+  check: (value: unknown) => unknown = structuredClone,
 ): SerializationError | undefined {
   for (let i = 0; i < values.length; i++) {
     try {
-      structuredClone(values[i]);
+      check(values[i]);
     } catch (error) {
       return new SerializationError(
         `Cannot send ${what(i)}: it is ${describeType(values[i])}, or holds one that ` +

@@ -87,6 +87,8 @@ interface Transport {
   configure?(options: Record<string, unknown>, where: string): unknown;
   /** How arguments and results are encoded for this kind of worker. */
   context: DescribeContext;
+  /** Throws when a value cannot be sent to this kind of worker (default: structured clone). */
+  check?: (value: unknown) => unknown;
 }
 
 const transports = new Map<WorkerKind, Transport>();
@@ -232,6 +234,7 @@ export class Pool {
   readonly #spawn: SpawnWorker;
   readonly #transportConfig: unknown;
   readonly #context: DescribeContext;
+  readonly #check?: (value: unknown) => unknown;
   /** Workers being ended; a shutdown waits for them. */
   readonly #ending = new Set<Promise<void>>();
   readonly #maxWorkers: number;
@@ -274,6 +277,7 @@ export class Pool {
     checkOptionNames(options, [...COMMON_OPTIONS, ...transport.extraOptions], where);
     this.#transportConfig = transport.configure?.(options as Record<string, unknown>, where);
     this.#context = transport.context;
+    this.#check = transport.check;
     this.#maxWorkers = wholeNumber(
       options.maxWorkers ?? navigator.hardwareConcurrency ?? 1,
       "maxWorkers",
@@ -616,6 +620,7 @@ export class Pool {
       let problem = explainUnsendable(
         record.mode === "call" ? record.args : [record.args[0]],
         (i) => record.mode === "call" ? `argument ${i} of ${label}` : `the items of ${label}`,
+        this.#check,
       );
       if (problem === undefined) {
         try {

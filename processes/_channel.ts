@@ -145,8 +145,8 @@ const decoder = new TextDecoder();
  * Map, Set, Date, typed arrays, errors…) goes as `node:v8`. The first byte
  * says which.
  */
-function encodeFrame(message: unknown): Uint8Array {
-  if (jsonExact(message, 0)) {
+export function encodeFrame(message: unknown): Uint8Array {
+  if (jsonExact(message, 0, new Set())) {
     const text = encoder.encode(JSON.stringify(message));
     const frame = new Uint8Array(text.byteLength + 1);
     frame[0] = JSON_FRAME;
@@ -168,9 +168,11 @@ function decodeFrame(frame: Uint8Array): unknown {
 /**
  * Whether JSON carries `value` exactly. At the top level (the message
  * envelope) a property may be `undefined`: it is left out and reads back as
- * `undefined`. Deeper down, `undefined` needs `node:v8`.
+ * `undefined`. Deeper down, `undefined` needs `node:v8`, and so does an
+ * object seen twice (JSON would copy it, v8 keeps it one object) and an
+ * array with properties besides its items.
  */
-function jsonExact(value: unknown, depth: number): boolean {
+function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -179,10 +181,12 @@ function jsonExact(value: unknown, depth: number): boolean {
       return Number.isFinite(value) && !Object.is(value, -0);
     case "object": {
       if (value === null) return true;
-      if (depth > 32) return false;
+      if (depth > 32 || seen.has(value)) return false;
+      seen.add(value);
       if (Array.isArray(value)) {
+        if (Object.keys(value).length !== value.length) return false;
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+          if (!(i in value) || !jsonExact(value[i], depth + 1, seen)) return false;
         }
         return true;
       }
@@ -191,7 +195,7 @@ function jsonExact(value: unknown, depth: number): boolean {
       for (const key in value) {
         const item = (value as Record<string, unknown>)[key];
         if (item === undefined && depth === 0) continue;
-        if (!jsonExact(item, depth + 1)) return false;
+        if (!jsonExact(item, depth + 1, seen)) return false;
       }
       return true;
     }

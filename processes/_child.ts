@@ -15,6 +15,7 @@
 import { startRunner } from "../internal/runner.ts";
 import type { FromWorker, ToWorker } from "../internal/protocol.ts";
 import {
+  type AbortMessage,
   type CallMessage,
   childContext,
   connectBroker,
@@ -51,7 +52,7 @@ const entryView = new DataView(entry.buffer);
 
 const channel = new FrameChannel<
   ToWorker | ReplyMessage,
-  FromWorker | CallMessage | { type: "hello"; token: string }
+  FromWorker | CallMessage | AbortMessage | { type: "hello"; token: string }
 >(connection);
 channel.send({ type: "hello", token });
 await channel.drained();

@@ -53,9 +53,17 @@ function descriptor(name: Name, item?: string): Deno.PermissionDescriptor {
   }
 }
 
+/**
+ * Whether this program holds a permission: all of it (no `item`), or for one
+ * path, host or name. Under `-A --deny-read=secret`, read is "granted" but
+ * `partial`: that is not all of it, so a child does not get `--allow-read`
+ * (it could read what its parent may not). The same holds for a directory
+ * with a denied file somewhere below it.
+ */
 function granted(name: Name, item?: string): boolean {
   try {
-    return Deno.permissions.querySync(descriptor(name, item)).state === "granted";
+    const status = Deno.permissions.querySync(descriptor(name, item));
+    return status.state === "granted" && !status.partial;
   } catch {
     return false;
   }
@@ -70,19 +78,7 @@ export function resolvePermissions(
   permissions: unknown,
   where: string,
 ): Record<Name, PermissionValue> {
-  const resolved = resolveRequested(permissions, where);
-  const global = NAMES.filter((name) => resolved[name] === true);
-  if (global.length > 0 && readCommandLine() === undefined && Deno.build.os === "linux") {
-    // Deno refuses to show the command line when --deny-* flags are in force
-    // (or read access is missing), and then a global grant might carry
-    // denials the child would not get.
-    throw new TypeError(
-      `${where}: the child would get global --allow-${global.join(", --allow-")}, but this ` +
-        `program's --deny-* flags cannot be read (/proc/self/cmdline), so the child could get ` +
-        `more than its parent; pass 'permissions' with lists of paths or hosts instead`,
-    );
-  }
-  return resolved;
+  return resolveRequested(permissions, where);
 }
 
 function resolveRequested(permissions: unknown, where: string): Record<Name, PermissionValue> {
@@ -174,7 +170,7 @@ export function childFlags(
   for (const dir of projectDirs()) if (granted("read", dir)) extra.read.push(dir);
 
   // The child shares the parent's deno.json but must not write its lockfile.
-  const flags = ["--no-prompt", "--no-lock", ...parentDenials()];
+  const flags = ["--no-prompt", "--no-lock"];
   for (const name of NAMES) {
     const value = permissions[name];
     if (value === true) {
@@ -187,27 +183,6 @@ export function childFlags(
   const config = findConfig();
   flags.push(config === undefined ? "--no-config" : `--config=${config}`);
   return flags;
-}
-
-/**
- * The `--deny-*` flags this program was started with. `querySync({ name })`
- * answers "granted" under `-A --deny-read=secret`, so without these a child
- * given `--allow-read` could read what its parent may not. Deno does not
- * expose them, but the command line does (`/proc/self/cmdline` on Linux).
- */
-function parentDenials(): string[] {
-  const commandLine = readCommandLine();
-  if (commandLine === undefined) return [];
-  return commandLine.filter((arg) => /^--deny-(read|write|net|env|run|ffi|sys|import)(=|$)/.test(arg));
-}
-
-/** This program's command line, or `undefined` when Deno will not let us read it. */
-function readCommandLine(): string[] | undefined {
-  try {
-    return Deno.readTextFileSync("/proc/self/cmdline").split("\0");
-  } catch {
-    return undefined;
-  }
 }
 
 function projectDirs(): string[] {

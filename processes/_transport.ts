@@ -22,12 +22,13 @@
 import { type ExitInfo, registerTransport, type WorkerHandle } from "../internal/pool.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "../internal/protocol.ts";
 import {
+  type AbortMessage,
   BrokerSession,
   type CallMessage,
   parentContext,
   type ReplyMessage,
 } from "../internal/broker.ts";
-import { FrameChannel } from "./_channel.ts";
+import { encodeFrame, FrameChannel } from "./_channel.ts";
 import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
 
 const childUrl = new URL("./_child.ts", import.meta.url);
@@ -45,8 +46,8 @@ interface Hello {
 
 /** Receives a child's channel and its incoming messages once it has proved itself. */
 type Admit = (
-  channel: FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage>,
-  listen: (handler: (message: FromWorker | CallMessage) => void) => Promise<void>,
+  channel: FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>,
+  listen: (handler: (message: FromWorker | CallMessage | AbortMessage) => void) => Promise<void>,
 ) => void;
 
 /** The listener and directory that all children of this program use. */
@@ -76,15 +77,18 @@ class Rendezvous {
   /** Admits a connection whose first message carries a token we expect; closes any other. */
   #greet(connection: Deno.TcpConn): void {
     connection.setNoDelay(true);
-    const channel = new FrameChannel<FromWorker | CallMessage | Hello, ToWorker | ReplyMessage>(
+    const channel = new FrameChannel<
+      FromWorker | CallMessage | AbortMessage | Hello,
+      ToWorker | ReplyMessage
+    >(
       connection,
     );
     const timer = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
-    let forward: ((message: FromWorker | CallMessage) => void) | undefined;
+    let forward: ((message: FromWorker | CallMessage | AbortMessage) => void) | undefined;
     let listened: PromiseWithResolvers<void> | undefined;
     const done = channel.listen((message) => {
       if (forward !== undefined) {
-        forward(message as FromWorker | CallMessage);
+        forward(message as FromWorker | CallMessage | AbortMessage);
         return;
       }
       if (listened !== undefined) return; // Admitted, its handler not yet set.
@@ -100,7 +104,7 @@ class Rendezvous {
       this.#expected.delete(hello.token);
       listened = Promise.withResolvers<void>();
       admit(
-        channel as FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage>,
+        channel as FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>,
         (handler) => {
           forward = handler;
           return listened!.promise;
@@ -193,7 +197,9 @@ function spawnProcess(
   const stdin = child.stdin.getWriter();
   stdin.write(new TextEncoder().encode(token + "\n")).catch(() => {});
 
-  let channel: FrameChannel<FromWorker | CallMessage, ToWorker | ReplyMessage> | undefined;
+  let channel:
+    | FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>
+    | undefined;
   const session = new BrokerSession((reply) => channel?.send(reply));
   let outbox: ToWorker[] = [];
   let alive = true;
@@ -207,6 +213,7 @@ function spawnProcess(
     outbox = [];
     reading = listen((message) => {
       if (message.type === "call") session.perform(message);
+      else if (message.type === "abort") session.abort(message.call);
       else if (alive) handle.onMessage(message);
     });
   });
@@ -264,8 +271,8 @@ function spawnProcess(
         }
       }
       if (channel === undefined) {
-        // Serialize now, so that a message that cannot be sent fails at once.
-        structuredClone(message);
+        // Encode now, so that a message that cannot be sent fails at once.
+        encodeFrame(message);
         outbox.push(message);
       } else {
         channel.send(message);
@@ -313,6 +320,7 @@ registerTransport("process", {
     spawnProcess(init, capacity, permissions as ResolvedPermissions),
   extraOptions: ["permissions"],
   context: parentContext,
+  check: encodeFrame,
   configure: (options, where) => {
     checkParentCanSpawn(where);
     return resolvePermissions(options.permissions, where);

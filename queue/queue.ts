@@ -536,6 +536,7 @@ export function queueRemoteSpec(maxSize: number, joinable = false): RemoteSpec {
     immediate,
     oneWay: joinable ? ["close", "taskDone"] : ["close"],
     constants: { maxSize },
+    waits: joinable ? { get: 0, put: 1, join: 0 } : { get: 0, put: 1 },
   };
 }
 

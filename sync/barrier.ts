@@ -247,6 +247,7 @@ export class Barrier {
    */
   get [remote](): RemoteSpec {
     return {
+      waits: { wait: 0 },
       constants: { parties: this.parties },
       immediate: {
         waiting: "a count of your own",

@@ -337,6 +337,7 @@ export class Condition {
    */
   get [remote](): RemoteSpec {
     return {
+      waits: { acquire: 0, wait: 0 },
       immediate: {
         tryAcquire: "await condition.acquire({ timeout: 0 })",
         waitFor: "a loop around await condition.wait()",

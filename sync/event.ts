@@ -181,7 +181,7 @@ export class Event {
    * @ignore
    */
   get [remote](): RemoteSpec {
-    return { immediate: { isSet: "await event.wait({ timeout: 0 })" } };
+    return { waits: { wait: 0 }, immediate: { isSet: "await event.wait({ timeout: 0 })" } };
   }
 
   /**

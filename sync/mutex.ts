@@ -202,6 +202,7 @@ export class Mutex {
    */
   get [remote](): RemoteSpec {
     return {
+      waits: { acquire: 0 },
       immediate: {
         locked: "the lease from await mutex.acquire()",
         tryAcquire: "await mutex.acquire({ timeout: 0 })",

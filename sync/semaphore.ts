@@ -204,6 +204,7 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
+      waits: { acquire: 0 },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],
     };

@@ -182,7 +182,11 @@ export class WaitGroup {
    * @ignore
    */
   get [remote](): RemoteSpec {
-    return { immediate: { count: "await group.wait({ timeout: 0 })" }, oneWay: ["done"] };
+    return {
+      waits: { wait: 0 },
+      immediate: { count: "await group.wait({ timeout: 0 })" },
+      oneWay: ["done"],
+    };
   }
 
   /**

@@ -223,3 +223,24 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+Deno.test("a child does not get what its parent was denied (-A --deny-read)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/secret.txt`, "top secret");
+    const { code, stdout, stderr } = await runProgram(
+      `
+      import { ProcessPool } from "@parallel/core";
+      await using pool = new ProcessPool({ maxWorkers: 1 });
+      const read = (path: string) => Deno.readTextFileSync(path);
+      console.log(await pool.submit(read, "${dir}/secret.txt").catch((e) => e.name));
+    `,
+      20_000,
+      ["-A", `--deny-read=${dir}/secret.txt`],
+    );
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.trim(), "NotCapable");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
