@@ -500,12 +500,14 @@ export class Pool {
     timeout: number,
     signal?: AbortSignal,
     transfer?: Transferable[],
+    /** `map` and `imap` bound their own chunks in flight: `maxQueue` is for `submit`. */
+    bounded = true,
   ): Task<unknown> {
     if (this.#broken) throw this.#broken;
     if (this.#closed) {
       throw new Error(`Cannot submit a task to ${this.#label}: it has been shut down`);
     }
-    if (this.#pending.length >= this.#maxQueue) {
+    if (bounded && this.#pending.length >= this.#maxQueue) {
       throw new RangeError(
         `Cannot submit a task to ${this.#label}: 'maxQueue' (${this.#maxQueue}) tasks are already waiting`,
       );
@@ -745,6 +747,9 @@ export class Pool {
 
   /** Keeps worker counts right after a worker's jobs were answered. */
   #afterWork(worker: WorkerRecord): void {
+    if (worker.state === "live" && worker.jobs.size === 0 && this.#pending.length === 0) {
+      this.#steal();
+    }
     if (worker.state === "retiring") {
       // It ends once the abandoned task has answered (or its grace period ends).
       if (worker.jobs.size === 0) this.#endWorker(worker);
@@ -762,6 +767,29 @@ export class Pool {
       }, this.#idleTimeout);
     }
     this.#schedulePump();
+  }
+
+  /**
+   * A worker ran dry while others still hold jobs that have not started (a
+   * long task may be hiding short ones behind it): withdraw those jobs and
+   * queue them again, so the idle worker takes them. Only transports that
+   * can withdraw a job from a live worker (threads) take part.
+   */
+  #steal(): void {
+    for (const worker of this.#workers) {
+      if (worker.state !== "live" || worker.jobs.size < 2) continue;
+      const stolen: TaskRecord[] = [];
+      for (const [slot, record] of worker.jobs) {
+        if (record === undefined || record.phase !== "sent") continue;
+        if (!worker.handle.withdraw(slot)) continue;
+        worker.jobs.set(slot, undefined); // freed when the worker reports it skipped
+        worker.tasksTaken--;
+        record.phase = "queued";
+        record.worker = undefined;
+        stolen.push(record);
+      }
+      this.#pending.unshift(...stolen);
+    }
   }
 
   /** Terminates a worker the pool no longer wants. */
@@ -1012,7 +1040,15 @@ export class Pool {
     }
     const chunks: Task<unknown>[] = [];
     for (let i = 0; i < all.length; i += chunkSize) {
-      chunks.push(this.#enqueue(spec, [all.slice(i, i + chunkSize)], mode, Infinity));
+      chunks.push(this.#enqueue(
+        spec,
+        [all.slice(i, i + chunkSize)],
+        mode,
+        Infinity,
+        undefined,
+        undefined,
+        false,
+      ));
     }
     const results = await Promise.all(chunks);
     return (results as Awaited<R>[][]).flat();
@@ -1049,7 +1085,9 @@ export class Pool {
           }
           if (chunk.length > 0) {
             chunks.push(
-              pool.#enqueue(spec, [chunk], "map", Infinity) as Task<Awaited<R>[]>,
+              pool.#enqueue(spec, [chunk], "map", Infinity, undefined, undefined, false) as Task<
+                Awaited<R>[]
+              >,
             );
           }
         }

@@ -319,3 +319,37 @@ Deno.test("a failed task that nobody awaits is not an unhandled rejection", asyn
   pool.submit(work.fail, "ignored");
   assert.equal(await within(pool.submit(work.add, 1, 1)), 2);
 });
+
+Deno.test("short tasks queued behind a long one on a busy worker move to an idle worker", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 2, minWorkers: 2 });
+  // Teach the pool that tasks are tiny, so that it hands each worker many at once.
+  await within(pool.map((x: number) => x, Array.from({ length: 2_000 }, (_, i) => i), {
+    chunkSize: 1,
+  }));
+  const flags = sharedFlags();
+  // The long task runs until it is cancelled (at most 8 s).
+  const long = pool.submit(work.spinUntilCancelled, flags, 8_000);
+  const shorts = Array.from({ length: 10 }, (_, i) => pool.submit(work.add, i, 1));
+  assert.deepEqual(await within(Promise.all(shorts)), Array.from({ length: 10 }, (_, i) => i + 1));
+  assert.equal(long.done, false, "the short tasks waited for the long one");
+  long.cancel();
+  await flagSet(flags, 1);
+});
+
+Deno.test("map and imap are not limited by maxQueue, which bounds submit", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 2, maxQueue: 1 });
+  assert.deepEqual(
+    await within(pool.map((x: number) => x * 2, [1, 2, 3, 4, 5, 6], { chunkSize: 1 })),
+    [
+      2,
+      4,
+      6,
+      8,
+      10,
+      12,
+    ],
+  );
+  const out: number[] = [];
+  for await (const value of pool.imap((x: number) => x + 1, [1, 2, 3, 4, 5])) out.push(value);
+  assert.deepEqual(out, [2, 3, 4, 5, 6]);
+});
