@@ -8,8 +8,9 @@
  * ```ts
  * import { ThreadPool } from "@parallel/core";
  * await using pool = new ThreadPool({ maxWorkers: 2 });
- * const fib = (n: number): number => n < 2 ? n : fib(n - 1) + fib(n - 2);
- * console.log(await pool.map(fib, [10, 20])); // [55, 6765]
+ * // An inline task must be self-contained; export recursive ones and use tasks(url).
+ * const square = (n: number): number => n * n;
+ * console.log(await pool.map(square, [10, 20])); // [100, 400]
  * ```
  *
  * @module

@@ -1,11 +1,14 @@
 // ThreadPool against bare Web Workers, in the same run.
-//   deno bench -A bench/thread_pool_bench.ts
+//   deno bench -A --v8-flags=--expose-gc bench/thread_pool_bench.ts
+// Each iteration starts from a collected heap (when gc is exposed), so the
+// garbage of one bench is not collected on the time of the next.
 import { tasks, ThreadPool } from "../mod.ts";
 import { fib } from "./_fib.ts";
 
 const echoUrl = new URL("./_echo_worker.ts", import.meta.url);
 const work = tasks<typeof import("./_fib.ts")>(new URL("./_fib.ts", import.meta.url));
 const inc = (x: number) => x + 1;
+const collect = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
 /** Sends `count` numbers round-robin to `workers` bare workers and waits for every reply. */
 function flood(workers: Worker[], count: number): Promise<void> {
@@ -38,15 +41,23 @@ Deno.bench({
   name: "bare postMessage flood, 2 workers, 20,000 messages",
   group: "tiny tasks",
   baseline: true,
-  fn: () => flood(rawPair, TINY),
+  fn: async (b) => {
+    collect();
+    b.start();
+    await flood(rawPair, TINY);
+    b.end();
+  },
 });
 Deno.bench({
   name: "ThreadPool.submit, 2 workers, 20,000 tasks (x + 1)",
   group: "tiny tasks",
-  fn: async () => {
+  fn: async (b) => {
+    collect();
+    b.start();
     const submitted = new Array(TINY);
     for (let i = 0; i < TINY; i++) submitted[i] = pool.submit(inc, i);
     await Promise.all(submitted);
+    b.end();
   },
 });
 
@@ -57,14 +68,22 @@ Deno.bench({
   group: "map 100,000 items",
   baseline: true,
   n: 20,
-  fn: () => flood(rawPair, ITEMS),
+  fn: async (b) => {
+    collect();
+    b.start();
+    await flood(rawPair, ITEMS);
+    b.end();
+  },
 });
 Deno.bench({
   name: "ThreadPool.map, 2 workers, 100,000 items, automatic chunks",
   group: "map 100,000 items",
   n: 20,
-  fn: async () => {
+  fn: async (b) => {
+    collect();
+    b.start();
     await pool.map(inc, items);
+    b.end();
   },
 });
 
@@ -74,8 +93,11 @@ Deno.bench({
   baseline: true,
   n: 3,
   warmup: 1,
-  fn: () => {
+  fn: (b) => {
+    collect();
+    b.start();
     for (let i = 0; i < 8; i++) fib(32);
+    b.end();
   },
 });
 Deno.bench({
@@ -83,8 +105,11 @@ Deno.bench({
   group: "CPU-bound",
   n: 3,
   warmup: 1,
-  fn: async () => {
+  fn: async (b) => {
+    collect();
+    b.start();
     await fibPool.map(work.fib, [32, 32, 32, 32, 32, 32, 32, 32], { chunkSize: 1 });
+    b.end();
   },
 });
 

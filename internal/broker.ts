@@ -127,12 +127,20 @@ const ownerDied = new WeakMap<object, number>();
  */
 export function markOwnerDied(primitive: object): void {
   ownerDied.set(primitive, (ownerDied.get(primitive) ?? 0) + 1);
+  marks++;
 }
+
+/** How many marks are unread: lets every lease skip the lookup while there are none. */
+let marks = 0;
 
 /** Whether a holder of `primitive` died since the last call; clears the mark. */
 export function takeOwnerDied(primitive: object): boolean {
+  if (marks === 0) return false;
   const died = ownerDied.has(primitive);
-  ownerDied.delete(primitive);
+  if (died) {
+    ownerDied.delete(primitive);
+    marks--;
+  }
   return died;
 }
 

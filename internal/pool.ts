@@ -169,6 +169,8 @@ function isPrimitive(value: unknown): boolean {
 }
 /** The run time a worker's queued window may add up to, in milliseconds. */
 const WINDOW_BUDGET_MS = 2;
+/** How long a worker holding queued jobs may stay silent before an idle one takes them. */
+const STEAL_AFTER_MS = 10;
 /** How long a worker abandoned by a cancelled task may take to finish it. */
 const RETIRE_GRACE_MS = 500;
 
@@ -203,6 +205,8 @@ interface WorkerRecord {
   graceTimer?: ReturnType<typeof setTimeout>;
   /** Whether the worker ever answered; one that dies before it does failed to start. */
   answered: boolean;
+  /** When it last answered, or was handed work while idle (`performance.now()`). */
+  lastHeard: number;
 }
 
 let nextTaskId = 1;
@@ -249,6 +253,7 @@ export class Pool {
   readonly #pending: TaskRecord[] = [];
   readonly #workers = new Set<WorkerRecord>();
   #retiring = 0;
+  #stealTimer?: ReturnType<typeof setTimeout>;
   /** Workers in a row that died before answering; at 3 the pool is broken. */
   #failedStarts = 0;
   #pumpScheduled = false;
@@ -600,6 +605,7 @@ export class Pool {
 
   #dispatch(worker: WorkerRecord, records: TaskRecord[]): void {
     clearTimeout(worker.idleTimer);
+    if (worker.jobs.size === 0) worker.lastHeard = performance.now();
     for (const record of records) {
       record.slot = worker.freeSlots.pop()!;
       record.worker = worker;
@@ -679,6 +685,7 @@ export class Pool {
       tasksTaken: 0,
       state: "live",
       answered: false,
+      lastHeard: performance.now(),
     };
     handle.onMessage = (message) => this.#onMessage(worker, message);
     handle.onExit = (exit) => this.#onExit(worker, exit);
@@ -688,6 +695,7 @@ export class Pool {
 
   #onMessage(worker: WorkerRecord, message: FromWorker): void {
     worker.answered = true;
+    worker.lastHeard = performance.now();
     this.#failedStarts = 0;
     switch (message.type) {
       case "started": {
@@ -770,14 +778,22 @@ export class Pool {
   }
 
   /**
-   * A worker ran dry while others still hold jobs that have not started (a
-   * long task may be hiding short ones behind it): withdraw those jobs and
-   * queue them again, so the idle worker takes them. Only transports that
-   * can withdraw a job from a live worker (threads) take part.
+   * A worker ran dry while another still holds jobs that have not started:
+   * if that one has not answered for {@linkcode STEAL_AFTER_MS}, it is busy
+   * with a long task that hides the others, so they are withdrawn and queued
+   * again for the idle worker. (A worker that answers often is only busy, and
+   * taking its jobs would make the two trade them back and forth.) Only
+   * transports that can withdraw a job from a live worker (threads) take part.
    */
   #steal(): void {
+    const now = performance.now();
+    let later = false;
     for (const worker of this.#workers) {
       if (worker.state !== "live" || worker.jobs.size < 2) continue;
+      if (now - worker.lastHeard < STEAL_AFTER_MS) {
+        later = true;
+        continue;
+      }
       const stolen: TaskRecord[] = [];
       for (const [slot, record] of worker.jobs) {
         if (record === undefined || record.phase !== "sent") continue;
@@ -789,6 +805,14 @@ export class Pool {
         stolen.push(record);
       }
       this.#pending.unshift(...stolen);
+    }
+    if (later && this.#stealTimer === undefined) {
+      this.#stealTimer = setTimeout(() => {
+        this.#stealTimer = undefined;
+        const idle = [...this.#workers].some((w) => w.state === "live" && w.jobs.size === 0);
+        if (idle && this.#pending.length === 0) this.#steal();
+        this.#schedulePump();
+      }, STEAL_AFTER_MS);
     }
   }
 
@@ -1015,6 +1039,8 @@ export class Pool {
       this.#workers.delete(worker);
       this.#terminate(worker);
     }
+    clearTimeout(this.#stealTimer);
+    this.#stealTimer = undefined;
     if (this.#retiring === 0 && this.#workers.size === 0) {
       const resolve = this.#drained.resolve;
       Promise.all(this.#ending).then(() => resolve());
