@@ -18,7 +18,7 @@ const work = tasks<typeof import("./_process_work.ts")>(
   new URL("./_process_work.ts", import.meta.url),
 );
 
-async function time(label: string, run: () => Promise<unknown>): Promise<void> {
+async function time(label: string, run: () => unknown): Promise<void> {
   const start = performance.now();
   await run();
   console.log(`  ${label.padEnd(22)} ${(performance.now() - start).toFixed(0).padStart(5)} ms`);
@@ -41,7 +41,7 @@ export async function main(): Promise<void> {
 
   const inputs = [33, 33, 33, 33];
   console.log("CPU-bound: fib(33) x 4, 2 workers");
-  await time("main thread", async () => inputs.forEach((n) => fib(n)));
+  await time("main thread", () => inputs.forEach((n) => fib(n)));
   await time("ThreadPool", () => threads.map(work.fib, inputs, { chunkSize: 1 }));
   await time("ProcessPool", () => processes.map(work.fib, inputs, { chunkSize: 1 }));
   console.log(
