@@ -30,6 +30,7 @@ import {
 import { rejectTask, resolveTask, Task } from "../futures.ts";
 import { isTaskRef, type TaskFunction } from "../tasks.ts";
 import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
+import { checkMilliseconds } from "./wait.ts";
 import {
   type DoneMessage,
   FAILED,
@@ -295,7 +296,7 @@ export class Pool {
         `${where}: 'minWorkers' must not exceed 'maxWorkers' (${this.#maxWorkers}): current value is ${this.#minWorkers}`,
       );
     }
-    this.#idleTimeout = milliseconds(options.idleTimeout ?? Infinity, "idleTimeout", where);
+    this.#idleTimeout = checkMilliseconds(options.idleTimeout ?? Infinity, "idleTimeout", where);
     this.#maxTasksPerWorker = options.maxTasksPerWorker === undefined
       ? Infinity
       : wholeNumber(options.maxTasksPerWorker, "maxTasksPerWorker", 1, where);
@@ -356,7 +357,11 @@ export class Pool {
         `${this.#label}.apply: 'args' must be an array: current value is ${String(args)}`,
       );
     }
-    const timeout = milliseconds(options.timeout ?? Infinity, "timeout", `${this.#label}.apply`);
+    const timeout = checkMilliseconds(
+      options.timeout ?? Infinity,
+      "timeout",
+      `${this.#label}.apply`,
+    );
     return this.#enqueue(
       toFnSpec(fn, `${this.#label}.apply: 'fn'`),
       args,
@@ -1187,17 +1192,6 @@ export function wholeNumber(value: unknown, name: string, min: number, where: st
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
     throw new RangeError(
       `${where}: '${name}' must be a whole number >= ${min}: current value is ${
-        formatValue(value)
-      }`,
-    );
-  }
-  return value;
-}
-
-function milliseconds(value: unknown, name: string, where: string): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    throw new RangeError(
-      `${where}: '${name}' must be a number of milliseconds >= 0: current value is ${
         formatValue(value)
       }`,
     );

@@ -38,15 +38,23 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * @throws {RangeError} When it is negative or not a number.
  */
 export function checkTimeout(timeout: number | undefined, where: string): number {
-  if (timeout === undefined) return Infinity;
-  if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
+  return timeout === undefined ? Infinity : checkMilliseconds(timeout, "timeout", where);
+}
+
+/**
+ * Checks that an option named `name` is a number of milliseconds >= 0
+ * (`Infinity` allowed) and returns it.
+ *
+ * @throws {RangeError} Naming the option and the value, when it is not.
+ */
+export function checkMilliseconds(value: unknown, name: string, where: string): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    const shown = typeof value === "string" ? JSON.stringify(value) : String(value);
     throw new RangeError(
-      `${where}: 'timeout' must be a number of milliseconds >= 0: current value is ${
-        String(timeout)
-      }`,
+      `${where}: '${name}' must be a number of milliseconds >= 0: current value is ${shown}`,
     );
   }
-  return timeout;
+  return value;
 }
 
 /**
