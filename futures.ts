@@ -292,7 +292,10 @@ export function wait<T extends Task<any>>(
     const done = all.filter((task) => task.done);
     if (done.length === all.length) return true;
     if (returnWhen === "FIRST_COMPLETED") return done.length > 0;
-    if (returnWhen === "FIRST_EXCEPTION") return done.some((task) => task.failed);
+    // As in Python, a cancelled task is done but raised no exception.
+    if (returnWhen === "FIRST_EXCEPTION") {
+      return done.some((task) => task.failed && !task.cancelled);
+    }
     return false;
   };
   const split = (): WaitResult<T> => ({

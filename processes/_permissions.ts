@@ -137,8 +137,8 @@ function resolveRequested(permissions: unknown, where: string): Record<Name, Per
 
 /** What the library itself must let the child do, whatever the user asked. */
 export interface LibraryNeeds {
-  /** Directories the child must read and write (its journal). */
-  readWrite: string[];
+  /** Files the child must write (its own journal, and nothing of any other child's). */
+  write: string[];
   /** Hosts the child must reach (its parent's listener). */
   net: string[];
   /** The child's entry module: its package must be readable or importable. */
@@ -151,8 +151,8 @@ export function childFlags(
   needs: LibraryNeeds,
 ): string[] {
   const extra: Record<Name, string[]> = {
-    read: [...needs.readWrite],
-    write: [...needs.readWrite],
+    read: [],
+    write: [...needs.write],
     net: [...needs.net],
     env: [],
     run: [],

@@ -181,7 +181,7 @@ function spawnProcess(
     args: [
       "run",
       ...childFlags(permissions, {
-        readWrite: [meeting.dir],
+        write: [journal],
         net: [`127.0.0.1:${meeting.port}`],
         moduleUrl: childUrl,
       }),

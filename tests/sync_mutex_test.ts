@@ -211,7 +211,7 @@ Deno.test("Mutex: bad timeouts are refused with the value", async () => {
   await assert.rejects(mutex.acquire({ timeout: NaN }), /current value is NaN/);
   assert.throws(
     () => mutex.acquireSync({ timeout: "10" as unknown as number }),
-    /current value is 10/,
+    /current value is "10"/,
   );
   using _lock = mutex.acquireSync({ timeout: 10 });
   assert.equal(mutex.locked, true);
