@@ -332,7 +332,7 @@ export class Pool {
    */
   submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Task<Awaited<R>> {
     const spec = toFnSpec(fn, `${this.#label}.submit: 'fn'`);
-    return this.#enqueue(spec, args, "call", Infinity) as Task<Awaited<R>>;
+    return this.#enqueue(spec, args, "call", Infinity).task as Task<Awaited<R>>;
   }
 
   /**
@@ -369,7 +369,7 @@ export class Pool {
       timeout,
       options.signal,
       options.transfer,
-    ) as Task<Awaited<R>>;
+    ).task as Task<Awaited<R>>;
   }
 
   /**
@@ -459,13 +459,9 @@ export class Pool {
   shutdown(options: { cancelPending?: boolean } = {}): Promise<void> {
     this.#closed = true;
     if (options.cancelPending) {
-      for (const record of this.#pending.splice(0)) this.#cancelRecord(record, true);
-      for (const worker of this.#workers) {
-        for (const record of worker.jobs.values()) {
-          if (record && record.phase === "sent" && worker.handle.withdraw(record.slot)) {
-            this.#settleCancelled(record, "the pool was shut down");
-          }
-        }
+      const handed = [...this.#workers].flatMap((worker) => [...worker.jobs.values()]);
+      for (const record of [...this.#pending, ...handed]) {
+        if (record) this.#withdraw(record, "the pool was shut down");
       }
     }
     this.#drained ??= Promise.withResolvers<void>();
@@ -512,7 +508,7 @@ export class Pool {
     transfer?: Transferable[],
     /** `map` and `imap` bound their own chunks in flight: `maxQueue` is for `submit`. */
     bounded = true,
-  ): Task<unknown> {
+  ): TaskRecord {
     if (this.#broken) throw this.#broken;
     if (this.#closed) {
       throw new Error(`Cannot submit a task to ${this.#label}: it has been shut down`);
@@ -541,20 +537,20 @@ export class Pool {
       phase: "queued",
       slot: -1,
     };
-    const task = new Task<unknown>(id, () => this.#cancelRecord(record, false));
+    const task = new Task<unknown>(id, () => this.#cancelRecord(record));
     record.task = task;
     if (signal !== undefined) {
       if (signal.aborted) {
         this.#settleCancelled(record, "its signal was already aborted", signal.reason);
-        return task;
+        return record;
       }
-      const onAbort = () => this.#cancelRecord(record, false, signal.reason);
+      const onAbort = () => this.#cancelRecord(record, signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
       record.detach = () => signal.removeEventListener("abort", onAbort);
     }
     this.#pending.push(record);
     this.#schedulePump();
-    return task;
+    return record;
   }
 
   #schedulePump(): void {
@@ -985,50 +981,48 @@ export class Pool {
     this.#checkDrained();
   }
 
-  /** `Task.cancel()`, an aborted signal, or a shutdown. */
-  #cancelRecord(record: TaskRecord, shutdown: boolean, reason?: unknown): boolean {
-    const why = shutdown
-      ? "the pool was shut down"
-      : reason === undefined
-      ? "cancel() was called"
-      : "its signal was aborted";
-    switch (record.phase) {
-      case "settled":
-        return false;
-      case "reviving":
-        this.#settleCancelled(record, why, reason);
-        return true;
-      case "queued": {
-        const index = this.#pending.indexOf(record);
-        if (index >= 0) this.#pending.splice(index, 1);
-        this.#settleCancelled(record, why, reason);
-        return true;
-      }
-      case "sent": {
-        const worker = record.worker!;
-        if (worker.handle.withdraw(record.slot)) {
-          this.#settleCancelled(record, why, reason);
-          return true;
-        }
-        worker.handle.cancel(record.slot);
-        this.#settleCancelled(record, why, reason);
-        this.#retire(worker);
-        return true;
-      }
+  /** `Task.cancel()` or an aborted signal. */
+  #cancelRecord(record: TaskRecord, reason?: unknown): boolean {
+    const why = reason === undefined ? "cancel() was called" : "its signal was aborted";
+    if (record.phase === "settled") return false;
+    if (this.#withdraw(record, why, reason)) return true;
+    if (record.phase === "reviving") {
+      this.#settleCancelled(record, why, reason);
+    } else {
+      this.#stopRunning(record, () => this.#settleCancelled(record, why, reason));
     }
+    return true;
+  }
+
+  /**
+   * Cancels a task if it has not started: still queued, or handed to a
+   * worker that has not taken it yet. Returns whether it did.
+   */
+  #withdraw(record: TaskRecord, why: string, reason?: unknown): boolean {
+    if (record.phase === "queued") {
+      const index = this.#pending.indexOf(record);
+      if (index >= 0) this.#pending.splice(index, 1);
+    } else if (record.phase !== "sent" || !record.worker!.handle.withdraw(record.slot)) {
+      return false;
+    }
+    this.#settleCancelled(record, why, reason);
+    return true;
+  }
+
+  /** Fails a running task with `settle`, tells it so, and replaces its worker. */
+  #stopRunning(record: TaskRecord, settle: () => void): void {
+    const worker = record.worker!;
+    worker.handle.cancel(record.slot);
+    settle();
+    this.#retire(worker);
   }
 
   #timeOut(record: TaskRecord): void {
     if (record.phase !== "sent") return;
-    const worker = record.worker!;
-    worker.handle.cancel(record.slot);
-    this.#fail(
-      record,
-      new TimeoutError(
-        `Task ${record.id} (${fnName(record.fn)}) timed out after ${record.timeout} ms`,
-      ),
+    const error = new TimeoutError(
+      `Task ${record.id} (${fnName(record.fn)}) timed out after ${record.timeout} ms`,
     );
-    this.#retire(worker);
+    this.#stopRunning(record, () => this.#fail(record, error));
   }
 
   /** Resolves a shutdown once nothing is left to run. */
@@ -1071,15 +1065,17 @@ export class Pool {
     }
     const chunks: Task<unknown>[] = [];
     for (let i = 0; i < all.length; i += chunkSize) {
-      chunks.push(this.#enqueue(
-        spec,
-        [all.slice(i, i + chunkSize)],
-        mode,
-        Infinity,
-        undefined,
-        undefined,
-        false,
-      ));
+      chunks.push(
+        this.#enqueue(
+          spec,
+          [all.slice(i, i + chunkSize)],
+          mode,
+          Infinity,
+          undefined,
+          undefined,
+          false,
+        ).task,
+      );
     }
     const results = await Promise.all(chunks);
     return (results as Awaited<R>[][]).flat();
@@ -1101,7 +1097,7 @@ export class Pool {
       const source = Symbol.asyncIterator in items
         ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
         : (items as Iterable<T>)[Symbol.iterator]();
-      const chunks: Task<Awaited<R>[]>[] = [];
+      const chunks: TaskRecord[] = [];
       let exhausted = false;
       const refill = async () => {
         while (!exhausted && chunks.length < inFlight) {
@@ -1116,9 +1112,7 @@ export class Pool {
           }
           if (chunk.length > 0) {
             chunks.push(
-              pool.#enqueue(spec, [chunk], "map", Infinity, undefined, undefined, false) as Task<
-                Awaited<R>[]
-              >,
+              pool.#enqueue(spec, [chunk], "map", Infinity, undefined, undefined, false),
             );
           }
         }
@@ -1129,36 +1123,20 @@ export class Pool {
           let index = 0;
           if (!ordered) {
             index = await new Promise<number>((resolve) => {
-              chunks.forEach((chunk, i) => chunk.onSettled(() => resolve(i)));
+              chunks.forEach((chunk, i) => chunk.task.onSettled(() => resolve(i)));
             });
           }
           const [chunk] = chunks.splice(index, 1);
-          const results = await chunk;
+          const results = await chunk.task as Awaited<R>[];
           await refill();
           yield* results;
         }
       } finally {
-        for (const chunk of chunks) pool.#cancelIfWaiting(chunk);
+        for (const chunk of chunks) pool.#withdraw(chunk, "the loop reading its results ended");
         if (!exhausted) await source.return?.();
       }
     }
     return generate();
-  }
-
-  /** Cancels a task only if it has not started (used when an `imap` loop ends early). */
-  #cancelIfWaiting(task: Task<any>): void {
-    const record = this.#pending.find((r) => r.task === task);
-    if (record) {
-      this.#cancelRecord(record, false);
-      return;
-    }
-    for (const worker of this.#workers) {
-      for (const r of worker.jobs.values()) {
-        if (r && r.task === task && r.phase === "sent" && worker.handle.withdraw(r.slot)) {
-          this.#settleCancelled(r, "the loop reading its results ended");
-        }
-      }
-    }
   }
 }
 

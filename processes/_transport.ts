@@ -331,7 +331,7 @@ registerTransport("process", {
  * Fails early, with the flags to add, when this program may not start
  * children or listen for them.
  */
-export function checkParentCanSpawn(where: string): void {
+function checkParentCanSpawn(where: string): void {
   const missing: string[] = [];
   const state = (descriptor: Deno.PermissionDescriptor) => {
     try {

@@ -72,3 +72,12 @@ export function failure(task: PromiseLike<unknown>, ms = 10_000): Promise<any> {
     ms,
   );
 }
+
+/** Whether process `pid` is still running (a zombie counts as ended). */
+export function alive(pid: number): boolean {
+  try {
+    return !/State:\s+Z/.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+  } catch {
+    return false;
+  }
+}

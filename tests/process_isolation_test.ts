@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { FrameChannel } from "../processes/_channel.ts";
 import { ProcessPool } from "../mod.ts";
-import { failure, runProgram, within, work } from "./_helpers.ts";
+import { alive, failure, runProgram, within, work } from "./_helpers.ts";
 
 Deno.test("a task's console.log reaches the parent's stdout unchanged", async () => {
   const { code, stdout, stderr } = await runProgram(`
@@ -215,14 +215,6 @@ Deno.test("a child resolves bare imports with its parent's deno.json", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-function alive(pid: number): boolean {
-  try {
-    return !/State:\s+Z/.test(Deno.readTextFileSync(`/proc/${pid}/status`));
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("a child does not get what its parent was denied (-A --deny-read)", async () => {
   const dir = await Deno.makeTempDir();

@@ -6,7 +6,7 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from "../mod.ts";
-import { failure, within, work } from "./_helpers.ts";
+import { alive, failure, within, work } from "./_helpers.ts";
 
 Deno.test("ProcessPool runs the ThreadPool API in child processes", async () => {
   await using pool = new ProcessPool({ maxWorkers: 2 });
@@ -124,13 +124,4 @@ function tempEntries(): string[] {
   return [...Deno.readDirSync(dir)].map((entry) => entry.name).filter((name) =>
     name.startsWith("parallel-core-")
   );
-}
-
-function alive(pid: number): boolean {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    return !/State:\s+Z/.test(status);
-  } catch {
-    return false;
-  }
 }
