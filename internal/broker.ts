@@ -11,12 +11,17 @@
  *        ◀──────────────────── reply ──── value (or error)
  * ```
  *
- * - Any library object passed to a process is registered here by number and
- *   described as a remote handle; the child revives a proxy that forwards
- *   every method. A method named in the class's `RemoteSpec.immediate` (one
- *   that must answer at once, like `tryGet` or `size`) throws in a child,
- *   naming the async form to use; `oneWay` methods (`close`, `release`) are
- *   sent in order without waiting for an answer.
+ * - Any library object passed to a process is registered here under a
+ *   capability (128 random bits) and described as a remote handle; the child
+ *   revives a proxy with the methods its class lists in `RemoteSpec.calls`.
+ *   A method named in `RemoteSpec.immediate` (one that must answer at once,
+ *   like `tryGet` or `size`) throws in a child, naming the async form to
+ *   use; `oneWay` methods (`close`, `release`) are sent in order without
+ *   waiting for an answer.
+ * - The child is untrusted (see {@linkcode BrokerSession}): the parent
+ *   performs only listed methods on objects whose capability the child
+ *   holds, imports nothing a child names, and ends a child that sends
+ *   anything else.
  * - Calls from one child start in the order they arrive and run concurrently,
  *   so a `put` is not stuck behind a waiting `get`.
  * - Objects a call returns (a lease from `acquire()`) become handles too. A
@@ -31,23 +36,28 @@
 
 import { SerializationError } from "../errors.ts";
 import {
+  type ArgShape,
   describe,
   type DescribeContext,
+  describeType,
   type Descriptor,
   encode,
+  packError,
   registerReviver,
   remote,
   type RemoteSpec,
   revive,
+  reviveWith,
   type Shareable,
+  unpackError,
 } from "./codec.ts";
-import { packError, unpackError } from "./codec.ts";
 
 /** The descriptor kind of a handle on a parent's object. */
 const KIND = "@parallel/core.remote";
 
 interface RemoteState {
-  id: number;
+  /** The object's capability: 128 random bits, known only to whom it was passed. */
+  id: string;
   className: string;
   spec: RemoteSpec;
   /** Handles for the object's `RemoteSpec.members`. */
@@ -58,10 +68,11 @@ interface RemoteState {
 export interface CallMessage {
   readonly type: "call";
   readonly call: number;
-  readonly object: number;
+  readonly object: string;
   readonly method: string;
   readonly args: unknown[];
-  readonly modules: string[];
+  /** Whether `args` hold handles on the parent's objects, to be swapped for the objects. */
+  readonly handles: boolean;
 }
 
 /** Child → parent: stop waiting in call `call` (the child's signal fired). */
@@ -79,11 +90,19 @@ export interface ReplyMessage {
   readonly modules: string[];
 }
 
+/** The most calls one child may have waiting in the parent at once. */
+export const MAX_CALLS_IN_FLIGHT = 10_000;
+
 // ---- parent side -----------------------------------------------------------
 
-const objects = new Map<number, object>();
-const objectIds = new WeakMap<object, number>();
-let nextObjectId = 1;
+/** Every object passed to a child, by its capability. */
+const objects = new Map<string, object>();
+const capabilities = new WeakMap<object, string>();
+
+function newCapability(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
 
 function specOf(object: object): RemoteSpec {
   return (object as { [remote]?: RemoteSpec })[remote] ?? {};
@@ -91,28 +110,24 @@ function specOf(object: object): RemoteSpec {
 
 /** Registers `object` and describes it as a handle a child can revive. */
 function shareWithProcess(object: Shareable): Descriptor {
-  const why = specOf(object).localOnly;
-  if (why !== undefined) {
-    throw new SerializationError(`Cannot send ${describeObject(object)} to a process: ${why}`);
+  const spec = specOf(object);
+  if (spec.localOnly !== undefined) {
+    throw new SerializationError(
+      `Cannot send ${describeObject(object)} to a process: ${spec.localOnly}`,
+    );
   }
-  let id = objectIds.get(object);
+  let id = capabilities.get(object);
   if (id === undefined) {
-    id = nextObjectId++;
-    objectIds.set(object, id);
+    id = newCapability();
+    capabilities.set(object, id);
     objects.set(id, object);
   }
-  const spec = specOf(object);
   const members: Record<string, RemoteState> = {};
   for (const name of spec.members ?? []) {
     members[name] = shareWithProcess((object as unknown as Record<string, Shareable>)[name])
       .state as RemoteState;
   }
-  const state: RemoteState = {
-    id,
-    className: Object.getPrototypeOf(object)?.constructor?.name ?? "object",
-    spec,
-    members,
-  };
+  const state: RemoteState = { id, className: classNameOf(object), spec, members };
   return { kind: KIND, module: import.meta.url, state };
 }
 
@@ -144,88 +159,188 @@ export function takeOwnerDied(primitive: object): boolean {
   return died;
 }
 
-/** One child's calls, on the parent side; `close()` when the child is gone. */
+/** What a child sent that no library code in a child sends: the child is hostile or broken. */
+class Violation extends Error {}
+
+/**
+ * One child's calls, on the parent side; `close()` when the child is gone.
+ *
+ * Everything a child sends is untrusted: a task shares its realm with the
+ * library's code there. A call names an object by a capability it was given
+ * and a method its kind lists in `RemoteSpec.calls`, with arguments of the
+ * listed shapes; handles in the arguments must be capabilities too. Anything
+ * else is reported to `violated`, which ends the child, and nothing of it is
+ * performed.
+ */
 export class BrokerSession {
   readonly #reply: (message: ReplyMessage) => void;
-  /** Leases this child holds: lease handle → the primitive it came from. */
-  readonly #leases = new Map<object, object>();
+  readonly #violated: (reason: string) => void;
+  /** Leases this child holds: the capability of the lease handle → the primitive it came from. */
+  readonly #leases = new Map<string, object>();
   /** Calls still running, by call number: aborted if the child aborts them or dies. */
   readonly #calls = new Map<number, AbortController>();
   #closed = false;
 
-  /** @param reply Sends an answer to the child. */
-  constructor(reply: (message: ReplyMessage) => void) {
+  /**
+   * @param reply Sends an answer to the child.
+   * @param violated Ends the child, which sent what no honest child sends.
+   */
+  constructor(reply: (message: ReplyMessage) => void, violated: (reason: string) => void) {
     this.#reply = reply;
+    this.#violated = violated;
   }
 
-  /** Performs a call from the child. */
+  /**
+   * Swaps the handles inside `value`, which a child sent, for the parent's
+   * objects. Throws a {@linkcode Violation} for anything that is not a handle
+   * on an object that was passed to a child.
+   */
+  reviveFromChild<T>(value: T): T {
+    try {
+      return reviveWith(value, (descriptor) => {
+        const state = descriptor.state as Partial<RemoteState> | null;
+        const object = descriptor.kind === KIND && typeof state === "object" && state !== null &&
+            typeof state.id === "string"
+          ? objects.get(state.id)
+          : undefined;
+        if (object === undefined) {
+          throw new Violation("a handle on a shared object it was not given");
+        }
+        return object;
+      });
+    } catch (error) {
+      if (error instanceof Violation) throw error;
+      // A stack overflow on data nested too deep to walk.
+      throw new Violation(`data it could not walk (${(error as Error)?.message})`);
+    }
+  }
+
+  /** Performs a call from the child, or ends the child if the call is not one it may make. */
   async perform(message: CallMessage): Promise<void> {
+    if (this.#closed) return;
     let ok = true;
     let value: unknown;
-    const abort = new AbortController();
-    if (message.call !== 0) this.#calls.set(message.call, abort);
+    const { call, method } = message;
     try {
-      const target = objects.get(message.object);
-      if (target === undefined) throw new Error(`No shared object ${message.object} in the parent`);
-      const spec = specOf(target);
-      if (spec.immediate?.[message.method] !== undefined || message.method.endsWith("Sync")) {
-        // Only the async forms cross: a blocking call would freeze the parent's event loop.
-        throw new TypeError(`${message.method} cannot be called from a child process`);
-      }
-      const args = message.modules.length === 0
-        ? message.args
-        : await revive(message.args, message.modules, parentContext);
-      const waits = spec.waits?.[message.method];
-      if (waits !== undefined) {
-        // A wait ends when the child aborts it, or when the child is gone.
-        const options = (args[waits] ?? {}) as { signal?: AbortSignal };
-        args[waits] = { ...options, signal: abort.signal };
-      }
-      const name = message.method === DISPOSE ? Symbol.dispose : message.method;
-      const method = (target as Record<string | symbol, unknown>)[name];
-      if (typeof method !== "function") {
-        throw new TypeError(`${message.method} is not a method of ${describeObject(target)}`);
-      }
-      value = await method.apply(target, args);
-      if (message.method === DISPOSE) {
-        // A lease is used once: forget it, or every acquire would stay registered.
-        this.#leases.delete(target);
-        objects.delete(message.object);
-      } else if (message.method === "release") {
-        this.#forgetLeaseOn(target);
-      }
-      if (isLease(value)) {
-        if (this.#closed) {
-          // The child died while this acquire waited: nobody will release it.
-          (value as Disposable)[Symbol.dispose]();
-          return;
-        }
-        value = this.#holdLease(value as Disposable, target);
+      const target = this.#admit(message);
+      if (target === undefined) return;
+      const shapes = specOf(target).calls![method];
+      const args = message.handles === true
+        ? this.reviveFromChild(message.args)
+        : message.args.slice(0, shapes.length);
+      const abort = new AbortController();
+      if (call !== 0) this.#calls.set(call, abort);
+      try {
+        value = await this.#apply(target, method, shapes, args, abort.signal);
+      } catch (error) {
+        ok = false;
+        value = error;
+      } finally {
+        this.#calls.delete(call);
       }
     } catch (error) {
-      ok = false;
-      value = error;
-    } finally {
-      this.#calls.delete(message.call);
+      if (!(error instanceof Violation)) throw error;
+      this.#violate(error.message);
+      return;
     }
-    if (message.call === 0 || this.#closed) return;
+    if (call === 0 || this.#closed) return;
     if (!ok) {
-      this.#reply({ type: "reply", call: message.call, ok, value: packError(value), modules: [] });
+      this.#reply({ type: "reply", call, ok, value: packError(value), modules: [] });
       return;
     }
     const encoded = encode(value, parentContext);
-    this.#reply({
-      type: "reply",
-      call: message.call,
-      ok,
-      value: encoded.value,
-      modules: encoded.modules,
-    });
+    this.#reply({ type: "reply", call, ok, value: encoded.value, modules: encoded.modules });
+  }
+
+  /**
+   * The object a call is on, after checking the call's envelope, capability,
+   * method and call number; `undefined` for a call to drop.
+   */
+  #admit(message: CallMessage): object | undefined {
+    const { call, object, method, args } = message;
+    if (
+      !Number.isSafeInteger(call) || call < 0 || typeof method !== "string" || !Array.isArray(args)
+    ) {
+      throw new Violation("a malformed call");
+    }
+    const target = typeof object === "string" ? objects.get(object) : undefined;
+    if (target === undefined) {
+      // A lease the parent already took back (the child also called `release()`).
+      if (method === DISPOSE && call === 0) return undefined;
+      throw new Violation("a call on a shared object it was not given");
+    }
+    const spec = specOf(target);
+    if (spec.calls === undefined || !Object.hasOwn(spec.calls, method)) {
+      throw new Violation(
+        `a call of a method a child may not call: ` +
+          `${classNameOf(target)}.${JSON.stringify(method.slice(0, 64))}`,
+      );
+    }
+    if ((call === 0) !== (spec.oneWay?.includes(method) ?? false)) {
+      throw new Violation(
+        `a call of ${classNameOf(target)}.${method} with the wrong kind of answer`,
+      );
+    }
+    if (call !== 0 && this.#calls.has(call)) throw new Violation(`call number ${call} twice`);
+    if (this.#calls.size >= MAX_CALLS_IN_FLIGHT) {
+      throw new Violation(`more than ${MAX_CALLS_IN_FLIGHT} calls at once`);
+    }
+    return target;
+  }
+
+  /** Calls `method` of `target` with `args`, after checking them against `shapes`. */
+  async #apply(
+    target: object,
+    method: string,
+    shapes: readonly ArgShape[],
+    args: unknown[],
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    const where = `${classNameOf(target)}.${method}`;
+    const checked = shapes.map((shape, i) => checkArg(args[i], shape, i, where, signal));
+    const name = method === DISPOSE ? Symbol.dispose : method;
+    const value = await (target as Record<string | symbol, (...args: unknown[]) => unknown>)[name](
+      ...checked,
+    );
+    if (method === DISPOSE) {
+      this.#forgetLease(target);
+    } else if (method === "release") {
+      this.#forgetLeaseOn(target);
+    }
+    if (isLease(value)) {
+      if (this.#closed) {
+        // The child died while this acquire waited: nobody will release it.
+        (value as Disposable)[Symbol.dispose]();
+        throw new Error("the child process ended");
+      }
+      return this.#holdLease(value as Disposable, target);
+    }
+    return value;
   }
 
   /** The child aborted a waiting call (its `signal` fired). */
-  abort(call: number): void {
-    this.#calls.get(call)?.abort(new DOMException("The child aborted the wait", "AbortError"));
+  abort(message: AbortMessage): void {
+    if (!Number.isSafeInteger(message.call)) {
+      this.#violate("a malformed abort");
+      return;
+    }
+    this.#calls.get(message.call)?.abort(
+      new DOMException("The child aborted the wait", "AbortError"),
+    );
+  }
+
+  #violate(reason: string): void {
+    if (this.#closed) return;
+    this.close();
+    this.#violated(reason);
+  }
+
+  /** A lease handle was disposed: its capability is spent. */
+  #forgetLease(handle: object): void {
+    const id = capabilities.get(handle);
+    if (id === undefined) return;
+    this.#leases.delete(id);
+    objects.delete(id);
   }
 
   /**
@@ -233,11 +348,10 @@ export class BrokerSession {
    * disposing its lease): one of its leases on it is spent.
    */
   #forgetLeaseOn(primitive: object): void {
-    for (const [handle, held] of this.#leases) {
+    for (const [id, held] of this.#leases) {
       if (held !== primitive) continue;
-      this.#leases.delete(handle);
-      const id = objectIds.get(handle);
-      if (id !== undefined) objects.delete(id);
+      this.#leases.delete(id);
+      objects.delete(id);
       return;
     }
   }
@@ -250,29 +364,74 @@ export class BrokerSession {
       },
       [Symbol.dispose]: () => lease[Symbol.dispose](),
       [remote]: {
+        calls: { [DISPOSE]: [] },
+        oneWay: [DISPOSE],
         constants: {
           previousOwnerDied: (lease as { previousOwnerDied?: boolean }).previousOwnerDied ?? false,
         },
       } satisfies RemoteSpec,
     };
-    this.#leases.set(handle, primitive);
+    const id = shareWithProcess(handle).state as RemoteState;
+    this.#leases.set(id.id, primitive);
     return handle;
   }
 
   /** The child is gone: release the leases it held and mark their primitives. */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     for (const abort of this.#calls.values()) abort.abort(new Error("the child process ended"));
     this.#calls.clear();
-    for (const [lease, primitive] of this.#leases) {
+    for (const [id, primitive] of this.#leases) {
+      const lease = objects.get(id) as Disposable | undefined;
+      objects.delete(id);
       markOwnerDied(primitive);
       try {
-        (lease as Disposable)[Symbol.dispose]();
+        lease?.[Symbol.dispose]();
       } catch {
         // Already released.
       }
     }
     this.#leases.clear();
+  }
+}
+
+/**
+ * Checks one argument a child passed against its shape; returns what the
+ * method gets. Throws a `TypeError` naming the argument (sent back to the
+ * child as the call's error).
+ */
+function checkArg(
+  value: unknown,
+  shape: ArgShape,
+  index: number,
+  where: string,
+  signal: AbortSignal,
+): unknown {
+  switch (shape) {
+    case "value":
+      return value;
+    case "number":
+      if (value === undefined || typeof value === "number") return value;
+      throw new TypeError(
+        `${where}: argument ${index} must be a number, not ${describeType(value)}`,
+      );
+    case "options": {
+      // The child's own signal stays in the child; this one ends the wait if the child goes.
+      if (value === undefined) return { signal };
+      const proto = typeof value === "object" && value !== null
+        ? Object.getPrototypeOf(value)
+        : undefined;
+      if (proto !== Object.prototype && proto !== null) {
+        throw new TypeError(
+          `${where}: the options must be a plain object { timeout? }, not ${describeType(value)}`,
+        );
+      }
+      const timeout = Object.hasOwn(value as object, "timeout")
+        ? (value as { timeout: unknown }).timeout
+        : undefined;
+      return { timeout, signal };
+    }
   }
 }
 
@@ -284,8 +443,12 @@ function isLease(value: unknown): boolean {
     typeof (value as Partial<Disposable>)[Symbol.dispose] === "function";
 }
 
+function classNameOf(object: object): string {
+  return Object.getPrototypeOf(object)?.constructor?.name || "object";
+}
+
 function describeObject(object: object): string {
-  return `a ${Object.getPrototypeOf(object)?.constructor?.name ?? "shared object"}`;
+  return `a ${classNameOf(object) === "object" ? "shared object" : classNameOf(object)}`;
 }
 
 // ---- child side ------------------------------------------------------------
@@ -296,9 +459,9 @@ export interface BrokerClient {
    * Sends a call and resolves with the parent's answer. A `signal` in the
    * options at `waits` stays here; if it fires, the parent is told to stop.
    */
-  call(object: number, method: string, args: unknown[], waits?: number): Promise<unknown>;
+  call(object: string, method: string, args: unknown[], waits?: number): Promise<unknown>;
   /** Sends a call that wants no answer. */
-  send(object: number, method: string, args: unknown[]): void;
+  send(object: string, method: string, args: unknown[]): void;
 }
 
 let client: BrokerClient | undefined;
@@ -329,7 +492,10 @@ export function connectBroker(
 ): (message: ReplyMessage) => void {
   const waiting = new Map<number, PromiseWithResolvers<unknown>>();
   let nextCall = 1;
-  const encodeArgs = (args: unknown[]) => encode(args, childContext);
+  const encodeArgs = (args: unknown[]) => {
+    const encoded = encode(args, childContext);
+    return { value: encoded.value, handles: encoded.modules.length > 0 };
+  };
   client = {
     call(object, method, args, waits) {
       const call = nextCall++;
@@ -344,7 +510,7 @@ export function connectBroker(
       const encoded = encodeArgs(args);
       const answer = Promise.withResolvers<unknown>();
       waiting.set(call, answer);
-      post({ type: "call", call, object, method, args: encoded.value, modules: encoded.modules });
+      post({ type: "call", call, object, method, args: encoded.value, handles: encoded.handles });
       if (signal !== undefined) {
         const onAbort = () => post({ type: "abort", call });
         signal.addEventListener("abort", onAbort, { once: true });
@@ -364,7 +530,7 @@ export function connectBroker(
         object,
         method,
         args: encoded.value,
-        modules: encoded.modules,
+        handles: encoded.handles,
       });
     },
   };
@@ -382,25 +548,22 @@ export function connectBroker(
   };
 }
 
-/** A child's stand-in for a parent's object: every method becomes a call. */
+/** A child's stand-in for a parent's object: each method its class lists becomes a call. */
 function makeHandle(state: RemoteState): object {
   const { id, className, spec, members } = state;
-  const oneWay = new Set<string>(spec.oneWay ?? []);
+  const calls = spec.calls ?? {};
+  const listed = (name: string) => Object.hasOwn(calls, name);
   const methods = new Map<string | symbol, unknown>();
-  const target = {};
-  const handle: object = new Proxy(target, {
+  const handle: object = new Proxy({}, {
     // The codec finds library objects by their `describe` method.
     has: (_target, name) => name === describe,
     get(_target, name) {
-      if (name === "then") return undefined; // not a thenable
-      if (name === Symbol.asyncIterator) return () => drain(id);
-      if (typeof name === "symbol" && name !== Symbol.dispose && name !== Symbol.asyncDispose) {
-        return undefined;
-      }
-      if (typeof name === "string" && spec.constants && name in spec.constants) {
-        return spec.constants[name];
-      }
-      if (typeof name === "string" && name in members) {
+      if (name === Symbol.toStringTag) return `${className} (in the parent process)`;
+      if (name === Symbol.asyncIterator && listed("get")) return () => drain(id);
+      if (name === Symbol.dispose && listed(DISPOSE)) name = DISPOSE;
+      if (typeof name !== "string") return undefined;
+      if (spec.constants && Object.hasOwn(spec.constants, name)) return spec.constants[name];
+      if (Object.hasOwn(members, name)) {
         let member = methods.get(name);
         if (member === undefined) {
           member = objects.get(members[name].id) ?? makeHandle(members[name]);
@@ -408,26 +571,21 @@ function makeHandle(state: RemoteState): object {
         }
         return member;
       }
-      if (name === Symbol.toStringTag) return `${className} (in the parent process)`;
-      const instead = spec.immediate?.[name as string] ??
-        (typeof name === "string" && name.endsWith("Sync")
-          ? `await ${lowerFirst(className)}.${name.slice(0, -4)}()`
-          : undefined);
+      const instead = spec.immediate && Object.hasOwn(spec.immediate, name)
+        ? spec.immediate[name]
+        : name.endsWith("Sync") && listed(name.slice(0, -4))
+        ? `await ${lowerFirst(className)}.${name.slice(0, -4)}()`
+        : undefined;
       if (instead !== undefined) {
         throw new Error(
-          `${className}.${String(name)} cannot answer at once in a child process, where the ` +
+          `${className}.${name} cannot answer at once in a child process, where the ` +
             `${className} lives in the parent; use ${instead} instead`,
         );
       }
+      if (!listed(name)) return undefined;
       let method = methods.get(name);
       if (method === undefined) {
-        // `using` disposes a lease: that is its release, sent without waiting.
-        const called = typeof name === "symbol" ? DISPOSE : name;
-        method = oneWay.has(called) || typeof name === "symbol"
-          ? (...args: unknown[]) => {
-            connected().send(id, called, args);
-          }
-          : (...args: unknown[]) => connected().call(id, called, args, spec.waits?.[called]);
+        method = makeMethod(id, name, spec);
         methods.set(name, method);
       }
       return method;
@@ -437,11 +595,31 @@ function makeHandle(state: RemoteState): object {
   return handle;
 }
 
+/** The function a handle's method `name` is: a call, or a one-way send. */
+function makeMethod(id: string, name: string, spec: RemoteSpec): (...args: unknown[]) => unknown {
+  if (name === DISPOSE) {
+    // `using` disposes a lease once; disposing it again does nothing, as in the parent.
+    let disposed = false;
+    return () => {
+      if (disposed) return;
+      disposed = true;
+      connected().send(id, name, []);
+    };
+  }
+  if (spec.oneWay?.includes(name)) {
+    return (...args) => {
+      connected().send(id, name, args);
+    };
+  }
+  const waits = spec.calls![name].indexOf("options");
+  return (...args) => connected().call(id, name, args, waits === -1 ? undefined : waits);
+}
+
 /** `for await` over a handle: `get()` until the parent says the queue is closed. */
-async function* drain(id: number): AsyncGenerator<unknown, void, undefined> {
+async function* drain(id: string): AsyncGenerator<unknown, void, undefined> {
   while (true) {
     try {
-      yield await connected().call(id, "get", []);
+      yield await connected().call(id, "get", [], 0);
     } catch (error) {
       if ((error as Error)?.name === "QueueClosedError") return;
       throw error;

@@ -10,7 +10,10 @@
  * {@linkcode encode} swaps descriptors in for library objects found anywhere
  * inside arrays, plain objects, Maps and Sets; on the far side
  * {@linkcode revive} imports the named modules (each registers a reviver with
- * {@linkcode registerReviver}) and swaps working objects back in.
+ * {@linkcode registerReviver}) and swaps working objects back in. That is
+ * for data from a trusted side (the parent, a thread); what a child process
+ * sends the parent is revived by the broker with {@linkcode reviveWith},
+ * which imports nothing.
  *
  * The rest travels by structured clone for threads (transferables honoured);
  * processes use `node:v8` frames. When a clone fails, {@linkcode explainUnsendable}
@@ -50,14 +53,33 @@ export interface DescribeContext {
  */
 export const remote: unique symbol = Symbol.for("@parallel/core.remote") as never;
 
+/**
+ * The shape of one argument a child may pass to a shared object's method.
+ * The parent checks it before the call, so the method only ever sees data
+ * the child was able to send:
+ *
+ * - `"value"`: any data (a queue item, a cell's value); the method checks it.
+ * - `"number"`: a number, or left out.
+ * - `"options"`: `{ timeout? }`, or left out. A child's `signal` stays in the
+ *   child; the parent passes the method an options object of its own making.
+ */
+export type ArgShape = "value" | "number" | "options";
+
 /** See {@linkcode remote}. */
 export interface RemoteSpec {
+  /**
+   * The methods a child may call, each with the shapes of its arguments. The
+   * parent calls nothing else: no other method, getter, setter, constructor
+   * or symbol. A method with an `"options"` argument waits; the parent ends
+   * that wait when the child aborts it or dies.
+   */
+  readonly calls?: Readonly<Record<string, readonly ArgShape[]>>;
   /**
    * Methods and getters that must answer at once, mapped to the async form to
    * use instead (`tryGet: "await queue.get({ timeout: 0 })"`); in a child they throw.
    */
   readonly immediate?: Readonly<Record<string, string>>;
-  /** Methods sent in order without waiting for an answer (`close`, `taskDone`, `release`). */
+  /** Methods of `calls` sent in order without waiting for an answer (`close`, `taskDone`, `release`). */
   readonly oneWay?: readonly string[];
   /** Properties that never change, copied to the child (`length`). */
   readonly constants?: Readonly<Record<string, unknown>>;
@@ -65,11 +87,6 @@ export interface RemoteSpec {
   readonly members?: readonly string[];
   /** Set when the object cannot work through the broker: why, for the error. */
   readonly localOnly?: string;
-  /**
-   * Methods that wait, each with the index of its `{ timeout, signal }`
-   * argument: the broker ends such a wait when the child aborts it or dies.
-   */
-  readonly waits?: Readonly<Record<string, number>>;
 }
 
 /** A library object in transit. */
@@ -214,7 +231,9 @@ function remember(node: object, copy: object | undefined, seen: Map<object, unkn
 
 /**
  * Imports the modules that revive the descriptors in `value`, then replaces
- * every descriptor with a working object, in place.
+ * every descriptor with a working object, in place. For data from a trusted
+ * side only (the parent, or a thread): a child process names no module the
+ * parent imports, see {@linkcode reviveWith}.
  */
 export async function revive<T>(
   value: T,
@@ -222,35 +241,41 @@ export async function revive<T>(
   context: DescribeContext,
 ): Promise<T> {
   for (const module of modules) await import(module);
-  return reviveNode(value, context, new Set()) as T;
+  return reviveWith(value, (descriptor) => reviveDescriptor(descriptor, context));
 }
 
-function reviveNode(node: unknown, context: DescribeContext, seen: Set<object>): unknown {
+/**
+ * Replaces every descriptor inside `value` with what `reviveOne` makes of it,
+ * in place, importing nothing.
+ */
+export function reviveWith<T>(value: T, reviveOne: (descriptor: Descriptor) => unknown): T {
+  return reviveNode(value, reviveOne, new Set()) as T;
+}
+
+function reviveNode(
+  node: unknown,
+  reviveOne: (descriptor: Descriptor) => unknown,
+  seen: Set<object>,
+): unknown {
   if (typeof node !== "object" || node === null || seen.has(node)) return node;
-  if (MARK in node) {
+  if (Object.hasOwn(node, MARK)) {
     const marked = node as MarkedDescriptor;
-    const reviver = revivers.get(marked[MARK]);
-    if (reviver === undefined) {
-      throw new SerializationError(
-        `Cannot revive a ${marked[MARK]}: its module ${marked.module} registered no reviver`,
-      );
-    }
-    return reviver(marked.state, context);
+    return reviveOne({ kind: marked[MARK], module: marked.module, state: marked.state });
   }
   seen.add(node);
   if (Array.isArray(node)) {
-    for (let i = 0; i < node.length; i++) node[i] = reviveNode(node[i], context, seen);
+    for (let i = 0; i < node.length; i++) node[i] = reviveNode(node[i], reviveOne, seen);
   } else if (node instanceof Map) {
-    for (const [key, item] of node) node.set(key, reviveNode(item, context, seen));
+    for (const [key, item] of node) node.set(key, reviveNode(item, reviveOne, seen));
   } else if (node instanceof Set) {
     const items = [...node];
     node.clear();
-    for (const item of items) node.add(reviveNode(item, context, seen));
+    for (const item of items) node.add(reviveNode(item, reviveOne, seen));
   } else {
     const proto = Object.getPrototypeOf(node);
     if (proto === Object.prototype || proto === null) {
       const record = node as Record<string, unknown>;
-      for (const key of Object.keys(record)) record[key] = reviveNode(record[key], context, seen);
+      for (const key of Object.keys(record)) record[key] = reviveNode(record[key], reviveOne, seen);
     }
   }
   return node;
@@ -268,22 +293,28 @@ interface PackedError {
 }
 
 /** Errors rebuilt as their own class on the far side: the standard ones and this library's. */
-const KNOWN_ERRORS: Record<string, { prototype: Error }> = {
-  Error,
-  TypeError,
-  RangeError,
-  ReferenceError,
-  SyntaxError,
-  EvalError,
-  URIError,
-  TimeoutError,
-  CancelledError,
-  WorkerCrashedError,
-  SerializationError,
-  BrokenPoolError,
-  BrokenBarrierError,
-  QueueClosedError,
-};
+const KNOWN_ERRORS: ReadonlyMap<string, { prototype: Error }> = new Map<
+  string,
+  { prototype: Error }
+>([
+  ["Error", Error],
+  ["TypeError", TypeError],
+  ["RangeError", RangeError],
+  ["ReferenceError", ReferenceError],
+  ["SyntaxError", SyntaxError],
+  ["EvalError", EvalError],
+  ["URIError", URIError],
+  ["TimeoutError", TimeoutError],
+  ["CancelledError", CancelledError],
+  ["WorkerCrashedError", WorkerCrashedError],
+  ["SerializationError", SerializationError],
+  ["BrokenPoolError", BrokenPoolError],
+  ["BrokenBarrierError", BrokenBarrierError],
+  ["QueueClosedError", QueueClosedError],
+]);
+
+/** How many `cause`s deep an error is rebuilt; deeper ones arrive as they were packed. */
+const MAX_CAUSE_DEPTH = 32;
 
 /**
  * Packs an error so that its name, message, stack, `cause` and own data
@@ -310,22 +341,33 @@ export function packError(error: unknown): unknown {
   return packed;
 }
 
-/** Rebuilds an error packed by {@linkcode packError}. */
-export function unpackError(packed: unknown): unknown {
-  if (typeof packed !== "object" || packed === null || !(ERROR_MARK in packed)) return packed;
-  const { name, message, stack, cause, props } = packed as PackedError;
-  const error = "cause" in packed
-    ? new Error(message, { cause: unpackError(cause) })
-    : new Error(message);
-  Object.setPrototypeOf(error, (KNOWN_ERRORS[name] ?? Error).prototype);
-  Object.defineProperty(error, "name", {
-    value: name,
-    writable: true,
-    configurable: true,
-    enumerable: false,
-  });
-  if (stack !== undefined) error.stack = stack;
-  Object.assign(error, props);
+/**
+ * Rebuilds an error packed by {@linkcode packError}. The packed error may
+ * come from a child process, so it is only data: the name picks a class from
+ * a fixed list (any other name gives an `Error` with that name), and its
+ * properties are defined as data, never assigned.
+ */
+export function unpackError(packed: unknown, depth = 0): unknown {
+  if (typeof packed !== "object" || packed === null || !Object.hasOwn(packed, ERROR_MARK)) {
+    return packed;
+  }
+  if (depth > MAX_CAUSE_DEPTH) return packed;
+  const { name, message, stack, cause, props } = packed as Partial<PackedError>;
+  const error = Object.hasOwn(packed, "cause")
+    ? new Error(String(message), { cause: unpackError(cause, depth + 1) })
+    : new Error(String(message));
+  const known = typeof name === "string" ? KNOWN_ERRORS.get(name) : undefined;
+  Object.setPrototypeOf(error, (known ?? Error).prototype);
+  const data = (value: unknown) => ({ value, writable: true, configurable: true });
+  Object.defineProperty(error, "name", data(String(name)));
+  if (typeof stack === "string") Object.defineProperty(error, "stack", data(stack));
+  if (typeof props === "object" && props !== null) {
+    for (const key of Object.keys(props)) {
+      if (key === "name" || key === "message" || key === "stack" || key === "cause") continue;
+      const value = (props as Record<string, unknown>)[key];
+      Object.defineProperty(error, key, { ...data(value), enumerable: true });
+    }
+  }
   return error;
 }
 

@@ -717,6 +717,7 @@ export class Pool {
         );
         return;
       }
+      case "ready":
       case "exit": // Transports turn "exit" into onExit.
         return;
     }

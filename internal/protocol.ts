@@ -112,6 +112,8 @@ export interface DoneMessage {
 
 /** Worker → pool. */
 export type FromWorker =
+  /** The initializer (if any) succeeded; jobs run from here on. Sent once, before anything else. */
+  | { readonly type: "ready" }
   | { readonly type: "started"; readonly slot: number }
   | DoneMessage
   | { readonly type: "init-failed"; readonly error: unknown }

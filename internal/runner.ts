@@ -64,6 +64,8 @@ export interface RunnerHooks {
    * flush; a thread's `postMessage` needs no such wait.
    */
   sent?: () => Promise<void>;
+  /** Throws when a value cannot be sent (default: structured clone; a process checks its frame). */
+  check?: (value: unknown) => unknown;
 }
 
 /**
@@ -145,7 +147,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
     const values = message.values.map((value, i) => {
       if (statuses[i] === SKIPPED) return value;
       const what = statuses[i] === OK ? "the result" : "the error";
-      const problem = explainUnsendable([value], () => `${what} of a task`);
+      const problem = explainUnsendable([value], () => `${what} of a task`, hooks.check);
       if (problem === undefined) return value;
       statuses[i] = FAILED;
       return packError(problem);
@@ -302,7 +304,10 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
         jobStates = new Int32Array(hooks.jobStates ?? init.jobStates!);
         context = hooks.context ?? { transport: init.kind };
         globals[CURRENT_WORKER] = { name: init.name, id: init.id, kind: init.kind };
-        ready = runInitializer(init, context).then(() => true, (error) => {
+        ready = runInitializer(init, context).then(() => {
+          post({ type: "ready" });
+          return true;
+        }, (error) => {
           post({ type: "init-failed", error: packError(explainError(error, init.initializer!)) });
           return false;
         });

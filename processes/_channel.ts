@@ -5,13 +5,26 @@
  * BigInt, typed arrays and errors cross intact. Messages sent in one turn of
  * the event loop go out in one write.
  *
+ * What a child sends is untrusted, so reading trusts no length: a frame over
+ * {@linkcode MAX_FRAME} ends the stream before its body is read, the buffer
+ * grows only as bytes arrive, and a frame that does not decode, or JSON
+ * nested deeper than any honest sender writes, ends it too, with a
+ * {@linkcode FrameError} that says why.
+ *
  * @module
  */
 
 import { deserialize, serialize } from "node:v8";
+import { SerializationError } from "../errors.ts";
 
-/** The most bytes one frame may hold (1 GiB), to catch a corrupt length early. */
-const MAX_FRAME = 1 << 30;
+/** The most bytes one message between processes may take, encoded: 256 MiB. */
+export const MAX_FRAME = 256 * 1024 * 1024;
+
+/** The deepest JSON a reader accepts; the encoder writes at most 34 levels. */
+const MAX_JSON_DEPTH = 64;
+
+/** The stream carried something that is not a frame of this channel. */
+export class FrameError extends Error {}
 
 /** A bidirectional byte stream: a `Deno.Conn`. */
 export interface ByteStream {
@@ -79,7 +92,9 @@ export class FrameChannel<In, Out> {
   /**
    * Delivers each message to `handler` until the stream ends. All the
    * messages that one read brings are delivered synchronously, in order, so
-   * that the answers they cause leave in one write.
+   * that the answers they cause leave in one write. Rejects with a
+   * {@linkcode FrameError} when the stream carries something else; the
+   * handler gets nothing after that.
    */
   async listen(handler: (message: In) => void): Promise<void> {
     let buffer = new Uint8Array(64 * 1024);
@@ -88,7 +103,11 @@ export class FrameChannel<In, Out> {
     while (true) {
       while (end - start >= 4) {
         const length = new DataView(buffer.buffer, buffer.byteOffset + start, 4).getUint32(0, true);
-        if (length > MAX_FRAME) throw new Error(`Corrupt frame: length ${length}`);
+        if (length > MAX_FRAME || length === 0) {
+          throw new FrameError(
+            `a frame of ${length} bytes (the limit is ${MAX_FRAME}, at least 1)`,
+          );
+        }
         if (end - start < 4 + length) break;
         const body = buffer.subarray(start + 4, start + 4 + length);
         start += 4 + length;
@@ -99,14 +118,16 @@ export class FrameChannel<In, Out> {
         end = 0;
       }
       if (buffer.byteLength - end < 64 * 1024) {
-        const needed = end - start >= 4
-          ? 4 + new DataView(buffer.buffer, buffer.byteOffset + start, 4).getUint32(0, true)
-          : 0;
-        const size = Math.max(buffer.byteLength, (end - start) + 64 * 1024, needed + 64 * 1024);
-        const next = new Uint8Array(size);
-        next.set(buffer.subarray(start, end));
-        buffer = next;
-        end -= start;
+        // Grow with what has arrived, never with what a length claims.
+        const kept = end - start;
+        if (kept + 64 * 1024 <= buffer.byteLength) {
+          buffer.copyWithin(0, start, end);
+        } else {
+          const next = new Uint8Array(Math.max(buffer.byteLength * 2, kept + 64 * 1024));
+          next.set(buffer.subarray(start, end));
+          buffer = next;
+        }
+        end = kept;
         start = 0;
       }
       let read: number | null;
@@ -146,23 +167,61 @@ const decoder = new TextDecoder();
  * says which.
  */
 export function encodeFrame(message: unknown): Uint8Array {
-  if (jsonExact(message, 0, new Set())) {
-    const text = encoder.encode(JSON.stringify(message));
-    const frame = new Uint8Array(text.byteLength + 1);
-    frame[0] = JSON_FRAME;
-    frame.set(text, 1);
-    return frame;
+  const json = jsonExact(message, 0, new Set());
+  const body = json ? encoder.encode(JSON.stringify(message)) : serialize(message);
+  if (body.byteLength + 1 > MAX_FRAME) {
+    throw new SerializationError(
+      `Cannot send a message of ${body.byteLength + 1} bytes between processes: ` +
+        `the limit is ${MAX_FRAME} bytes (256 MiB)`,
+    );
   }
-  const body = serialize(message);
   const frame = new Uint8Array(body.byteLength + 1);
-  frame[0] = V8_FRAME;
+  frame[0] = json ? JSON_FRAME : V8_FRAME;
   frame.set(body, 1);
   return frame;
 }
 
 function decodeFrame(frame: Uint8Array): unknown {
   const body = frame.subarray(1);
-  return frame[0] === JSON_FRAME ? JSON.parse(decoder.decode(body)) : deserialize(body);
+  if (frame[0] === JSON_FRAME) {
+    if (!jsonWithin(body, MAX_JSON_DEPTH)) {
+      throw new FrameError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    try {
+      return JSON.parse(decoder.decode(body));
+    } catch (error) {
+      throw new FrameError(`a frame that does not decode (${(error as Error).message})`);
+    }
+  }
+  if (frame[0] !== V8_FRAME) {
+    throw new FrameError(`a frame that does not decode (format ${frame[0]})`);
+  }
+  try {
+    return deserialize(body);
+  } catch (error) {
+    // A stack overflow here is data nested too deep to rebuild.
+    throw new FrameError(`a frame that does not decode (${(error as Error).message})`);
+  }
+}
+
+/** Whether the JSON text `bytes` nests at most `limit` arrays and objects deep. */
+function jsonWithin(bytes: Uint8Array, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (inString) {
+      if (byte === 0x5c) i++; // backslash: skip the escaped byte
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) {
+      inString = true;
+    } else if (byte === 0x5b || byte === 0x7b) {
+      if (++depth > limit) return false;
+    } else if (byte === 0x5d || byte === 0x7d) {
+      depth--;
+    }
+  }
+  return true;
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   connectBroker,
   type ReplyMessage,
 } from "../internal/broker.ts";
-import { FrameChannel } from "./_channel.ts";
+import { encodeFrame, FrameChannel } from "./_channel.ts";
 
 const [port, journalPath, capacity] = Deno.args;
 
@@ -66,6 +66,7 @@ const receive = startRunner((message) => channel.send(message), {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),
   context: childContext,
   sent: () => channel.drained(),
+  check: encodeFrame,
   beforeJob(id) {
     entryView.setInt32(0, id, true);
     journal.writeSync(entry);

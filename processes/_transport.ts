@@ -30,6 +30,7 @@ import {
 } from "../internal/broker.ts";
 import { encodeFrame, FrameChannel } from "./_channel.ts";
 import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
+import { type CheckedDone, ChildLedger, ChildViolation } from "./_untrusted.ts";
 
 const childUrl = new URL("./_child.ts", import.meta.url);
 
@@ -111,10 +112,11 @@ class Rendezvous {
         },
       );
     });
-    done.catch(() => {}).finally(() => {
-      clearTimeout(timer);
-      listened?.resolve();
-    });
+    done.then(
+      () => listened?.resolve(),
+      // Once admitted, a stream that breaks the framing is the child's doing.
+      (error) => listened?.reject(error),
+    ).finally(() => clearTimeout(timer));
   }
 
   /** Registers a child's token; `admit` receives its channel once it connects. */
@@ -200,7 +202,47 @@ function spawnProcess(
   let channel:
     | FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>
     | undefined;
-  const session = new BrokerSession((reply) => channel?.send(reply));
+  const ledger = new ChildLedger();
+  /** Set when the child sent what no honest child sends: the cause of its end. */
+  let violation: Error | undefined;
+  const violate = (reason: string) => {
+    if (violation !== undefined) return;
+    violation = new Error(`the child broke the protocol and was ended: it sent ${reason}`);
+    session.close();
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  const session = new BrokerSession((reply) => channel?.send(reply), violate);
+  /** Checks a message from the child and acts on it; ends the child on anything malformed. */
+  const receive = (raw: unknown) => {
+    if (violation !== undefined) return;
+    try {
+      const message = ledger.check(raw);
+      if (message.type === "call") session.perform(message);
+      else if (message.type === "abort") session.abort(message);
+      else if (!alive) return;
+      else if (message.type === "done") handle.onMessage(reviveResults(message as CheckedDone));
+      else handle.onMessage(message);
+    } catch (error) {
+      if (!(error instanceof ChildViolation)) throw error;
+      violate(error.message);
+    }
+  };
+  /** Swaps the handles the child named in its results for the parent's objects. */
+  const reviveResults = (message: CheckedDone) => {
+    const values = [...message.values];
+    for (const i of message.handles) {
+      try {
+        values[i] = session.reviveFromChild(values[i]);
+      } catch (error) {
+        throw new ChildViolation(`in a result ${(error as Error).message}`);
+      }
+    }
+    return { ...message, values };
+  };
   let outbox: ToWorker[] = [];
   let alive = true;
   let started: Set<number> | undefined;
@@ -211,11 +253,7 @@ function spawnProcess(
     channel = connected;
     for (const message of outbox) channel.send(message);
     outbox = [];
-    reading = listen((message) => {
-      if (message.type === "call") session.perform(message);
-      else if (message.type === "abort") session.abort(message.call);
-      else if (alive) handle.onMessage(message);
-    });
+    reading = listen(receive).catch((error) => violate((error as Error).message));
   });
 
   const shown: ChildStatus = {
@@ -255,9 +293,10 @@ function spawnProcess(
       {
         code: status.signal === null ? status.code : null,
         signal: status.signal,
-        cause: status.signal === null
-          ? new Error(`the process exited with code ${status.code}`)
-          : new Error(`the process was killed by ${status.signal}`),
+        cause: violation ??
+          (status.signal === null
+            ? new Error(`the process exited with code ${status.code}`)
+            : new Error(`the process was killed by ${status.signal}`)),
       } satisfies ExitInfo,
     );
   });
@@ -266,6 +305,7 @@ function spawnProcess(
   const handle: WorkerHandle = {
     send(message: ToWorker) {
       if (message.type === "run") {
+        ledger.give(message.slots);
         for (let i = 0; i < message.slots.length; i++) {
           idBySlot.set(message.slots[i], message.ids[i]);
         }

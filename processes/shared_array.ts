@@ -221,6 +221,7 @@ export class SharedArray<T extends CellType = CellType> {
    */
   get [remote](): RemoteSpec {
     return {
+      calls: { get: ["number"], set: ["number", "value"], add: ["number", "value"], toArray: [] },
       constants: { type: this.#store.type, length: this.#store.length },
       members: ["lock"],
     };

@@ -192,7 +192,11 @@ export class Value<T extends CellType = CellType> {
    * @ignore
    */
   get [remote](): RemoteSpec {
-    return { constants: { type: this.#store.type }, members: ["lock"] };
+    return {
+      calls: { load: [], store: ["value"], add: ["value"], compareExchange: ["value", "value"] },
+      constants: { type: this.#store.type },
+      members: ["lock"],
+    };
   }
 }
 

@@ -8,6 +8,7 @@
 
 import { QueueClosedError, SerializationError } from "../errors.ts";
 import {
+  type ArgShape,
   describe,
   type DescribeContext,
   type Descriptor,
@@ -532,11 +533,17 @@ export function queueRemoteSpec(maxSize: number, joinable = false): RemoteSpec {
     immediate.joinSync = "await queue.join(options)";
     immediate.unfinished = "await queue.join() to wait until it is 0";
   }
+  const calls: Record<string, ArgShape[]> = {
+    put: ["value", "options"],
+    get: ["options"],
+    close: [],
+  };
+  if (joinable) Object.assign(calls, { taskDone: [], join: ["options"] });
   return {
+    calls,
     immediate,
     oneWay: joinable ? ["close", "taskDone"] : ["close"],
     constants: { maxSize },
-    waits: joinable ? { get: 0, put: 1, join: 0 } : { get: 0, put: 1 },
   };
 }
 

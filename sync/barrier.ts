@@ -247,7 +247,7 @@ export class Barrier {
    */
   get [remote](): RemoteSpec {
     return {
-      waits: { wait: 0 },
+      calls: { wait: ["options"], abort: [], reset: [] },
       constants: { parties: this.parties },
       immediate: {
         waiting: "a count of your own",

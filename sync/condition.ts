@@ -337,7 +337,13 @@ export class Condition {
    */
   get [remote](): RemoteSpec {
     return {
-      waits: { acquire: 0, wait: 0 },
+      calls: {
+        acquire: ["options"],
+        release: [],
+        wait: ["options"],
+        notify: ["number"],
+        notifyAll: [],
+      },
       immediate: {
         tryAcquire: "await condition.acquire({ timeout: 0 })",
         waitFor: "a loop around await condition.wait()",

@@ -181,7 +181,10 @@ export class Event {
    * @ignore
    */
   get [remote](): RemoteSpec {
-    return { waits: { wait: 0 }, immediate: { isSet: "await event.wait({ timeout: 0 })" } };
+    return {
+      calls: { wait: ["options"], set: [], clear: [] },
+      immediate: { isSet: "await event.wait({ timeout: 0 })" },
+    };
   }
 
   /**

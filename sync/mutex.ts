@@ -202,7 +202,7 @@ export class Mutex {
    */
   get [remote](): RemoteSpec {
     return {
-      waits: { acquire: 0 },
+      calls: { acquire: ["options"], release: [] },
       immediate: {
         locked: "the lease from await mutex.acquire()",
         tryAcquire: "await mutex.acquire({ timeout: 0 })",

@@ -204,7 +204,7 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
-      waits: { acquire: 0 },
+      calls: { acquire: ["options"], release: [] },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],
     };

@@ -183,7 +183,7 @@ export class WaitGroup {
    */
   get [remote](): RemoteSpec {
     return {
-      waits: { wait: 0 },
+      calls: { wait: ["options"], add: ["number"], done: [] },
       immediate: { count: "await group.wait({ timeout: 0 })" },
       oneWay: ["done"],
     };
