@@ -14,7 +14,7 @@
  */
 
 import type { AbortMessage, CallMessage } from "../internal/broker.ts";
-import { type DoneMessage, FAILED, type FromWorker, OK, SKIPPED } from "../internal/protocol.ts";
+import { type DoneMessage, FAILED, type FromWorker, OK } from "../internal/protocol.ts";
 
 /** A message from a child, once checked. */
 export type FromChild = FromWorker | CallMessage | AbortMessage;
@@ -32,6 +32,8 @@ export class ChildLedger {
   #ready = false;
   /** Slots of the tasks sent to the child and not yet answered. */
   readonly #given = new Set<number>();
+  /** Those of them the child said it started. */
+  readonly #started = new Set<number>();
 
   /** The parent sent the child the tasks in `slots`. */
   give(slots: readonly number[]): void {
@@ -52,9 +54,12 @@ export class ChildLedger {
         return message as unknown as FromWorker;
       case "started":
         this.#checkReady("started");
-        if (!this.#given.has(message.slot as number)) {
-          throw new ChildViolation(`a start for a task it was not given (slot ${message.slot})`);
+        if (!this.#given.has(message.slot as number) || this.#started.has(message.slot as number)) {
+          throw new ChildViolation(
+            `a start for a task it was not given, or had started (slot ${message.slot})`,
+          );
         }
+        this.#started.add(message.slot as number);
         return message as unknown as FromWorker;
       case "done":
         this.#checkReady("done");
@@ -83,7 +88,8 @@ export class ChildLedger {
     const handles: number[] = [];
     for (let i = 0; i < slots.length; i++) {
       const status = statuses[i];
-      if (status !== OK && status !== FAILED && status !== SKIPPED) {
+      // SKIPPED answers a withdrawal, and a parent withdraws nothing from a live child.
+      if (status !== OK && status !== FAILED) {
         throw new ChildViolation(`a result of unknown status ${JSON.stringify(status)}`);
       }
       if (!this.#given.delete(slots[i])) {
@@ -91,6 +97,7 @@ export class ChildLedger {
           `a result for a task it was not given, or had answered (slot ${slots[i]})`,
         );
       }
+      this.#started.delete(slots[i]);
       // A child names the values that hold handles; what it names to import is ignored.
       if (status === OK && modules !== undefined && Object.hasOwn(modules, i)) handles.push(i);
     }

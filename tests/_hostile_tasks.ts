@@ -160,3 +160,20 @@ export function hostileError(name: string): never {
 export async function floodCalls(given: Queue<unknown>, calls: number): Promise<void> {
   await Promise.all(Array.from({ length: calls }, () => given.get()));
 }
+
+/** Says twice that its task started (each start arms the task's timeout). */
+export function startTwice(): string {
+  onNextSend((message, send) => {
+    const slot = (message.slots as number[])[0];
+    send({ type: "started", slot });
+    send({ type: "started", slot });
+    send(message);
+  });
+  return "real";
+}
+
+/** Answers its own task as "skipped", which only a withdrawn task may be. */
+export function skipOwnTask(): string {
+  onNextSend((message, send) => send({ ...message, statuses: [2] }));
+  return "real";
+}

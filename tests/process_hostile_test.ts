@@ -76,6 +76,18 @@ Deno.test("a second result for a task ends that child; the first one stands", as
   await assertStillWorks(pool);
 });
 
+Deno.test("a second start for a task ends that child", async () => {
+  await using pool = sandboxedPool();
+  await assertEndedFor(pool.submit(hostile.startTwice), /had started/);
+  await assertStillWorks(pool);
+});
+
+Deno.test("a task answered as skipped, which the parent never withdrew, ends that child", async () => {
+  await using pool = sandboxedPool();
+  await assertEndedFor(pool.submit(hostile.skipOwnTask), /unknown status 2/);
+  await assertStillWorks(pool);
+});
+
 Deno.test("a message of an unknown type ends that child", async () => {
   await using pool = sandboxedPool();
   await assertEndedFor(pool.submit(hostile.unknownMessage), /unknown message/);
