@@ -7,6 +7,7 @@
 
 import { TimeoutError } from "./errors.ts";
 import { checkTimeout } from "./internal/wait.ts";
+import { describeType } from "./internal/codec.ts";
 
 let settle: (
   task: Task<any>,
@@ -23,6 +24,13 @@ export function resolveTask<R>(task: Task<R>, value: R): void {
 /** Fails a task (ignored once it has settled). Private to the library. */
 export function rejectTask(task: Task<any>, error: unknown, cancelled = false): void {
   settle(task, "rejected", error, cancelled);
+}
+
+let cancelWith: (task: Task<any>, why: string) => boolean;
+
+/** Cancels a task, saying why in its `CancelledError` (`"terminate() was called"`). Private to the library. */
+export function cancelTask(task: Task<any>, why: string): boolean {
+  return cancelWith(task, why);
 }
 
 /**
@@ -53,11 +61,12 @@ export class Task<R> implements PromiseLike<R> {
   #outcome: unknown;
   #state: "pending" | "fulfilled" | "rejected" = "pending";
   #cancelled = false;
-  readonly #onCancel: () => boolean;
+  readonly #onCancel: (why?: string) => boolean;
   #listeners?: (() => void)[];
 
   static {
     settle = (task, state, outcome, cancelled) => task.#settle(state, outcome, cancelled);
+    cancelWith = (task, why) => task.#state === "pending" && task.#onCancel(why);
   }
 
   /**
@@ -66,7 +75,7 @@ export class Task<R> implements PromiseLike<R> {
    * @param id The task's id.
    * @param onCancel Asks the pool to cancel the task.
    */
-  constructor(id: number, onCancel: () => boolean) {
+  constructor(id: number, onCancel: (why?: string) => boolean) {
     this.id = id;
     this.#onCancel = onCancel;
   }
@@ -191,7 +200,7 @@ export function asCompleted<T extends Task<any>>(
   options: { timeout?: number } = {},
 ): AsyncIterableIterator<T> {
   const timeout = checkTimeout(options.timeout, "asCompleted");
-  const unique = [...new Set(tasks)];
+  const unique = onlyTasks(tasks, "asCompleted");
   const settled: T[] = [];
   let wake: (() => void) | undefined;
   let yielded = 0;
@@ -287,7 +296,7 @@ export function wait<T extends Task<any>>(
     );
   }
   const timeout = checkTimeout(options.timeout, "wait");
-  const all = [...new Set(tasks)];
+  const all = onlyTasks(tasks, "wait");
   const finished = (): boolean => {
     const done = all.filter((task) => task.done);
     if (done.length === all.length) return true;
@@ -315,4 +324,17 @@ export function wait<T extends Task<any>>(
     if (timeout !== Infinity) timer = setTimeout(end, timeout);
     for (const task of all) task.onSettled(() => finished() && end());
   });
+}
+
+/** The distinct tasks in `tasks`; throws a `TypeError` naming the first item that is not a `Task`. */
+function onlyTasks<T>(tasks: Iterable<T>, where: string): T[] {
+  const unique = [...new Set(tasks)];
+  const index = unique.findIndex((task) => !(task instanceof Task));
+  if (index >= 0) {
+    throw new TypeError(
+      `${where}: item ${index} is ${describeType(unique[index])}, not a Task: it takes the tasks ` +
+        `that submit() and apply() return (await a plain promise directly)`,
+    );
+  }
+  return unique;
 }

@@ -151,12 +151,11 @@ let marks = 0;
 /** Whether a holder of `primitive` died since the last call; clears the mark. */
 export function takeOwnerDied(primitive: object): boolean {
   if (marks === 0) return false;
-  const died = ownerDied.has(primitive);
-  if (died) {
-    ownerDied.delete(primitive);
-    marks--;
-  }
-  return died;
+  const count = ownerDied.get(primitive);
+  if (count === undefined) return false;
+  ownerDied.delete(primitive);
+  marks -= count;
+  return true;
 }
 
 /** What a child sent that no library code in a child sends: the child is hostile or broken. */

@@ -148,7 +148,7 @@ export function encode<T>(value: T, context: DescribeContext): Encoded<T> {
   if (typeof value !== "object" || value === null) return { value, modules: NONE };
   if (Array.isArray(value) && value.every(isPrimitive)) return { value, modules: NONE };
   const modules = new Set<string>();
-  const encoded = encodeNode(value, context, modules, new Map()) as T;
+  const encoded = encodeNode(value, context, modules, new Map(), 0) as T;
   return { value: encoded, modules: [...modules] };
 }
 
@@ -157,8 +157,14 @@ function encodeNode(
   context: DescribeContext,
   modules: Set<string>,
   seen: Map<object, unknown>,
+  depth: number,
 ): unknown {
   if (seen.has(node)) return seen.get(node);
+  if (depth > MAX_DEPTH) {
+    throw new SerializationError(
+      `it is nested more than ${MAX_DEPTH} levels deep, too deep to send`,
+    );
+  }
   if (describe in node) {
     const descriptor = context.share
       ? context.share(node as Shareable)
@@ -174,7 +180,9 @@ function encodeNode(
   }
   seen.set(node, node);
   const child = (value: unknown) =>
-    typeof value === "object" && value !== null ? encodeNode(value, context, modules, seen) : value;
+    typeof value === "object" && value !== null
+      ? encodeNode(value, context, modules, seen, depth + 1)
+      : value;
   if (Array.isArray(node)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < node.length; i++) {
@@ -220,7 +228,49 @@ function encodeNode(
     }
     return remember(node, copy, seen);
   }
+  if (losesState(node)) {
+    throw new SerializationError(
+      `it is or holds ${describeType(node)}, which keeps its state where a copy cannot see it ` +
+        `(it would arrive as {}); send the data it holds instead (a URL's href, a file's path)`,
+    );
+  }
   return node;
+}
+
+/**
+ * The deepest nesting that crosses a boundary. Structured clone and
+ * `node:v8` both overflow the stack a few thousand levels down; this limit
+ * fails first, with the same message wherever the data is sent from.
+ */
+const MAX_DEPTH = 1_000;
+
+/** Prototypes of the built-in objects a copy carries whole, though they have no own properties. */
+const COPIED_WHOLE: ReadonlySet<object> = new Set<object>([
+  Date.prototype,
+  RegExp.prototype,
+  ArrayBuffer.prototype,
+  SharedArrayBuffer.prototype,
+  DataView.prototype,
+  Boolean.prototype,
+  Number.prototype,
+  String.prototype,
+  BigInt.prototype,
+  Blob.prototype,
+  File.prototype,
+  MessagePort.prototype,
+]);
+
+/**
+ * Whether a copy of `node` would arrive as `{}`: an instance of a class
+ * with no own data (a `URL`, a `Deno.FsFile`, a `Request`, an object whose
+ * state is in private fields), other than the built-ins a copy carries.
+ */
+function losesState(node: object): boolean {
+  if (ArrayBuffer.isView(node) || node instanceof Error) return false;
+  const proto = Object.getPrototypeOf(node);
+  if (proto === Object.prototype || proto === null || COPIED_WHOLE.has(proto)) return false;
+  // A copy takes own enumerable string-keyed properties only.
+  return Object.keys(node).length === 0;
 }
 
 function remember(node: object, copy: object | undefined, seen: Map<object, unknown>): unknown {
@@ -410,11 +460,14 @@ export function explainUnsendable(
     try {
       check(values[i]);
     } catch (error) {
-      return new SerializationError(
-        `Cannot send ${what(i)}: it is ${describeType(values[i])}, or holds one that ` +
-          `cannot be cloned (${(error as Error).message})`,
-        { cause: error },
-      );
+      const why = error instanceof RangeError
+        ? `it is nested too deeply to send (${error.message})`
+        : error instanceof SerializationError
+        ? error.message
+        : `it is ${describeType(values[i])}, or holds one that cannot be cloned (${
+          (error as Error).message
+        })`;
+      return new SerializationError(`Cannot send ${what(i)}: ${why}`, { cause: error });
     }
   }
   return undefined;

@@ -357,6 +357,7 @@ export class Pool {
         `${this.#label}.apply: 'args' must be an array: current value is ${String(args)}`,
       );
     }
+    checkOptionNames(options, TASK_OPTIONS, `${this.#label}.apply`);
     const timeout = checkMilliseconds(
       options.timeout ?? Infinity,
       "timeout",
@@ -521,9 +522,13 @@ export class Pool {
     const id = nextTaskId++;
     let modules = NO_MODULES;
     if (!args.every(isPrimitive)) {
-      const encoded = encode(args, this.#context);
-      args = encoded.value;
-      modules = encoded.modules;
+      try {
+        const encoded = encode(args, this.#context);
+        args = encoded.value;
+        modules = encoded.modules;
+      } catch (error) {
+        throw this.#explainEncoding(id, fn, mode, args, error);
+      }
     }
     const record: TaskRecord = {
       id,
@@ -537,7 +542,7 @@ export class Pool {
       phase: "queued",
       slot: -1,
     };
-    const task = new Task<unknown>(id, () => this.#cancelRecord(record));
+    const task = new Task<unknown>(id, (why) => this.#cancelRecord(record, undefined, why));
     record.task = task;
     if (signal !== undefined) {
       if (signal.aborted) {
@@ -551,6 +556,23 @@ export class Pool {
     this.#pending.push(record);
     this.#schedulePump();
     return record;
+  }
+
+  /** Names the argument that `encode` could not send, and why; rethrows anything else. */
+  #explainEncoding(
+    id: number,
+    fn: FnSpec,
+    mode: JobMode,
+    args: unknown[],
+    error: unknown,
+  ): SerializationError {
+    if (!(error instanceof Error) || error.name !== "SerializationError") throw error;
+    const label = `task ${id} (${fnName(fn)})`;
+    return explainUnsendable(
+      mode === "call" ? args : [args[0]],
+      (i) => mode === "call" ? `argument ${i} of ${label}` : `the items of ${label}`,
+      (value) => encode(value, this.#context),
+    ) ?? error as SerializationError;
   }
 
   #schedulePump(): void {
@@ -615,8 +637,7 @@ export class Pool {
       worker.tasksTaken++;
     }
     try {
-      const [message, transfer] = runMessage(worker, records);
-      worker.handle.send(message, transfer);
+      sendRun(worker, records);
     } catch {
       this.#sendOneByOne(worker, records);
     }
@@ -633,8 +654,7 @@ export class Pool {
       );
       if (problem === undefined) {
         try {
-          const [message, transfer] = runMessage(worker, [record]);
-          worker.handle.send(message, transfer);
+          sendRun(worker, [record]);
           continue;
         } catch (error) {
           problem = error as SerializationError;
@@ -883,7 +903,8 @@ export class Pool {
 
   /** Starts workers up to `minWorkers` (a `Thread`'s or `Process`'s one worker is not replaced). */
   #keepMinimum(): void {
-    if (this.#closed || this.#workerName !== undefined) return;
+    // A broken pool starts nothing: its replacements would fail the same way.
+    if (this.#closed || this.#broken || this.#workerName !== undefined) return;
     while (this.#workers.size < this.#minWorkers) {
       if (this.#startWorker() === undefined) return;
     }
@@ -983,8 +1004,8 @@ export class Pool {
   }
 
   /** `Task.cancel()` or an aborted signal. */
-  #cancelRecord(record: TaskRecord, reason?: unknown): boolean {
-    const why = reason === undefined ? "cancel() was called" : "its signal was aborted";
+  #cancelRecord(record: TaskRecord, reason?: unknown, why?: string): boolean {
+    why ??= reason === undefined ? "cancel() was called" : "its signal was aborted";
     if (record.phase === "settled") return false;
     if (this.#withdraw(record, why, reason)) return true;
     if (record.phase === "reviving") {
@@ -1056,6 +1077,7 @@ export class Pool {
     options: MapOptions,
   ): Promise<Awaited<R>[]> {
     const where = `${this.#label}.${mode}`;
+    checkOptionNames(options, MAP_OPTIONS, where);
     const spec = toFnSpec(fn, `${where}: 'fn'`);
     const all = Array.isArray(items) ? items : [...items];
     let chunkSize: number;
@@ -1064,7 +1086,7 @@ export class Pool {
     } else {
       chunkSize = wholeNumber(options.chunkSize, "chunkSize", 1, where);
     }
-    const chunks: Task<unknown>[] = [];
+    const chunks: TaskRecord[] = [];
     for (let i = 0; i < all.length; i += chunkSize) {
       chunks.push(
         this.#enqueue(
@@ -1075,11 +1097,21 @@ export class Pool {
           undefined,
           undefined,
           false,
-        ).task,
+        ),
       );
     }
-    const results = await Promise.all(chunks);
-    return (results as Awaited<R>[][]).flat();
+    // As Python's map: the error of the first failing item in input order, not in time.
+    const results: Awaited<R>[] = [];
+    for (let i = 0; i < chunks.length; i++) {
+      try {
+        results.push(...await chunks[i].task as Awaited<R>[]);
+      } catch (error) {
+        // As concurrent.futures: chunks not started yet are cancelled, running ones finish.
+        for (const later of chunks.slice(i + 1)) this.#withdraw(later, `${where} failed`);
+        throw error;
+      }
+    }
+    return results;
   }
 
   #lazyMap<T, R>(
@@ -1089,6 +1121,7 @@ export class Pool {
     ordered: boolean,
   ): AsyncIterableIterator<Awaited<R>> {
     const where = `${this.#label}.${ordered ? "imap" : "imapUnordered"}`;
+    checkOptionNames(options, MAP_OPTIONS, where);
     const spec = toFnSpec(fn, `${where}: 'fn'`);
     const chunkSize = wholeNumber(options.chunkSize ?? 1, "chunkSize", 1, where);
     const inFlight = this.#maxWorkers * 2;
@@ -1152,6 +1185,9 @@ const COMMON_OPTIONS = [
   "initArgs",
   "maxQueue",
 ] as const;
+
+const TASK_OPTIONS = ["signal", "timeout", "transfer"] as const;
+const MAP_OPTIONS = ["chunkSize"] as const;
 
 function checkOptionNames(options: object, known: readonly string[], where: string): void {
   if (typeof options !== "object" || options === null) {
@@ -1225,6 +1261,17 @@ export function toFnSpec(fn: unknown, where: string): FnSpec {
 const fnIds = new WeakMap<FnSpec, number>();
 let nextFnId = 1;
 
+/**
+ * Sends `records` to `worker` in one message, with the definitions of the
+ * functions it has not seen. A worker counts a function as defined only once
+ * a message carrying its definition has been sent.
+ */
+function sendRun(worker: WorkerRecord, records: TaskRecord[]): void {
+  const [message, transfer] = runMessage(worker, records);
+  worker.handle.send(message, transfer);
+  for (const [fnId] of message.define) worker.defined.add(fnId);
+}
+
 /** Builds the batch message for `records`, defining functions the worker has not seen. */
 function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, Transferable[]] {
   const define: [number, FnSpec][] = [];
@@ -1242,8 +1289,7 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
       fnId = nextFnId++;
       fnIds.set(record.fn, fnId);
     }
-    if (!worker.defined.has(fnId)) {
-      worker.defined.add(fnId);
+    if (!worker.defined.has(fnId) && !define.some(([id]) => id === fnId)) {
       define.push([fnId, record.fn]);
     }
     ids.push(record.id);

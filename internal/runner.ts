@@ -117,9 +117,18 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
     if (status === FAILED) {
       value = packError(value);
     } else if (status === OK && typeof value === "object" && value !== null) {
-      const encoded = encode(value, context);
-      value = encoded.value;
-      if (encoded.modules.length > 0) done.modules[done.slots.length] = encoded.modules;
+      try {
+        const encoded = encode(value, context);
+        value = encoded.value;
+        if (encoded.modules.length > 0) done.modules[done.slots.length] = encoded.modules;
+      } catch (error) {
+        status = FAILED;
+        value = packError(
+          explainUnsendable([value], () => "the result of a task", () => {
+            throw error;
+          }),
+        );
+      }
     }
     done.slots.push(slot);
     done.statuses.push(status);
@@ -384,14 +393,63 @@ function exported(
   );
 }
 
+/**
+ * Globals of a worker or child that a parent's variable is likely to be
+ * named like (`const name = "Alice"`). An inline task that uses one of these
+ * names without declaring it meant its parent's variable, which did not
+ * travel: it must fail with a `ReferenceError`, not read the worker's global.
+ */
+const SHADOWED = [
+  "name",
+  "close",
+  "self",
+  "location",
+  "postMessage",
+  "onmessage",
+  "onmessageerror",
+  "onerror",
+  "onload",
+  "onunload",
+  "onbeforeunload",
+  "alert",
+  "confirm",
+  "prompt",
+  "localStorage",
+  "sessionStorage",
+];
+const MENTIONS_SHADOWED = new RegExp(`\\b(?:${SHADOWED.join("|")})\\b`);
+
+/**
+ * Scope for inline tasks that mention a {@linkcode SHADOWED} name: reading
+ * one that the task did not declare itself throws the `ReferenceError` the
+ * parent's variable would have. (`globalThis.name` still reads the global.)
+ */
+const shadowScope = new Proxy(Object.create(null), {
+  has: (_target, key) => typeof key === "string" && SHADOWED.includes(key),
+  get(_target, key) {
+    if (key === Symbol.unscopables) return undefined;
+    throw new ReferenceError(`${String(key)} is not defined`);
+  },
+  set(_target, key) {
+    throw new ReferenceError(`${String(key)} is not defined`);
+  },
+});
+
+/** Evaluates `expression` in global scope, behind {@linkcode shadowScope} if it needs it. */
+function evaluate(expression: string): unknown {
+  if (!MENTIONS_SHADOWED.test(expression)) return (0, eval)(expression);
+  // Sloppy mode (`with`) only for the few inline tasks that mention such a name.
+  return new Function("scope", `with (scope) return (${expression});`)(shadowScope);
+}
+
 function compile(source: string, name: string): AnyFunction {
   let fn: unknown;
   try {
-    fn = (0, eval)(`(${source})`);
+    fn = evaluate(`(${source})`);
   } catch {
     // A method shorthand (`f(x) { … }`) is not an expression on its own.
     try {
-      fn = (0, eval)(`({ ${source} })`)[name];
+      fn = (evaluate(`({ ${source} })`) as Record<string, unknown>)[name];
     } catch (error) {
       throw new SerializationError(
         `Cannot compile inline task "${name}" in the worker: ${(error as Error).message}. ` +

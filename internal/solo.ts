@@ -6,11 +6,12 @@
  * @module
  */
 
-import type { Task } from "../futures.ts";
+import { cancelTask, type Task } from "../futures.ts";
 import type { TaskFunction } from "../tasks.ts";
 import {
   Pool,
   type PoolOptions,
+  toFnSpec,
   type WorkerHandle,
   workerHandles,
   type WorkerKind,
@@ -48,6 +49,7 @@ export class Solo<A extends unknown[], R> {
   ) {
     const where = `Cannot create ${label}`;
     checkOptions(options, where, extraOptions);
+    toFnSpec(options.target, `${where}: 'target'`);
     this.#kind = kind;
     this.#label = label;
     this.#target = options.target;
@@ -81,10 +83,16 @@ export class Solo<A extends unknown[], R> {
       this.#label,
       this.name,
     );
+    try {
+      this.#task = pool.submit(this.#target, ...this.#args);
+    } catch (error) {
+      // Nothing may be left running: the pool's one worker goes with it.
+      pool.shutdown({ cancelPending: true });
+      throw error;
+    }
     this.#pool = pool;
     this.#handle = workerHandles(pool)[0];
     this.#alive = true;
-    this.#task = pool.submit(this.#target, ...this.#args);
     const end = async () => {
       await pool.shutdown();
       this.#alive = false;
@@ -114,7 +122,7 @@ export class Solo<A extends unknown[], R> {
 
   async terminate(): Promise<void> {
     if (this.#task === undefined) return;
-    this.#task.cancel();
+    cancelTask(this.#task, "terminate() was called");
     await this.#finished?.catch(() => {});
   }
 }

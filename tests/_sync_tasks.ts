@@ -56,7 +56,16 @@ export function holdFor(lock: Mutex | Semaphore, flags: Int32Array, ms: number):
  * Takes a permit `times` times and records in `stats[1]` the most holders
  * seen at once (`stats[0]` counts holders now).
  */
-export function permitEntries(semaphore: Semaphore, stats: Int32Array, times: number): void {
+export function permitEntries(
+  semaphore: Semaphore,
+  stats: Int32Array,
+  times: number,
+  parties = 1,
+): void {
+  // Start together (stats[2] counts arrivals), so that the entries overlap; wait 5 s at most.
+  Atomics.add(stats, 2, 1);
+  const end = Date.now() + 5_000;
+  while (Atomics.load(stats, 2) < parties && Date.now() < end) sleepSync(1);
   for (let i = 0; i < times; i++) {
     using _permit = semaphore.acquireSync({ timeout: 10_000 });
     const holders = Atomics.add(stats, 0, 1) + 1;

@@ -1,5 +1,5 @@
 // Task functions the tests run in workers, by reference through tasks().
-import { currentProcess, currentTask, currentThread } from "../mod.ts";
+import { currentProcess, currentTask, currentThread, type Value } from "../mod.ts";
 
 export function add(a: number, b: number): number {
   return a + b;
@@ -143,4 +143,11 @@ export function readEnv(name: string): string | undefined {
 
 export function whoAmIProcess(): { name: string; id: number; pid: number } {
   return { ...currentProcess(), pid: Deno.pid };
+}
+
+/** An initializer that counts its worker in `started`, then fails. */
+export function countThenFail(started: Value<"int32">): Promise<never> {
+  return started.add(1).then(() => {
+    throw new Error("initializer failed");
+  });
 }

@@ -9,11 +9,11 @@ const work = tasks<typeof import("./_sync_tasks.ts")>(
 
 Deno.test("Semaphore(2) among six threads never lets a third in", async () => {
   const semaphore = new Semaphore(2);
-  const stats = sharedFlags(2); // holders now, most holders seen
+  const stats = sharedFlags(3); // holders now, most holders seen, threads arrived
   await using pool = new ThreadPool({ maxWorkers: 6 });
   const runs = Array.from(
     { length: 6 },
-    () => pool.submit(work.permitEntries, semaphore, stats, 20),
+    () => pool.submit(work.permitEntries, semaphore, stats, 20, 6),
   );
   await within(Promise.all(runs), 20_000);
   assert.equal(stats[1], 2);

@@ -1,0 +1,145 @@
+// Bugs found by trying the pools as a new user would (issue 9), one test each.
+import assert from "node:assert/strict";
+import { asCompleted, Process, ProcessPool, Thread, ThreadPool, Value, wait } from "../mod.ts";
+import { failure, within, work } from "./_helpers.ts";
+
+/** The error `submit` throws, or the task fails with. */
+function refusal(submit: () => PromiseLike<unknown>): Promise<any> {
+  try {
+    return failure(submit());
+  } catch (error) {
+    return Promise.resolve(error);
+  }
+}
+
+const pools = [
+  ["ThreadPool", () => new ThreadPool({ maxWorkers: 1 })],
+  ["ProcessPool", () => new ProcessPool({ maxWorkers: 1 })],
+] as const;
+
+for (const [label, create] of pools) {
+  Deno.test(`${label}: an argument that cannot be sent does not poison its function`, async () => {
+    await using pool = create();
+    const kind = (x: unknown) => typeof x;
+    const error = await failure(pool.submit(kind, Symbol("bad")));
+    assert.equal(error.name, "SerializationError");
+    assert.equal(await within(pool.submit(kind, 5)), "number");
+    const refError = await failure(pool.submit(work.echo, Symbol("bad")));
+    assert.equal(refError.name, "SerializationError");
+    assert.equal(await within(pool.submit(work.echo, 7)), 7);
+  });
+
+  Deno.test(`${label}: a captured variable named like a worker global is a ReferenceError`, async () => {
+    await using pool = create();
+    const name = "Alice";
+    const error = await failure(pool.submit(() => `hi ${name}`));
+    assert.equal(error.name, "ReferenceError");
+    assert.match(error.message, /uses "name", which does not exist in the worker/);
+    // Declared names and property reads are the task's own.
+    assert.equal(await within(pool.submit((name: string) => `hi ${name}`, "Bob")), "hi Bob");
+    assert.equal(await within(pool.submit((o: { name: string }) => o.name, { name: "C" })), "C");
+  });
+
+  Deno.test(`${label}: arguments that would arrive as {} fail, naming the argument`, async () => {
+    await using pool = create();
+    const url = await refusal(() =>
+      pool.submit((u: URL) => u.href, new URL("https://example.com/"))
+    );
+    assert.equal(url.name, "SerializationError");
+    assert.match(url.message, /argument 0 of task \d+ .*instance of URL/);
+    let deep: unknown = 0;
+    for (let i = 0; i < 5_000; i++) deep = [deep];
+    const nested = await refusal(() => pool.submit((_: number, x: unknown) => x, 1, deep));
+    assert.equal(nested.name, "SerializationError");
+    assert.match(nested.message, /argument 1 of task .*nested more than 1000 levels/);
+    const result = await failure(pool.submit(() => new URL("https://example.com/")));
+    assert.equal(result.name, "SerializationError");
+    assert.match(result.message, /the result of a task.*URL/);
+    assert.equal(await within(pool.submit((x: number) => x + 1, 1)), 2);
+  });
+}
+
+Deno.test("a broken pool starts no more workers", async () => {
+  const started = new Value("int32", 0);
+  const creates = [
+    () =>
+      new ThreadPool({
+        maxWorkers: 2,
+        minWorkers: 2,
+        initializer: (count: Value<"int32">) => {
+          count.addSync(1);
+          throw new Error("x");
+        },
+        initArgs: [started],
+      }),
+    () =>
+      new ProcessPool({
+        maxWorkers: 2,
+        minWorkers: 2,
+        initializer: work.countThenFail,
+        initArgs: [started],
+      }),
+  ];
+  for (const create of creates) {
+    const pool = create();
+    const error = await failure(pool.submit((x: number) => x, 1));
+    assert.equal(error.name, "BrokenPoolError");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = started.loadSync();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(started.loadSync(), after);
+    assert.ok(after <= 4, `${after} workers started`);
+    assert.equal(pool.stats.workers, 0);
+    await within(pool.shutdown());
+    started.storeSync(0);
+  }
+});
+
+Deno.test("an invalid target is refused by the constructor, and nothing runs", () => {
+  assert.throws(
+    () => new Thread({ target: 5 as never }),
+    (error: Error) => error instanceof TypeError && /'target'/.test(error.message),
+  );
+  assert.throws(
+    () => new Process({ target: "fib" as never }),
+    (error: Error) => error instanceof TypeError && /'target'.*"fib"/.test(error.message),
+  );
+});
+
+Deno.test("map rejects with the error of the first failing item in input order", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 2 });
+  const fail = async (item: string) => {
+    if (item === "a") await new Promise((resolve) => setTimeout(resolve, 200));
+    throw new Error(`failed on ${item}`);
+  };
+  const error = await failure(pool.map(fail, ["a", "b"], { chunkSize: 1 }));
+  assert.equal(error.message, "failed on a");
+});
+
+Deno.test("misspelt options of apply, map, starmap and the imaps are refused", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  const id = (x: number) => x;
+  const misspelt = { timout: 5 } as never;
+  assert.throws(() => pool.apply(id, [1], misspelt), /unknown option 'timout'.*signal, timeout/);
+  await assert.rejects(pool.map(id, [1], misspelt), /unknown option 'timout'.*chunkSize/);
+  await assert.rejects(pool.starmap(id, [[1]], misspelt), /unknown option 'timout'/);
+  assert.throws(() => pool.imap(id, [1], misspelt), /unknown option 'timout'/);
+  assert.throws(() => pool.imapUnordered(id, [1], misspelt), /unknown option 'timout'/);
+  assert.equal(await within(pool.apply(id, [3], { timeout: 5_000 })), 3);
+});
+
+Deno.test("wait() and asCompleted() given plain promises say they take tasks", () => {
+  const promise = Promise.resolve(1);
+  assert.throws(() => wait([promise as never]), /item 0 is an instance of Promise, not a Task/);
+  assert.throws(() => asCompleted([promise as never]), /asCompleted: item 0 .* not a Task/);
+});
+
+Deno.test("after terminate() the error says terminate() was called", async () => {
+  const flags = new Int32Array(new SharedArrayBuffer(4));
+  const thread = new Thread({ target: work.spinUntilCancelled, args: [flags, 5_000] }).start();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await within(thread.terminate());
+  const error = await failure(thread.join());
+  assert.equal(error.name, "CancelledError");
+  assert.match(error.message, /terminate\(\) was called/);
+});
