@@ -60,6 +60,8 @@ export interface WorkerHandle {
   send(message: ToWorker, transfer?: Transferable[]): void;
   /** Keeps a job that has not started from ever starting; `true` if it had not started. */
   withdraw(slot: number): boolean;
+  /** Whether a job sent to the worker has started, where the transport can tell. */
+  started?(slot: number): boolean;
   /** Tells a running job it is cancelled (`currentTask()` sees it). */
   cancel(slot: number): void;
   /** Ends the worker; the promise, if any, resolves once it is gone. No `onExit` follows. */
@@ -141,9 +143,12 @@ export interface PoolStats {
   busyWorkers: number;
   /** Live workers with none. */
   idleWorkers: number;
-  /** Tasks waiting for a worker. */
+  /** Tasks not started yet: waiting for a worker, or held by one that has not started them. */
   pendingTasks: number;
-  /** Tasks handed to a worker and not yet settled. */
+  /**
+   * Tasks a worker has started and that have not settled. (A child process
+   * does not say when it starts a task: there, every task it holds counts.)
+   */
   runningTasks: number;
   /** Tasks that returned. */
   completedTasks: number;
@@ -479,17 +484,22 @@ export class Pool {
   get stats(): PoolStats {
     let busy = 0;
     let running = 0;
+    let held = 0;
     for (const worker of this.#workers) {
-      let held = 0;
-      for (const record of worker.jobs.values()) if (record && record.phase === "sent") held++;
-      running += held;
-      if (held > 0) busy++;
+      let holds = 0;
+      for (const [slot, record] of worker.jobs) {
+        if (record === undefined || record.phase !== "sent") continue;
+        holds++;
+        if (worker.handle.started?.(slot) ?? true) running++;
+        else held++;
+      }
+      if (holds > 0) busy++;
     }
     return {
       workers: this.#workers.size,
       busyWorkers: busy,
       idleWorkers: this.#workers.size - busy,
-      pendingTasks: this.#pending.length,
+      pendingTasks: this.#pending.length + held,
       runningTasks: running,
       completedTasks: this.#stats.completed,
       failedTasks: this.#stats.failed,

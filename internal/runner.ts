@@ -68,11 +68,22 @@ export interface RunnerHooks {
   check?: (value: unknown) => unknown;
 }
 
+/** A started runner: what its transport calls. */
+export interface Runner {
+  /** Handles a message from the pool. */
+  receive(message: ToWorker): void;
+  /** Sends the outcomes not sent yet, at once (before the worker ends). */
+  flush(): void;
+}
+
 /**
- * Starts a runner that talks to its pool through `post`. Returns the handler
- * for the pool's messages.
+ * Starts a runner that talks to its pool through `post`.
+ *
+ * Outcomes are sent in batches, at most {@linkcode FLUSH_MS} apart; a batch
+ * also leaves before a job with a timeout, so a worker stuck in such a job
+ * holds no finished result, and before the worker ends (`Runner.flush`).
  */
-export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWorker) => void {
+export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
   let jobStates: Int32Array<ArrayBufferLike> = new Int32Array(0);
   let context: DescribeContext = { transport: "thread" };
   let ready: Promise<boolean> = Promise.resolve(true);
@@ -235,6 +246,8 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
         continue;
       }
       const extras = job.extras;
+      // A job that may run long goes with nothing finished left unsent.
+      if (extras?.timed) flush();
       hooks.beforeJob?.(job.id);
       if (extras?.timed) {
         post({ type: "started", slot: job.slot });
@@ -300,7 +313,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
     if (!draining) drain();
   }
 
-  return (message: ToWorker) => {
+  const receive = (message: ToWorker) => {
     switch (message.type) {
       case "run":
         accept(message);
@@ -324,6 +337,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): (message: ToWo
       }
     }
   };
+  return { receive, flush };
 }
 
 async function runInitializer(init: WorkerInit, context: DescribeContext): Promise<void> {

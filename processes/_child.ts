@@ -62,7 +62,7 @@ await channel.drained();
 new Worker(new URL("./_watchdog.ts", import.meta.url), { type: "module", name: "watchdog" });
 const settleCall = connectBroker((message) => channel.send(message));
 
-const receive = startRunner((message) => channel.send(message), {
+const runner = startRunner((message) => channel.send(message), {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),
   context: childContext,
   sent: () => channel.drained(),
@@ -75,7 +75,7 @@ const receive = startRunner((message) => channel.send(message), {
 
 await channel.listen((message) => {
   if (message.type === "reply") settleCall(message);
-  else receive(message);
+  else runner.receive(message);
 });
 // The parent closed the channel: nothing more to do.
 Deno.exit(0);

@@ -151,3 +151,9 @@ export function countThenFail(started: Value<"int32">): Promise<never> {
     throw new Error("initializer failed");
   });
 }
+
+/** Returns `i`, except that the task numbered `at` ends its worker with `Deno.exit(3)`. */
+export function exitAt(i: number, at: number): number {
+  if (i === at) Deno.exit(3);
+  return i;
+}

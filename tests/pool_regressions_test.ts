@@ -1,7 +1,7 @@
 // Bugs found by trying the pools as a new user would (issue 9), one test each.
 import assert from "node:assert/strict";
 import { asCompleted, Process, ProcessPool, Thread, ThreadPool, Value, wait } from "../mod.ts";
-import { failure, within, work } from "./_helpers.ts";
+import { failure, flagSet, within, work } from "./_helpers.ts";
 
 /** The error `submit` throws, or the task fails with. */
 function refusal(submit: () => PromiseLike<unknown>): Promise<any> {
@@ -143,3 +143,50 @@ Deno.test("after terminate() the error says terminate() was called", async () =>
   assert.equal(error.name, "CancelledError");
   assert.match(error.message, /terminate\(\) was called/);
 });
+
+Deno.test("a thread that exits keeps the results it had finished; the rest run elsewhere", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  await warmUp(pool);
+  const tasks = Array.from({ length: 400 }, (_, i) => pool.submit(work.exitAt, i, 200));
+  const outcomes = await within(Promise.allSettled(tasks));
+  const failed = outcomes.flatMap((outcome, i) => outcome.status === "rejected" ? [i] : []);
+  assert.deepEqual(failed, [200]);
+  assert.equal((outcomes[200] as PromiseRejectedResult).reason.name, "WorkerCrashedError");
+  outcomes.forEach((outcome, i) => {
+    if (i !== 200) assert.equal((outcome as PromiseFulfilledResult<number>).value, i);
+  });
+});
+
+Deno.test("tasks finished before a task that times out keep their results", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  await warmUp(pool);
+  await within(pool.submit(work.busyFor, 0)); // loaded: its next job does not wait for an import
+  const before = Array.from({ length: 200 }, (_, i) => pool.submit((x: number) => x, i));
+  // A synchronous loop that never polls: its worker is abandoned, stuck.
+  const stuck = pool.apply(work.busyFor, [1_000], { timeout: 50 });
+  const after = Array.from({ length: 200 }, (_, i) => pool.submit((x: number) => x, i));
+  assert.deepEqual(await within(Promise.all(before)), before.map((_, i) => i));
+  assert.deepEqual(await within(Promise.all(after)), after.map((_, i) => i));
+  assert.equal((await failure(stuck)).name, "TimeoutError");
+});
+
+Deno.test("stats count a task a worker holds but has not started as pending", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  await warmUp(pool);
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const spinner = pool.submit(work.spinUntilCancelled, flags, 5_000);
+  const quick = Array.from({ length: 50 }, (_, i) => pool.submit((x: number) => x, i));
+  await flagSet(flags, 0);
+  const { runningTasks, pendingTasks } = pool.stats;
+  assert.equal(runningTasks, 1);
+  assert.equal(pendingTasks, 50);
+  spinner.cancel();
+  await within(Promise.all(quick));
+});
+
+/** Runs 2,000 tiny tasks one by one, so that the pool sends a worker large batches. */
+async function warmUp(pool: ThreadPool): Promise<void> {
+  await within(
+    Promise.all(Array.from({ length: 2_000 }, (_, i) => pool.submit((x: number) => x, i))),
+  );
+}

@@ -38,6 +38,7 @@ function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): Wor
       worker.postMessage(message, transfer);
     },
     withdraw: (slot) => Atomics.compareExchange(jobStates, slot, QUEUED, CANCELLED) === QUEUED,
+    started: (slot) => Atomics.load(jobStates, slot) !== QUEUED,
     cancel(slot) {
       Atomics.store(jobStates, slot, CANCELLED);
       if (alive) worker.postMessage({ type: "cancel", slot } satisfies ToWorker);

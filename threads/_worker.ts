@@ -20,14 +20,17 @@ const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
 };
 
-const receive = startRunner((message) => scope.postMessage(message));
-scope.onmessage = (event) => receive(event.data);
+const runner = startRunner((message) => scope.postMessage(message));
+scope.onmessage = (event) => runner.receive(event.data);
 
+// Either way out, the outcomes not sent yet go first: a finished task keeps its result.
 const close = scope.close.bind(globalThis);
 scope.close = () => {
+  runner.flush();
   scope.postMessage({ type: "exit", code: null, reason: "the worker called self.close()" });
   close();
 };
 addEventListener("unload", () => {
+  runner.flush();
   scope.postMessage({ type: "exit", code: Deno.exitCode, reason: "the worker called Deno.exit()" });
 });
