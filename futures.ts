@@ -27,6 +27,18 @@ export function rejectTask(task: Task<any>, error: unknown, cancelled = false): 
 }
 
 let cancelWith: (task: Task<any>, why: string) => boolean;
+let listen: (task: Task<any>, listener: () => void) => void;
+let rejected: (task: Task<any>) => boolean;
+
+/** Calls `listener` once `task` settles (at once if it has). Private to the library. */
+export function onSettled(task: Task<any>, listener: () => void): void {
+  listen(task, listener);
+}
+
+/** Whether `task` failed (including cancellation). Private to the library. */
+function failed(task: Task<any>): boolean {
+  return rejected(task);
+}
 
 /** Cancels a task, saying why in its `CancelledError` (`"terminate() was called"`). Private to the library. */
 export function cancelTask(task: Task<any>, why: string): boolean {
@@ -67,6 +79,11 @@ export class Task<R> implements PromiseLike<R> {
   static {
     settle = (task, state, outcome, cancelled) => task.#settle(state, outcome, cancelled);
     cancelWith = (task, why) => task.#state === "pending" && task.#onCancel(why);
+    listen = (task, listener) => {
+      if (task.#state !== "pending") listener();
+      else (task.#listeners ??= []).push(listener);
+    };
+    rejected = (task) => task.#state === "rejected";
   }
 
   /**
@@ -162,17 +179,6 @@ export class Task<R> implements PromiseLike<R> {
   finally(onFinally?: (() => void) | null): Promise<R> {
     return this.#settled().finally(onFinally);
   }
-
-  /** Calls `listener` once the task settles (at once if it has). Private to the library. */
-  onSettled(listener: () => void): void {
-    if (this.#state !== "pending") listener();
-    else (this.#listeners ??= []).push(listener);
-  }
-
-  /** Whether the task failed (including cancellation). Private to the library. */
-  get failed(): boolean {
-    return this.#state === "rejected";
-  }
 }
 
 /**
@@ -207,7 +213,7 @@ export function asCompleted<T extends Task<any>>(
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
   for (const task of unique) {
-    task.onSettled(() => {
+    onSettled(task, () => {
       settled.push(task);
       wake?.();
     });
@@ -303,7 +309,7 @@ export function wait<T extends Task<any>>(
     if (returnWhen === "FIRST_COMPLETED") return done.length > 0;
     // As in Python, a cancelled task is done but raised no exception.
     if (returnWhen === "FIRST_EXCEPTION") {
-      return done.some((task) => task.failed && !task.cancelled);
+      return done.some((task) => failed(task) && !task.cancelled);
     }
     return false;
   };
@@ -322,7 +328,7 @@ export function wait<T extends Task<any>>(
       resolve(split());
     };
     if (timeout !== Infinity) timer = setTimeout(end, timeout);
-    for (const task of all) task.onSettled(() => finished() && end());
+    for (const task of all) onSettled(task, () => finished() && end());
   });
 }
 

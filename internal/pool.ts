@@ -27,7 +27,7 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from "../errors.ts";
-import { rejectTask, resolveTask, Task } from "../futures.ts";
+import { onSettled, rejectTask, resolveTask, Task } from "../futures.ts";
 import { isTaskRef, type TaskFunction } from "../tasks.ts";
 import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
 import { checkMilliseconds } from "./wait.ts";
@@ -1142,6 +1142,9 @@ export class Pool {
         ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
         : (items as Iterable<T>)[Symbol.iterator]();
       const chunks: TaskRecord[] = [];
+      /** For `imapUnordered`: chunks that have settled, in the order they did. */
+      const finished: TaskRecord[] = [];
+      let wake: (() => void) | undefined;
       let exhausted = false;
       const refill = async () => {
         while (!exhausted && chunks.length < inFlight) {
@@ -1155,22 +1158,36 @@ export class Pool {
             chunk.push(next.value);
           }
           if (chunk.length > 0) {
-            chunks.push(
-              pool.#enqueue(spec, [chunk], "map", Infinity, undefined, undefined, false),
+            const record = pool.#enqueue(
+              spec,
+              [chunk],
+              "map",
+              Infinity,
+              undefined,
+              undefined,
+              false,
             );
+            chunks.push(record);
+            if (!ordered) {
+              onSettled(record.task, () => {
+                finished.push(record);
+                wake?.();
+              });
+            }
           }
         }
       };
       try {
         await refill();
         while (chunks.length > 0) {
-          let index = 0;
-          if (!ordered) {
-            index = await new Promise<number>((resolve) => {
-              chunks.forEach((chunk, i) => chunk.task.onSettled(() => resolve(i)));
-            });
+          let chunk: TaskRecord;
+          if (ordered) {
+            chunk = chunks.shift()!;
+          } else {
+            while (finished.length === 0) await new Promise<void>((resolve) => wake = resolve);
+            chunk = finished.shift()!;
+            chunks.splice(chunks.indexOf(chunk), 1);
           }
-          const [chunk] = chunks.splice(index, 1);
           const results = await chunk.task as Awaited<R>[];
           await refill();
           yield* results;

@@ -18,7 +18,7 @@ export { ProcessPool, type ProcessPoolOptions } from "./process_pool.ts";
 export type { Permissions, PermissionValue } from "./_permissions.ts";
 export {
   type MapOptions,
-  Pool,
+  type Pool,
   type PoolOptions,
   type PoolStats,
   type TaskOptions,

@@ -16,7 +16,7 @@ export { Thread, type ThreadOptions } from "./thread.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./thread_pool.ts";
 export {
   type MapOptions,
-  Pool,
+  type Pool,
   type PoolOptions,
   type PoolStats,
   type TaskOptions,
