@@ -12,9 +12,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TimeoutError } from "@parallel/core";
  * const error = new TimeoutError("Task timed out after 10 ms");
- * console.log(error.name); // "TimeoutError"
+ * assert.deepEqual(error.name, "TimeoutError");
  * ```
  */
 export class TimeoutError extends Error {
@@ -36,8 +37,9 @@ export class TimeoutError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CancelledError } from "@parallel/core";
- * console.log(new CancelledError("Task 3 was cancelled").name); // "CancelledError"
+ * assert.deepEqual(new CancelledError("Task 3 was cancelled").name, "CancelledError");
  * ```
  */
 export class CancelledError extends Error {
@@ -73,13 +75,14 @@ export interface WorkerCrashedErrorInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkerCrashedError } from "@parallel/core";
  * const error = new WorkerCrashedError({
  *   workerName: "ThreadPool-1-worker-1",
  *   exitCode: 3,
  *   signal: null,
  * });
- * console.log(error.message);
+ * assert.equal(error.message, 'Worker "ThreadPool-1-worker-1" exited with code 3');
  * ```
  */
 export class WorkerCrashedError extends Error {
@@ -120,9 +123,10 @@ export class WorkerCrashedError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SerializationError } from "@parallel/core";
  * const error = new SerializationError("Cannot send argument 0 of task f: a function");
- * console.log(error.name); // "SerializationError"
+ * assert.deepEqual(error.name, "SerializationError");
  * ```
  */
 export class SerializationError extends Error {
@@ -144,8 +148,9 @@ export class SerializationError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BrokenPoolError } from "@parallel/core";
- * console.log(new BrokenPoolError("initializer failed").name); // "BrokenPoolError"
+ * assert.deepEqual(new BrokenPoolError("initializer failed").name, "BrokenPoolError");
  * ```
  */
 export class BrokenPoolError extends Error {
@@ -167,8 +172,9 @@ export class BrokenPoolError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BrokenBarrierError } from "@parallel/core";
- * console.log(new BrokenBarrierError("barrier broken").name); // "BrokenBarrierError"
+ * assert.deepEqual(new BrokenBarrierError("barrier broken").name, "BrokenBarrierError");
  * ```
  */
 export class BrokenBarrierError extends Error {
@@ -189,8 +195,9 @@ export class BrokenBarrierError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { QueueClosedError } from "@parallel/core";
- * console.log(new QueueClosedError("queue closed").name); // "QueueClosedError"
+ * assert.deepEqual(new QueueClosedError("queue closed").name, "QueueClosedError");
  * ```
  */
 export class QueueClosedError extends Error {

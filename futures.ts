@@ -55,10 +55,12 @@ export function cancelTask(task: Task<any>, why: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ThreadPool } from "@parallel/core";
  * await using pool = new ThreadPool({ maxWorkers: 1 });
  * const task = pool.submit((x: number) => x * 2, 21);
- * console.log(await task, task.done); // 42 true
+ * assert.equal(await task, 42);
+ * assert.equal(task.done, true);
  * ```
  */
 export class Task<R> implements PromiseLike<R> {
@@ -187,12 +189,15 @@ export class Task<R> implements PromiseLike<R> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { asCompleted, ThreadPool } from "@parallel/core";
  * await using pool = new ThreadPool({ maxWorkers: 2 });
  * const sleepy = (ms: number) => new Promise<number>((r) => setTimeout(() => r(ms), ms));
- * for await (const task of asCompleted([pool.submit(sleepy, 30), pool.submit(sleepy, 10)])) {
- *   console.log(await task); // 10, then 30
- * }
+ * const quick = pool.submit((x: number) => x, 1);
+ * await quick;
+ * const order: number[] = [];
+ * for await (const task of asCompleted([pool.submit(sleepy, 50), quick])) order.push(await task);
+ * assert.deepEqual(order, [1, 50]); // the settled task first
  * ```
  *
  * @param tasks The tasks to watch.
@@ -203,9 +208,9 @@ export class Task<R> implements PromiseLike<R> {
  */
 export function asCompleted<T extends Task<any>>(
   tasks: Iterable<T>,
-  options: { timeout?: number } = {},
+  options?: { timeout?: number },
 ): AsyncIterableIterator<T> {
-  const timeout = checkTimeout(options.timeout, "asCompleted");
+  const timeout = checkTimeout(options?.timeout, "asCompleted");
   const unique = onlyTasks(tasks, "asCompleted");
   const settled: T[] = [];
   let wake: (() => void) | undefined;
@@ -276,11 +281,13 @@ export interface WaitResult<T> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ThreadPool, wait } from "@parallel/core";
  * await using pool = new ThreadPool({ maxWorkers: 2 });
  * const tasks = [pool.submit((x: number) => x + 1, 1), pool.submit((x: number) => x + 1, 2)];
  * const { done, pending } = await wait(tasks, { returnWhen: "ALL_COMPLETED" });
- * console.log(done.size, pending.size); // 2 0
+ * assert.equal(done.size, 2);
+ * assert.equal(pending.size, 0);
  * ```
  *
  * @param tasks The tasks to wait on.
@@ -291,9 +298,9 @@ export interface WaitResult<T> {
  */
 export function wait<T extends Task<any>>(
   tasks: Iterable<T>,
-  options: { returnWhen?: ReturnWhen; timeout?: number } = {},
+  options?: { returnWhen?: ReturnWhen; timeout?: number },
 ): Promise<WaitResult<T>> {
-  const returnWhen = options.returnWhen ?? "ALL_COMPLETED";
+  const returnWhen = options?.returnWhen ?? "ALL_COMPLETED";
   if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
     throw new RangeError(
       `wait: 'returnWhen' must be "FIRST_COMPLETED", "FIRST_EXCEPTION" or "ALL_COMPLETED": current value is ${
@@ -301,7 +308,7 @@ export function wait<T extends Task<any>>(
       }`,
     );
   }
-  const timeout = checkTimeout(options.timeout, "wait");
+  const timeout = checkTimeout(options?.timeout, "wait");
   const all = onlyTasks(tasks, "wait");
   const finished = (): boolean => {
     const done = all.filter((task) => task.done);

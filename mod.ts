@@ -6,11 +6,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ThreadPool } from "@parallel/core";
  * await using pool = new ThreadPool({ maxWorkers: 2 });
  * // An inline task must be self-contained; export recursive ones and use tasks(url).
  * const square = (n: number): number => n * n;
- * console.log(await pool.map(square, [10, 20])); // [100, 400]
+ * assert.deepEqual(await pool.map(square, [10, 20]), [100, 400]);
  * ```
  *
  * @module

@@ -122,13 +122,14 @@ const idle: TaskContext = Object.freeze({ cancelled: false, signal: new AbortCon
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { currentTask } from "@parallel/core";
  * export function count(limit: number): number {
  *   let i = 0;
  *   while (i < limit && !currentTask().cancelled) i++;
  *   return i;
  * }
- * console.log(count(1000)); // 1000
+ * assert.deepEqual(count(1000), 1000);
  * ```
  *
  * @returns The running task's context.
@@ -143,8 +144,9 @@ export function currentTask(): TaskContext {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { currentThread } from "@parallel/core";
- * console.log(currentThread().name); // "MainThread"
+ * assert.deepEqual(currentThread().name, "MainThread");
  * ```
  *
  * @returns The thread's name and id.
@@ -162,8 +164,9 @@ export function currentThread(): WorkerIdentity {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { currentProcess } from "@parallel/core";
- * console.log(currentProcess().name); // "MainProcess"
+ * assert.deepEqual(currentProcess().name, "MainProcess");
  * ```
  *
  * @returns The process's name and id.

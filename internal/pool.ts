@@ -355,8 +355,9 @@ export class Pool {
   apply<A extends unknown[], R>(
     fn: TaskFunction<A, R>,
     args: A,
-    options: TaskOptions = {},
+    options?: TaskOptions,
   ): Task<Awaited<R>> {
+    options ??= {};
     if (!Array.isArray(args)) {
       throw new TypeError(
         `${this.#label}.apply: 'args' must be an array: current value is ${String(args)}`,
@@ -393,9 +394,9 @@ export class Pool {
   map<T, R>(
     fn: TaskFunction<[T], R>,
     items: Iterable<T>,
-    options: MapOptions = {},
+    options?: MapOptions,
   ): Promise<Awaited<R>[]> {
-    return this.#mapAll(fn, items, "map", options);
+    return this.#mapAll(fn, items, "map", options ?? {});
   }
 
   /**
@@ -411,9 +412,9 @@ export class Pool {
   starmap<A extends unknown[], R>(
     fn: TaskFunction<A, R>,
     items: Iterable<A>,
-    options: MapOptions = {},
+    options?: MapOptions,
   ): Promise<Awaited<R>[]> {
-    return this.#mapAll(fn, items, "starmap", options);
+    return this.#mapAll(fn, items, "starmap", options ?? {});
   }
 
   /**
@@ -431,9 +432,9 @@ export class Pool {
   imap<T, R>(
     fn: TaskFunction<[T], R>,
     items: Iterable<T> | AsyncIterable<T>,
-    options: MapOptions = {},
+    options?: MapOptions,
   ): AsyncIterableIterator<Awaited<R>> {
-    return this.#lazyMap(fn, items, options, true);
+    return this.#lazyMap(fn, items, options ?? {}, true);
   }
 
   /**
@@ -449,9 +450,9 @@ export class Pool {
   imapUnordered<T, R>(
     fn: TaskFunction<[T], R>,
     items: Iterable<T> | AsyncIterable<T>,
-    options: MapOptions = {},
+    options?: MapOptions,
   ): AsyncIterableIterator<Awaited<R>> {
-    return this.#lazyMap(fn, items, options, false);
+    return this.#lazyMap(fn, items, options ?? {}, false);
   }
 
   /**
@@ -462,9 +463,9 @@ export class Pool {
    * @param options `cancelPending`: cancel tasks that have not started.
    * @returns A promise that resolves when every worker has ended.
    */
-  shutdown(options: { cancelPending?: boolean } = {}): Promise<void> {
+  shutdown(options?: { cancelPending?: boolean }): Promise<void> {
     this.#closed = true;
-    if (options.cancelPending) {
+    if (options?.cancelPending) {
       const handed = [...this.#workers].flatMap((worker) => [...worker.jobs.values()]);
       for (const record of [...this.#pending, ...handed]) {
         if (record) this.#withdraw(record, "the pool was shut down");

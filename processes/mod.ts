@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProcessPool } from "@parallel/core/processes";
  * await using pool = new ProcessPool({ maxWorkers: 2 });
- * console.log(await pool.submit((a: number, b: number) => a + b, 2, 3)); // 5
+ * assert.equal(await pool.submit((a: number, b: number) => a + b, 2, 3), 5);
  * ```
  *
  * @module

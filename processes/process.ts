@@ -29,10 +29,13 @@ export interface ProcessOptions<A extends unknown[], R> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Process } from "@parallel/core";
  * const child = new Process({ target: (n: number) => n * 2, args: [21], name: "doubler" });
  * child.start();
- * console.log(child.pid > 0, await child.join(), child.exitCode); // true 42 0
+ * assert.ok(child.pid !== null && child.pid > 0);
+ * assert.equal(await child.join(), 42);
+ * assert.equal(child.exitCode, 0);
  * ```
  */
 export class Process<A extends unknown[] = unknown[], R = unknown> {
@@ -119,7 +122,8 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
    * @param signal The signal to send. Default `"SIGTERM"`.
    * @throws {Error} When the process was never started.
    */
-  kill(signal: Deno.Signal = "SIGTERM"): void {
+  kill(signal?: Deno.Signal): void {
+    signal ??= "SIGTERM";
     const status = this.#status();
     if (status === undefined) {
       throw new Error(`Cannot kill Process "${this.name}": it has not been started`);

@@ -22,9 +22,10 @@ export interface ProcessPoolOptions extends PoolOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProcessPool } from "@parallel/core";
  * await using pool = new ProcessPool({ maxWorkers: 2, permissions: "none" });
- * console.log(await pool.map((x: number) => x * x, [1, 2, 3])); // [1, 4, 9]
+ * assert.deepEqual(await pool.map((x: number) => x * x, [1, 2, 3]), [1, 4, 9]);
  * ```
  */
 export class ProcessPool extends Pool {
@@ -36,7 +37,7 @@ export class ProcessPool extends Pool {
    * @throws {TypeError} When an option is unknown or of the wrong type, or
    *   `permissions` asks for more than this program has.
    */
-  constructor(options: ProcessPoolOptions = {}) {
-    super("process", options, "ProcessPool");
+  constructor(options?: ProcessPoolOptions) {
+    super("process", options ?? {}, "ProcessPool");
   }
 }

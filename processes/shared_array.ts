@@ -28,6 +28,7 @@ const reviving = Symbol("reviving");
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SharedArray, ThreadPool } from "@parallel/core";
  * const squares = new SharedArray("float64", 4);
  * await using pool = new ThreadPool({ maxWorkers: 2 });
@@ -35,7 +36,7 @@ const reviving = Symbol("reviving");
  *   (array: SharedArray<"float64">, i: number) => array.setSync(i, i * i),
  *   [0, 1, 2, 3].map((i) => [squares, i] as [SharedArray<"float64">, number]),
  * );
- * console.log(await squares.toArray()); // [0, 1, 4, 9]
+ * assert.deepEqual(await squares.toArray(), [0, 1, 4, 9]);
  * ```
  */
 export class SharedArray<T extends CellType = CellType> {

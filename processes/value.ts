@@ -30,11 +30,12 @@ const reviving = Symbol("reviving");
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProcessPool, Value } from "@parallel/core";
  * const counter = new Value("int32", 0);
  * await using pool = new ProcessPool({ maxWorkers: 2 });
  * await pool.map(async (v: Value<"int32">) => await v.add(1), [counter, counter, counter]);
- * console.log(await counter.load()); // 3
+ * assert.deepEqual(await counter.load(), 3);
  * ```
  */
 export class Value<T extends CellType = CellType> {

@@ -27,6 +27,7 @@ import { describeRing, Queue, type QueueOptions, queueRemoteSpec, queueRing } fr
  *
  * @example Wait until the workers have processed everything
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JoinableQueue } from "@parallel/core";
  *
  * const queue = new JoinableQueue<number>();
@@ -39,7 +40,7 @@ import { describeRing, Queue, type QueueOptions, queueRemoteSpec, queueRing } fr
  * })();
  * for (const n of [1, 2, 3]) await queue.put(n);
  * await queue.join({ timeout: 1000 });
- * console.log(total); // 6
+ * assert.deepEqual(total, 6);
  * queue.close();
  * await worker;
  * ```
@@ -56,9 +57,10 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { JoinableQueue } from "@parallel/core";
    * const queue = new JoinableQueue<string>({ maxSize: 10 });
-   * console.log(queue.unfinished); // 0
+   * assert.deepEqual(queue.unfinished, 0);
    * ```
    */
   constructor(options?: QueueOptions) {
@@ -71,10 +73,11 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { JoinableQueue } from "@parallel/core";
    * const queue = new JoinableQueue<number>();
    * await queue.put(1);
-   * console.log(queue.unfinished); // 1
+   * assert.deepEqual(queue.unfinished, 1);
    * ```
    */
   get unfinished(): number {
@@ -89,12 +92,13 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { JoinableQueue } from "@parallel/core";
    * const queue = new JoinableQueue<string>();
    * await queue.put("job");
    * await queue.get();
    * queue.taskDone();
-   * console.log(queue.unfinished); // 0
+   * assert.deepEqual(queue.unfinished, 0);
    * ```
    */
   taskDone(): void {
@@ -113,6 +117,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { JoinableQueue } from "@parallel/core";
    * const queue = new JoinableQueue<number>();
    * await queue.put(1);
@@ -121,7 +126,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    *   queue.taskDone();
    * }, 10);
    * await queue.join({ timeout: 1000 });
-   * console.log(queue.unfinished); // 0
+   * assert.deepEqual(queue.unfinished, 0);
    * ```
    */
   async join(options?: WaitOptions): Promise<void> {
@@ -146,13 +151,14 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { JoinableQueue } from "@parallel/core";
    * const queue = new JoinableQueue<number>();
    * queue.putSync(1);
    * queue.getSync();
    * queue.taskDone();
    * queue.joinSync({ timeout: 1000 }); // returns at once: nothing is unfinished
-   * console.log(queue.unfinished); // 0
+   * assert.deepEqual(queue.unfinished, 0);
    * ```
    */
   joinSync(options?: WaitOptions): void {

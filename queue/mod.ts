@@ -26,6 +26,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Queue, Thread } from "@parallel/core";
  *
  * const queue = new Queue<number>({ maxSize: 100 });
@@ -40,7 +41,7 @@
  * const thread = new Thread({ target: square, args: [queue] }).start();
  * for (let n = 1; n <= 10; n++) await queue.put(n);
  * await queue.put(-1);
- * console.log(await thread.join()); // 385
+ * assert.deepEqual(await thread.join(), 385);
  * ```
  *
  * @module

@@ -120,6 +120,7 @@ function waitTimeout(options: WaitOptions | undefined, ring: Ring, method: strin
  *
  * @example Producer and consumer
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Queue } from "@parallel/core";
  *
  * const queue = new Queue<number>({ maxSize: 2 });
@@ -130,11 +131,12 @@ function waitTimeout(options: WaitOptions | undefined, ring: Ring, method: strin
  * })();
  * for (let i = 0; i < 5; i++) await queue.put(i); // waits while 2 items are queued
  * queue.close();
- * console.log(await consumer); // [0, 1, 2, 3, 4]
+ * assert.deepEqual(await consumer, [0, 1, 2, 3, 4]);
  * ```
  *
  * @example With a thread
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Queue, Thread } from "@parallel/core";
  *
  * const queue = new Queue<string>();
@@ -146,7 +148,7 @@ function waitTimeout(options: WaitOptions | undefined, ring: Ring, method: strin
  * const words: string[] = [];
  * for await (const word of queue) words.push(word);
  * await thread.join();
- * console.log(words.join(" ")); // "to the thread and back"
+ * assert.deepEqual(words.join(" "), "to the thread and back");
  * ```
  */
 export class Queue<T = unknown> implements AsyncIterable<T> {
@@ -168,9 +170,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<string>({ maxSize: 100 });
-   * console.log(queue.size, queue.maxSize); // 0 100
+   * assert.equal(queue.size, 0);
+   * assert.equal(queue.maxSize, 100);
    * ```
    */
   constructor(options?: QueueOptions) {
@@ -182,8 +186,9 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
-   * console.log(new Queue().maxSize); // Infinity
+   * assert.equal(new Queue().maxSize, Infinity);
    * ```
    */
   get maxSize(): number {
@@ -196,10 +201,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<number>();
    * await queue.put(1);
-   * console.log(queue.size); // 1
+   * assert.deepEqual(queue.size, 1);
    * ```
    */
   get size(): number {
@@ -211,10 +217,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue();
    * queue.close();
-   * console.log(queue.closed); // true
+   * assert.deepEqual(queue.closed, true);
    * ```
    */
   get closed(): boolean {
@@ -239,13 +246,14 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<string>({ maxSize: 1 });
    * await queue.put("first");
    * try {
    *   await queue.put("second", { timeout: 10 });
    * } catch (error) {
-   *   console.log((error as Error).name); // "TimeoutError"
+   *   assert.deepEqual((error as Error).name, "TimeoutError");
    * }
    * ```
    */
@@ -288,10 +296,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<number>();
    * queue.putSync(42);
-   * console.log(queue.getSync()); // 42
+   * assert.deepEqual(queue.getSync(), 42);
    * ```
    */
   putSync(item: T, options?: WaitOptions): void {
@@ -325,9 +334,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<string>({ maxSize: 1 });
-   * console.log(queue.tryPut("a"), queue.tryPut("b")); // true false
+   * assert.equal(queue.tryPut("a"), true);
+   * assert.equal(queue.tryPut("b"), false);
    * ```
    */
   tryPut(item: T): boolean {
@@ -358,11 +369,12 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<Map<string, number>>();
    * await queue.put(new Map([["answer", 42]]));
    * const map = await queue.get({ timeout: 1000 });
-   * console.log(map.get("answer")); // 42
+   * assert.deepEqual(map.get("answer"), 42);
    * ```
    */
   async get(options?: WaitOptions): Promise<T> {
@@ -393,10 +405,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<string>();
    * queue.putSync("hello");
-   * console.log(queue.getSync({ timeout: 1000 })); // "hello"
+   * assert.deepEqual(queue.getSync({ timeout: 1000 }), "hello");
    * ```
    */
   getSync(options?: WaitOptions): T {
@@ -419,11 +432,12 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<undefined>();
-   * console.log(queue.tryGet()); // undefined
+   * assert.deepEqual(queue.tryGet(), undefined);
    * await queue.put(undefined);
-   * console.log(queue.tryGet()); // { value: undefined }
+   * assert.deepEqual(queue.tryGet(), { value: undefined });
    * ```
    */
   tryGet(): { value: T } | undefined {
@@ -444,12 +458,13 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<number>();
    * await queue.put(1);
    * queue.close();
-   * console.log(await queue.get()); // 1
-   * await queue.get().catch((error) => console.log(error.name)); // "QueueClosedError"
+   * assert.deepEqual(await queue.get(), 1);
+   * await assert.rejects(queue.get(), { name: "QueueClosedError" });
    * ```
    */
   close(): void {
@@ -464,12 +479,15 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Queue } from "@parallel/core";
    * const queue = new Queue<string>();
    * await queue.put("a");
    * await queue.put("b");
    * queue.close();
-   * for await (const item of queue) console.log(item); // "a", then "b"
+   * const items: string[] = [];
+   * for await (const item of queue) items.push(item);
+   * assert.deepEqual(items, ["a", "b"]);
    * ```
    */
   async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {

@@ -82,11 +82,12 @@ const BROKEN = -2;
  *
  * @example Three callers meet
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Barrier } from "@parallel/core";
  *
  * const barrier = new Barrier(3);
  * const indexes = await Promise.all([barrier.wait(), barrier.wait(), barrier.wait()]);
- * console.log(indexes.sort()); // [0, 1, 2]
+ * assert.deepEqual(indexes.sort(), [0, 1, 2]);
  * ```
  */
 export class Barrier {
@@ -104,9 +105,10 @@ export class Barrier {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Barrier } from "@parallel/core";
    * const barrier = new Barrier(4);
-   * console.log(barrier.parties); // 4
+   * assert.deepEqual(barrier.parties, 4);
    * ```
    */
   constructor(parties: number) {
@@ -162,9 +164,10 @@ export class Barrier {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Barrier } from "@parallel/core";
    * const barrier = new Barrier(1);
-   * console.log(await barrier.wait({ timeout: 1000 })); // 0
+   * assert.deepEqual(await barrier.wait({ timeout: 1000 }), 0);
    * ```
    */
   async wait(options?: WaitOptions): Promise<number> {
@@ -186,9 +189,10 @@ export class Barrier {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Barrier } from "@parallel/core";
    * const barrier = new Barrier(1);
-   * console.log(barrier.waitSync()); // 0
+   * assert.deepEqual(barrier.waitSync(), 0);
    * ```
    */
   waitSync(options?: WaitOptions): number {
@@ -203,10 +207,11 @@ export class Barrier {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Barrier } from "@parallel/core";
    * const barrier = new Barrier(2);
    * barrier.abort();
-   * console.log(barrier.broken); // true
+   * assert.deepEqual(barrier.broken, true);
    * ```
    */
   abort(): void {
@@ -219,11 +224,12 @@ export class Barrier {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Barrier } from "@parallel/core";
    * const barrier = new Barrier(2);
    * barrier.abort();
    * barrier.reset();
-   * console.log(barrier.broken); // false
+   * assert.deepEqual(barrier.broken, false);
    * ```
    */
   reset(): void {

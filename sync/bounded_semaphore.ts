@@ -37,16 +37,13 @@ import { Semaphore, semaphoreWords, START } from "./semaphore.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BoundedSemaphore } from "@parallel/core";
  *
  * const slots = new BoundedSemaphore(1);
  * const lease = await slots.acquire();
  * lease[Symbol.dispose]();
- * try {
- *   slots.release(); // one release too many
- * } catch (error) {
- *   console.log((error as Error).message);
- * }
+ * assert.throws(() => slots.release(), /BoundedSemaphore/); // one release too many
  * ```
  */
 export class BoundedSemaphore extends Semaphore {

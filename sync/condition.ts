@@ -74,6 +74,7 @@ interface ConditionState {
  *
  * @example Producer and consumer on one thread
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Condition } from "@parallel/core";
  *
  * const items = new Int32Array(new SharedArrayBuffer(4));
@@ -85,7 +86,8 @@ interface ConditionState {
  * }, 10);
  * using _lock = await condition.acquire();
  * const ready = await condition.waitFor(() => items[0] > 0, { timeout: 1000 });
- * console.log(ready, items[0]); // true 1
+ * assert.equal(ready, true);
+ * assert.equal(items[0], 1);
  * ```
  */
 export class Condition {
@@ -167,9 +169,10 @@ export class Condition {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Condition } from "@parallel/core";
    * const condition = new Condition();
-   * console.log(condition.tryAcquire() !== undefined); // true
+   * assert.deepEqual(condition.tryAcquire() !== undefined, true);
    * ```
    */
   tryAcquire(): Lease | undefined {
@@ -206,10 +209,11 @@ export class Condition {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Condition } from "@parallel/core";
    * const condition = new Condition();
    * using _lock = await condition.acquire();
-   * console.log(await condition.wait({ timeout: 5 })); // false: nobody notified
+   * assert.deepEqual(await condition.wait({ timeout: 5 }), false);
    * ```
    */
   async wait(options?: WaitOptions): Promise<boolean> {
@@ -230,10 +234,11 @@ export class Condition {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Condition } from "@parallel/core";
    * const condition = new Condition();
    * using _lock = condition.acquireSync();
-   * console.log(condition.waitSync({ timeout: 5 })); // false: nobody notified
+   * assert.deepEqual(condition.waitSync({ timeout: 5 }), false);
    * ```
    */
   waitSync(options?: WaitOptions): boolean {
@@ -254,10 +259,11 @@ export class Condition {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Condition } from "@parallel/core";
    * const condition = new Condition();
    * using _lock = await condition.acquire();
-   * console.log(await condition.waitFor(() => true)); // true, at once
+   * assert.equal(await condition.waitFor(() => true), true); // at once
    * ```
    */
   async waitFor(predicate: () => boolean, options?: WaitOptions): Promise<boolean> {
@@ -278,10 +284,11 @@ export class Condition {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Condition } from "@parallel/core";
    * const condition = new Condition();
    * using _lock = condition.acquireSync();
-   * console.log(condition.waitForSync(() => true)); // true, at once
+   * assert.equal(condition.waitForSync(() => true), true); // at once
    * ```
    */
   waitForSync(predicate: () => boolean, options?: WaitOptions): boolean {
@@ -306,7 +313,8 @@ export class Condition {
    * condition.notify(); // nobody waits: nothing happens
    * ```
    */
-  notify(n = 1): void {
+  notify(n?: number): void {
+    n ??= 1;
     checkCount(n, 0, "Cannot notify Condition", "n");
     this.#checkHeld("notify");
     notifyCondition(this.#words, n);

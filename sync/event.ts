@@ -50,13 +50,14 @@ const SET = 1;
  *
  * @example Wait for a signal, or time out
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Event } from "@parallel/core";
  *
  * const ready = new Event();
  * setTimeout(() => ready.set(), 10);
- * console.log(await ready.wait({ timeout: 1000 })); // true
+ * assert.deepEqual(await ready.wait({ timeout: 1000 }), true);
  * ready.clear();
- * console.log(await ready.wait({ timeout: 10 })); // false
+ * assert.deepEqual(await ready.wait({ timeout: 10 }), false);
  * ```
  */
 export class Event {
@@ -67,9 +68,10 @@ export class Event {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event } from "@parallel/core";
    * const event = new Event();
-   * console.log(event.isSet); // false
+   * assert.deepEqual(event.isSet, false);
    * ```
    */
   constructor() {
@@ -86,10 +88,11 @@ export class Event {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event } from "@parallel/core";
    * const event = new Event();
    * event.set();
-   * console.log(event.isSet); // true
+   * assert.deepEqual(event.isSet, true);
    * ```
    */
   set(): void {
@@ -110,11 +113,12 @@ export class Event {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event } from "@parallel/core";
    * const event = new Event();
    * event.set();
    * event.clear();
-   * console.log(event.isSet); // false
+   * assert.deepEqual(event.isSet, false);
    * ```
    */
   clear(): void {
@@ -139,9 +143,10 @@ export class Event {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event } from "@parallel/core";
    * const event = new Event();
-   * console.log(await event.wait({ timeout: 5 })); // false
+   * assert.deepEqual(await event.wait({ timeout: 5 }), false);
    * ```
    */
   async wait(options?: WaitOptions): Promise<boolean> {
@@ -163,10 +168,11 @@ export class Event {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event } from "@parallel/core";
    * const event = new Event();
    * event.set();
-   * console.log(event.waitSync()); // true
+   * assert.deepEqual(event.waitSync(), true);
    * ```
    */
   waitSync(options?: WaitOptions): boolean {

@@ -21,6 +21,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Mutex, Thread } from "@parallel/core";
  *
  * const mutex = new Mutex();
@@ -33,7 +34,7 @@
  * };
  * const threads = [1, 2].map(() => new Thread({ target: add, args: [mutex, counter, 1000] }).start());
  * await Promise.all(threads.map((thread) => thread.join()));
- * console.log(counter[0]); // 2000
+ * assert.deepEqual(counter[0], 2000);
  * ```
  *
  * @module

@@ -65,6 +65,7 @@ import {
  *
  * @example Guard a shared counter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Mutex } from "@parallel/core";
  *
  * const mutex = new Mutex();
@@ -73,7 +74,8 @@ import {
  *   using _lock = await mutex.acquire();
  *   counter[0] += 1;
  * } // released here
- * console.log(counter[0], mutex.locked); // 1 false
+ * assert.equal(counter[0], 1);
+ * assert.equal(mutex.locked, false);
  * ```
  */
 export class Mutex {
@@ -84,9 +86,10 @@ export class Mutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Mutex } from "@parallel/core";
    * const mutex = new Mutex();
-   * console.log(mutex.locked); // false
+   * assert.deepEqual(mutex.locked, false);
    * ```
    */
   constructor() {
@@ -122,10 +125,11 @@ export class Mutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Mutex } from "@parallel/core";
    * const mutex = new Mutex();
    * using _lock = await mutex.acquire({ timeout: 1000 });
-   * console.log(mutex.locked); // true
+   * assert.deepEqual(mutex.locked, true);
    * ```
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
@@ -146,10 +150,11 @@ export class Mutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Mutex } from "@parallel/core";
    * const mutex = new Mutex();
    * using _lock = mutex.acquireSync();
-   * console.log(mutex.locked); // true
+   * assert.deepEqual(mutex.locked, true);
    * ```
    */
   acquireSync(options?: WaitOptions): Lease {
@@ -164,10 +169,12 @@ export class Mutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Mutex } from "@parallel/core";
    * const mutex = new Mutex();
    * const lease = mutex.tryAcquire();
-   * console.log(lease !== undefined, mutex.tryAcquire()); // true undefined
+   * assert.ok(lease !== undefined);
+   * assert.equal(mutex.tryAcquire(), undefined);
    * ```
    */
   tryAcquire(): Lease | undefined {
@@ -182,11 +189,12 @@ export class Mutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Mutex } from "@parallel/core";
    * const mutex = new Mutex();
    * await mutex.acquire();
    * mutex.release();
-   * console.log(mutex.locked); // false
+   * assert.deepEqual(mutex.locked, false);
    * ```
    */
   release(): void {

@@ -76,12 +76,13 @@ const WORDS = PERMIT_WORDS + 4;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ReentrantMutex } from "@parallel/core";
  *
  * const mutex = new ReentrantMutex();
  * using _outer = await mutex.acquire();
  * using _inner = await mutex.acquire(); // the same thread: no deadlock
- * console.log(mutex.locked); // true
+ * assert.deepEqual(mutex.locked, true);
  * ```
  */
 export class ReentrantMutex {
@@ -93,9 +94,10 @@ export class ReentrantMutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ReentrantMutex } from "@parallel/core";
    * const mutex = new ReentrantMutex();
-   * console.log(mutex.locked); // false
+   * assert.deepEqual(mutex.locked, false);
    * ```
    */
   constructor() {
@@ -185,11 +187,12 @@ export class ReentrantMutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ReentrantMutex } from "@parallel/core";
    * const mutex = new ReentrantMutex();
    * const outer = mutex.tryAcquire();
    * const inner = mutex.tryAcquire(); // the same thread may acquire again
-   * console.log(outer !== undefined, inner !== undefined); // true true
+   * assert.ok(outer !== undefined && inner !== undefined);
    * ```
    */
   tryAcquire(): Lease | undefined {
@@ -209,13 +212,14 @@ export class ReentrantMutex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ReentrantMutex } from "@parallel/core";
    * const mutex = new ReentrantMutex();
    * await mutex.acquire();
    * await mutex.acquire();
    * mutex.release();
    * mutex.release();
-   * console.log(mutex.locked); // false
+   * assert.deepEqual(mutex.locked, false);
    * ```
    */
   release(): void {

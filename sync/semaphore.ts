@@ -70,12 +70,13 @@ let wordsOf: (semaphore: Semaphore) => Int32Array;
  *
  * @example Let two in at a time
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Semaphore } from "@parallel/core";
  *
  * const slots = new Semaphore(2);
  * const a = await slots.acquire();
  * const b = await slots.acquire();
- * console.log(slots.tryAcquire()); // undefined: both permits are taken
+ * assert.deepEqual(slots.tryAcquire(), undefined);
  * a[Symbol.dispose]();
  * b[Symbol.dispose]();
  * ```
@@ -167,10 +168,11 @@ export class Semaphore {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Semaphore } from "@parallel/core";
    * const semaphore = new Semaphore(1);
-   * console.log(semaphore.tryAcquire() !== undefined); // true
-   * console.log(semaphore.tryAcquire()); // undefined
+   * assert.deepEqual(semaphore.tryAcquire() !== undefined, true);
+   * assert.deepEqual(semaphore.tryAcquire(), undefined);
    * ```
    */
   tryAcquire(): Lease | undefined {
@@ -185,10 +187,11 @@ export class Semaphore {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Semaphore } from "@parallel/core";
    * const semaphore = new Semaphore(0);
    * semaphore.release();
-   * console.log(semaphore.tryAcquire() !== undefined); // true
+   * assert.deepEqual(semaphore.tryAcquire() !== undefined, true);
    * ```
    */
   release(): void {

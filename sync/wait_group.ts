@@ -53,13 +53,14 @@ const COUNTER = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WaitGroup } from "@parallel/core";
  *
  * const group = new WaitGroup();
  * group.add(2);
  * setTimeout(() => group.done(), 5);
  * setTimeout(() => group.done(), 10);
- * console.log(await group.wait({ timeout: 1000 })); // true
+ * assert.deepEqual(await group.wait({ timeout: 1000 }), true);
  * ```
  */
 export class WaitGroup {
@@ -70,9 +71,10 @@ export class WaitGroup {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WaitGroup } from "@parallel/core";
    * const group = new WaitGroup();
-   * console.log(group.count); // 0
+   * assert.deepEqual(group.count, 0);
    * ```
    */
   constructor() {
@@ -94,13 +96,15 @@ export class WaitGroup {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WaitGroup } from "@parallel/core";
    * const group = new WaitGroup();
    * group.add(3);
-   * console.log(group.count); // 3
+   * assert.deepEqual(group.count, 3);
    * ```
    */
-  add(delta = 1): void {
+  add(delta?: number): void {
+    delta ??= 1;
     if (!Number.isInteger(delta)) {
       throw new RangeError(
         `Cannot add to WaitGroup: 'delta' must be a whole number: current value is ${delta}`,
@@ -117,11 +121,12 @@ export class WaitGroup {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WaitGroup } from "@parallel/core";
    * const group = new WaitGroup();
    * group.add();
    * group.done();
-   * console.log(group.count); // 0
+   * assert.deepEqual(group.count, 0);
    * ```
    */
   done(): void {
@@ -140,9 +145,10 @@ export class WaitGroup {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WaitGroup } from "@parallel/core";
    * const group = new WaitGroup();
-   * console.log(await group.wait()); // true: nothing to wait for
+   * assert.deepEqual(await group.wait(), true);
    * ```
    */
   async wait(options?: WaitOptions): Promise<boolean> {
@@ -164,10 +170,11 @@ export class WaitGroup {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WaitGroup } from "@parallel/core";
    * const group = new WaitGroup();
    * group.add();
-   * console.log(group.waitSync({ timeout: 5 })); // false
+   * assert.deepEqual(group.waitSync({ timeout: 5 }), false);
    * ```
    */
   waitSync(options?: WaitOptions): boolean {

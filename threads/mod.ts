@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ThreadPool } from "@parallel/core/threads";
  * await using pool = new ThreadPool({ maxWorkers: 2 });
- * console.log(await pool.map((x: number) => x + 1, [1, 2, 3])); // [2, 3, 4]
+ * assert.deepEqual(await pool.map((x: number) => x + 1, [1, 2, 3]), [2, 3, 4]);
  * ```
  *
  * @module

@@ -23,10 +23,11 @@ export interface ThreadOptions<A extends unknown[], R> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Thread } from "@parallel/core";
  * const thread = new Thread({ target: (a: number, b: number) => a + b, args: [2, 3] });
  * thread.start();
- * console.log(await thread.join()); // 5
+ * assert.deepEqual(await thread.join(), 5);
  * ```
  */
 export class Thread<A extends unknown[] = unknown[], R = unknown> {

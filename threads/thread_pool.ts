@@ -17,11 +17,12 @@ export type ThreadPoolOptions = PoolOptions;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ThreadPool } from "@parallel/core";
  * await using pool = new ThreadPool({ maxWorkers: 2 });
  * const square = (x: number) => x * x;
- * console.log(await pool.submit(square, 7)); // 49
- * console.log(await pool.map(square, [1, 2, 3])); // [1, 4, 9]
+ * assert.equal(await pool.submit(square, 7), 49);
+ * assert.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
  * ```
  */
 export class ThreadPool extends Pool {
@@ -32,7 +33,7 @@ export class ThreadPool extends Pool {
    * @throws {RangeError} When a numeric option is out of range (`maxWorkers: 0`).
    * @throws {TypeError} When an option is unknown or of the wrong type.
    */
-  constructor(options: ThreadPoolOptions = {}) {
-    super("thread", options, "ThreadPool");
+  constructor(options?: ThreadPoolOptions) {
+    super("thread", options ?? {}, "ThreadPool");
   }
 }
