@@ -17,6 +17,43 @@
  * (it had started). The slot words in `internal/protocol.ts` make that
  * decision exact.
  *
+ * Two state machines drive everything; each arrow is one method.
+ *
+ * A task (`TaskRecord.phase`):
+ *
+ * ```
+ *            #dispatch               result (#onDone)
+ *   queued ─────────────▶ sent ────────────────────────────▶ settled
+ *     ▲                    │ │  result holding library objects   ▲
+ *     └──── #takeBack ─────┘ └──▶ reviving ─────────────────────┘
+ *      (not started: withdrawn     (#succeed / #fail)
+ *       from its worker)
+ *
+ *   queued or not started ── #withdraw (cancel, shutdown, map failure) ──▶ settled
+ *   started ── #stopRunning (cancel, timeout) ──▶ settled, and its worker retires
+ *   started, worker died ── #onExit ──▶ settled (WorkerCrashedError)
+ * ```
+ *
+ * "sent" covers both held and running: whether a sent job has started is
+ * the worker's slot word (`WorkerHandle.started`, `withdraw`), read when it
+ * matters, never copied here.
+ *
+ * A worker (`WorkerRecord.state`):
+ *
+ * ```
+ *              first message           #retire (its running task
+ *   starting ───────────────▶ live ─────────────────────────────▶ retiring
+ *      │   (#onMessage)        │       was cancelled or timed out)    │
+ *      │                       │ #endWorker (idle, maxTasksPerWorker, │ #endWorker (the task
+ *      │                       │  shutdown, broken pool)              │  answered, or grace over)
+ *      └──── #onExit ──────────┴──────────▶ gone ◀────────────────────┘
+ *       (died on its own; three in a row before answering break the pool)
+ * ```
+ *
+ * Starting and live workers take jobs; a retiring one takes none and has no
+ * job it has not started (#takeBack runs as it retires). `#remove` is the
+ * one way into "gone".
+ *
  * @module
  */
 
@@ -206,11 +243,10 @@ interface WorkerRecord {
   /** Function ids this worker has been sent the spec of. */
   readonly defined: Set<number>;
   tasksTaken: number;
-  state: "live" | "retiring" | "gone";
+  /** See the module comment. */
+  state: "starting" | "live" | "retiring" | "gone";
   idleTimer?: ReturnType<typeof setTimeout>;
   graceTimer?: ReturnType<typeof setTimeout>;
-  /** Whether the worker ever answered; one that dies before it does failed to start. */
-  answered: boolean;
   /** When it last answered, or was handed work while idle (`performance.now()`). */
   lastHeard: number;
 }
@@ -460,8 +496,15 @@ export class Pool {
    * have settled. With `cancelPending`, tasks that have not started are
    * cancelled instead. Calling it again returns the same wait.
    *
+   * A thread abandoned in a synchronous loop (its task was cancelled or
+   * timed out, and it never polls `currentTask().cancelled`) cannot be
+   * stopped by Deno: the pool lets it go after 500 ms, and the promise does
+   * not wait for its loop, which runs on (and keeps the program alive) until
+   * it returns.
+   *
    * @param options `cancelPending`: cancel tasks that have not started.
-   * @returns A promise that resolves when every worker has ended.
+   * @returns A promise that resolves when every worker has ended or, for a
+   *   thread stuck as above, been let go.
    */
   shutdown(options?: { cancelPending?: boolean }): Promise<void> {
     this.#closed = true;
@@ -472,7 +515,7 @@ export class Pool {
       }
     }
     this.#drained ??= Promise.withResolvers<void>();
-    this.#checkDrained();
+    this.#endIfDrained();
     return this.#drained.promise;
   }
 
@@ -615,7 +658,7 @@ export class Pool {
       let best: WorkerRecord | undefined;
       let bestRoom = 0;
       for (const worker of this.#workers) {
-        if (worker.state !== "live") continue;
+        if (!inService(worker)) continue;
         const room = Math.min(
           window - worker.jobs.size,
           worker.freeSlots.length,
@@ -634,7 +677,7 @@ export class Pool {
       const share = Math.ceil(this.#pending.length / this.#maxWorkers);
       this.#dispatch(best, this.#pending.splice(0, Math.min(bestRoom, share, MAX_BATCH)));
     }
-    this.#checkDrained();
+    this.#endIfDrained();
   }
 
   #dispatch(worker: WorkerRecord, records: TaskRecord[]): void {
@@ -715,8 +758,7 @@ export class Pool {
       freeSlots: Array.from({ length: CAPACITY }, (_, i) => CAPACITY - 1 - i),
       defined: new Set(),
       tasksTaken: 0,
-      state: "live",
-      answered: false,
+      state: "starting",
       lastHeard: performance.now(),
     };
     handle.onMessage = (message) => this.#onMessage(worker, message);
@@ -726,7 +768,7 @@ export class Pool {
   }
 
   #onMessage(worker: WorkerRecord, message: FromWorker): void {
-    worker.answered = true;
+    if (worker.state === "starting") worker.state = "live";
     worker.lastHeard = performance.now();
     this.#failedStarts = 0;
     switch (message.type) {
@@ -788,7 +830,7 @@ export class Pool {
 
   /** Keeps worker counts right after a worker's jobs were answered. */
   #afterWork(worker: WorkerRecord): void {
-    if (worker.state === "live" && worker.jobs.size === 0 && this.#pending.length === 0) {
+    if (inService(worker) && worker.jobs.size === 0 && this.#pending.length === 0) {
       this.#steal();
     }
     if (worker.state === "retiring") {
@@ -822,41 +864,56 @@ export class Pool {
     const now = performance.now();
     let later = false;
     for (const worker of this.#workers) {
-      if (worker.state !== "live" || worker.jobs.size < 2) continue;
+      if (!inService(worker) || worker.jobs.size < 2) continue;
       if (now - worker.lastHeard < STEAL_AFTER_MS) {
         later = true;
         continue;
       }
-      const stolen: TaskRecord[] = [];
-      for (const [slot, record] of worker.jobs) {
-        if (record === undefined || record.phase !== "sent") continue;
-        if (!worker.handle.withdraw(slot)) continue;
-        worker.jobs.set(slot, undefined); // freed when the worker reports it skipped
-        worker.tasksTaken--;
-        record.phase = "queued";
-        record.worker = undefined;
-        stolen.push(record);
-      }
-      this.#pending.unshift(...stolen);
+      this.#takeBack(worker);
     }
     if (later && this.#stealTimer === undefined) {
       this.#stealTimer = setTimeout(() => {
         this.#stealTimer = undefined;
-        const idle = [...this.#workers].some((w) => w.state === "live" && w.jobs.size === 0);
+        const idle = [...this.#workers].some((w) => inService(w) && w.jobs.size === 0);
         if (idle && this.#pending.length === 0) this.#steal();
         this.#schedulePump();
       }, STEAL_AFTER_MS);
     }
   }
 
-  /** Terminates a worker the pool no longer wants. */
-  #endWorker(worker: WorkerRecord): void {
-    if (worker.state === "gone") return;
+  /**
+   * sent → queued, for every job `worker` holds and has not started: each is
+   * withdrawn (it can never start there) and goes back to the front of the
+   * queue. It no longer counts toward the worker's `maxTasksPerWorker`; its
+   * slot stays taken until the worker reports it skipped.
+   */
+  #takeBack(worker: WorkerRecord): void {
+    const taken: TaskRecord[] = [];
+    for (const [slot, record] of worker.jobs) {
+      if (record === undefined || record.phase !== "sent") continue;
+      if (!worker.handle.withdraw(slot)) continue;
+      worker.jobs.set(slot, undefined);
+      worker.tasksTaken--;
+      record.phase = "queued";
+      record.worker = undefined;
+      taken.push(record);
+    }
+    this.#pending.unshift(...taken);
+  }
+
+  /** Any state → gone: the pool forgets `worker`. Its transport ends it, or it has ended. */
+  #remove(worker: WorkerRecord): void {
     if (worker.state === "retiring") this.#retiring--;
     worker.state = "gone";
     clearTimeout(worker.idleTimer);
     clearTimeout(worker.graceTimer);
     this.#workers.delete(worker);
+  }
+
+  /** → gone: ends a worker the pool no longer wants (idle, used up, retired, shut down, broken). */
+  #endWorker(worker: WorkerRecord): void {
+    if (worker.state === "gone") return;
+    this.#remove(worker);
     this.#terminate(worker);
     this.#keepMinimum();
     this.#schedulePump();
@@ -870,41 +927,36 @@ export class Pool {
     }
   }
 
+  /**
+   * → gone: the worker ended on its own (a crash), or a retiring one was
+   * stopped. The jobs it had not started run elsewhere; the ones it had fail
+   * with `WorkerCrashedError`.
+   */
   #onExit(worker: WorkerRecord, exit: ExitInfo): void {
     if (worker.state === "gone") return;
+    const starting = worker.state === "starting";
     // A retiring worker was stopped by the pool (a cancelled process is killed): not a crash.
-    if (worker.state === "retiring") this.#retiring--;
-    else this.#stats.crashed++;
-    worker.state = "gone";
-    clearTimeout(worker.idleTimer);
-    clearTimeout(worker.graceTimer);
-    this.#workers.delete(worker);
-    const requeue: TaskRecord[] = [];
+    if (worker.state !== "retiring") this.#stats.crashed++;
+    this.#remove(worker);
+    this.#takeBack(worker);
     let ranSomething = false;
-    for (const [slot, record] of worker.jobs) {
-      if (record === undefined || record.phase === "settled") continue;
-      if (worker.handle.withdraw(slot)) {
-        record.phase = "queued";
-        record.worker = undefined;
-        requeue.push(record);
-      } else {
-        ranSomething = true;
-        this.#fail(
-          record,
-          new WorkerCrashedError({
-            taskId: record.id,
-            workerName: worker.name,
-            exitCode: exit.code,
-            signal: exit.signal,
-            cause: exit.cause,
-          }),
-        );
-      }
+    for (const record of worker.jobs.values()) {
+      if (record === undefined || record.phase !== "sent") continue;
+      ranSomething = true;
+      this.#fail(
+        record,
+        new WorkerCrashedError({
+          taskId: record.id,
+          workerName: worker.name,
+          exitCode: exit.code,
+          signal: exit.signal,
+          cause: exit.cause,
+        }),
+      );
     }
     worker.jobs.clear();
-    this.#pending.unshift(...requeue);
     // A worker that died before answering and before starting any job could not start.
-    if (!worker.answered && !ranSomething && ++this.#failedStarts >= 3) {
+    if (starting && !ranSomething && ++this.#failedStarts >= 3) {
       this.#breakPool(`${this.#failedStarts} workers in a row died before answering`, exit.cause);
       return;
     }
@@ -929,21 +981,11 @@ export class Pool {
    * `currentTask().cancelled`).
    */
   #retire(worker: WorkerRecord): void {
-    if (worker.state !== "live") return;
+    if (!inService(worker)) return;
     worker.state = "retiring";
     this.#workers.delete(worker);
     this.#retiring++;
-    const requeue: TaskRecord[] = [];
-    for (const [slot, record] of worker.jobs) {
-      if (record === undefined || record.phase !== "sent") continue;
-      if (worker.handle.withdraw(slot)) {
-        worker.jobs.set(slot, undefined);
-        record.phase = "queued";
-        record.worker = undefined;
-        requeue.push(record);
-      }
-    }
-    this.#pending.unshift(...requeue);
+    this.#takeBack(worker);
     worker.graceTimer = setTimeout(() => {
       for (const record of worker.jobs.values()) {
         if (record && record.phase === "sent") {
@@ -991,14 +1033,14 @@ export class Pool {
     if (!this.#finish(record)) return;
     this.#stats.completed++;
     resolveTask(record.task, value);
-    this.#checkDrained();
+    this.#endIfDrained();
   }
 
   #fail(record: TaskRecord, error: unknown): void {
     if (!this.#finish(record)) return;
     this.#stats.failed++;
     rejectTask(record.task, error);
-    this.#checkDrained();
+    this.#endIfDrained();
   }
 
   #settleCancelled(record: TaskRecord, why: string, reason?: unknown): void {
@@ -1011,7 +1053,7 @@ export class Pool {
       }),
       true,
     );
-    this.#checkDrained();
+    this.#endIfDrained();
   }
 
   /** `Task.cancel()` or an aborted signal. */
@@ -1058,19 +1100,18 @@ export class Pool {
     this.#stopRunning(record, () => this.#fail(record, error));
   }
 
-  /** Resolves a shutdown once nothing is left to run. */
-  #checkDrained(): void {
+  /**
+   * During a shutdown, once no task is left to run: ends every worker, and
+   * resolves the shutdown when the last one (retiring ones included) has
+   * ended.
+   */
+  #endIfDrained(): void {
     if (this.#drained === undefined) return;
     if (this.#pending.length > 0) return;
     for (const worker of this.#workers) {
       for (const record of worker.jobs.values()) if (record && record.phase === "sent") return;
     }
-    for (const worker of [...this.#workers]) {
-      worker.state = "gone";
-      clearTimeout(worker.idleTimer);
-      this.#workers.delete(worker);
-      this.#terminate(worker);
-    }
+    for (const worker of [...this.#workers]) this.#endWorker(worker);
     clearTimeout(this.#stealTimer);
     this.#stealTimer = undefined;
     if (this.#retiring === 0 && this.#workers.size === 0) {
@@ -1203,6 +1244,11 @@ export class Pool {
 }
 
 // ---- helpers ---------------------------------------------------------------
+
+/** Whether `worker` takes new jobs: it is starting or live. */
+function inService(worker: WorkerRecord): boolean {
+  return worker.state === "starting" || worker.state === "live";
+}
 
 const COMMON_OPTIONS = [
   "maxWorkers",
