@@ -116,8 +116,11 @@ export type SpawnWorker = (
   config: unknown,
 ) => WorkerHandle;
 
-/** The two kinds of worker. */
-export type WorkerKind = "thread" | "process";
+/**
+ * The name a transport registers under: `"thread"` and `"process"`, and
+ * any a test registers (a fake transport drives the scheduler with no worker).
+ */
+export type WorkerKind = string;
 
 interface Transport {
   spawn: SpawnWorker;
@@ -274,7 +277,7 @@ export class Pool {
     handlesOf = (pool) => [...pool.#workers].map((worker) => worker.handle);
   }
 
-  readonly #kind: WorkerKind;
+  readonly #kind: "thread" | "process";
   readonly #label: string;
   readonly #workerName?: string;
   readonly #spawn: SpawnWorker;
@@ -318,7 +321,7 @@ export class Pool {
   constructor(kind: WorkerKind, options: PoolOptions, label: string, workerName?: string) {
     const transport = transports.get(kind);
     if (transport === undefined) throw new Error(`No ${kind} transport is loaded`);
-    this.#kind = kind;
+    this.#kind = transport.context.transport;
     this.#spawn = transport.spawn;
     const where = `Cannot create ${label}`;
     checkOptionNames(options, [...COMMON_OPTIONS, ...transport.extraOptions], where);
