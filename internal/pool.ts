@@ -67,7 +67,7 @@ import {
 import { onSettled, rejectTask, resolveTask, Task } from "../futures.ts";
 import { isTaskRef, type TaskFunction } from "../tasks.ts";
 import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
-import { checkMilliseconds } from "./wait.ts";
+import { checkArray, checkMilliseconds, checkOptionNames, show, wholeNumber } from "./options.ts";
 import {
   type DoneMessage,
   FAILED,
@@ -347,11 +347,7 @@ export class Pool {
     this.#maxQueue = options.maxQueue === undefined || options.maxQueue === Infinity
       ? Infinity
       : wholeNumber(options.maxQueue, "maxQueue", 0, where);
-    if (options.initArgs !== undefined && !Array.isArray(options.initArgs)) {
-      throw new TypeError(
-        `${where}: 'initArgs' must be an array: current value is ${String(options.initArgs)}`,
-      );
-    }
+    if (options.initArgs !== undefined) checkArray(options.initArgs, "initArgs", where);
     if (options.initializer !== undefined) {
       this.#initializer = toFnSpec(options.initializer, `${where}: 'initializer'`);
     }
@@ -397,11 +393,7 @@ export class Pool {
     options?: TaskOptions,
   ): Task<Awaited<R>> {
     options ??= {};
-    if (!Array.isArray(args)) {
-      throw new TypeError(
-        `${this.#label}.apply: 'args' must be an array: current value is ${String(args)}`,
-      );
-    }
+    checkArray(args, "args", `${this.#label}.apply`);
     checkOptionNames(options, TASK_OPTIONS, `${this.#label}.apply`);
     const timeout = checkMilliseconds(
       options.timeout ?? Infinity,
@@ -1266,35 +1258,6 @@ const COMMON_OPTIONS = [
 const TASK_OPTIONS = ["signal", "timeout", "transfer"] as const;
 const MAP_OPTIONS = ["chunkSize"] as const;
 
-function checkOptionNames(options: object, known: readonly string[], where: string): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`${where}: options must be an object: current value is ${String(options)}`);
-  }
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
-      throw new TypeError(
-        `${where}: unknown option '${name}'; known options are: ${known.join(", ")}`,
-      );
-    }
-  }
-}
-
-/** Checks a whole-number option. */
-export function wholeNumber(value: unknown, name: string, min: number, where: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new RangeError(
-      `${where}: '${name}' must be a whole number >= ${min}: current value is ${
-        formatValue(value)
-      }`,
-    );
-  }
-  return value;
-}
-
-function formatValue(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
-}
-
 /** Turns a task function into what travels: a module reference or source text. */
 export function toFnSpec(fn: unknown, where: string): FnSpec {
   if (isTaskRef(fn)) {
@@ -1307,9 +1270,7 @@ export function toFnSpec(fn: unknown, where: string): FnSpec {
   }
   if (typeof fn !== "function") {
     throw new TypeError(
-      `${where} must be a function or a TaskRef from tasks(url): current value is ${
-        formatValue(fn)
-      }`,
+      `${where} must be a function or a TaskRef from tasks(url): current value is ${show(fn)}`,
     );
   }
   let spec = fnSpecs.get(fn);

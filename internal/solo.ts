@@ -16,6 +16,7 @@ import {
   workerHandles,
   type WorkerKind,
 } from "./pool.ts";
+import { checkArray, checkOptionNames, show } from "./options.ts";
 
 /** What `Thread` and `Process` take. */
 export interface SoloOptions<A extends unknown[], R> {
@@ -128,25 +129,11 @@ export class Solo<A extends unknown[], R> {
 }
 
 function checkOptions(options: unknown, where: string, extra: readonly string[]): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${where}: options must be an object with a 'target': current value is ${String(options)}`,
-    );
-  }
-  const known = ["target", "args", "name", ...extra];
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new TypeError(
-        `${where}: unknown option '${key}'; known options are: ${known.join(", ")}`,
-      );
-    }
-  }
+  checkOptionNames(options, ["target", "args", "name", ...extra], where);
   const { target, args, name } = options as Record<string, unknown>;
   if (target === undefined) throw new TypeError(`${where}: 'target' is required`);
-  if (args !== undefined && !Array.isArray(args)) {
-    throw new TypeError(`${where}: 'args' must be an array: current value is ${String(args)}`);
-  }
+  if (args !== undefined) checkArray(args, "args", where);
   if (name !== undefined && typeof name !== "string") {
-    throw new TypeError(`${where}: 'name' must be a string: current value is ${String(name)}`);
+    throw new TypeError(`${where}: 'name' must be a string: current value is ${show(name)}`);
   }
 }

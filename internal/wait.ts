@@ -17,6 +17,8 @@
  * @module
  */
 
+import { checkMilliseconds } from "./options.ts";
+
 /** Options every waiting call takes. */
 export interface WaitOptions {
   /** Milliseconds to wait at most. `undefined` or `Infinity` waits forever. */
@@ -39,22 +41,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function checkTimeout(timeout: number | undefined, where: string): number {
   return timeout === undefined ? Infinity : checkMilliseconds(timeout, "timeout", where);
-}
-
-/**
- * Checks that an option named `name` is a number of milliseconds >= 0
- * (`Infinity` allowed) and returns it.
- *
- * @throws {RangeError} Naming the option and the value, when it is not.
- */
-export function checkMilliseconds(value: unknown, name: string, where: string): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    const shown = typeof value === "string" ? JSON.stringify(value) : String(value);
-    throw new RangeError(
-      `${where}: '${name}' must be a number of milliseconds >= 0: current value is ${shown}`,
-    );
-  }
-  return value;
 }
 
 /**

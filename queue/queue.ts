@@ -17,6 +17,7 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import { checkOptionNames, wholeNumber } from "../internal/options.ts";
 import { acquireSteps, takeFree } from "../sync/_permits.ts";
 import {
   adopting,
@@ -53,34 +54,11 @@ export function queueRing(queue: Queue<any>): Ring {
 
 function checkOptions(options: QueueOptions | undefined, name: string): number {
   if (options === undefined) return Infinity;
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `Cannot create ${name}: options must be an object: current value is ${String(options)}`,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== "maxSize") {
-      throw new TypeError(
-        `Cannot create ${name}: unknown option '${key}' (did you mean 'maxSize'?)`,
-      );
-    }
-  }
+  const where = `Cannot create ${name}`;
+  checkOptionNames(options, ["maxSize"], where);
   const maxSize = options.maxSize;
   if (maxSize === undefined || maxSize === Infinity) return Infinity;
-  if (typeof maxSize !== "number") {
-    throw new TypeError(
-      `Cannot create ${name}: 'maxSize' must be a whole number >= 1: current value is ${
-        typeof maxSize === "string" ? JSON.stringify(maxSize) : String(maxSize)
-      }`,
-    );
-  }
-  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 0x7fff_ffff) {
-    throw new RangeError(
-      `Cannot create ${name}: 'maxSize' must be a whole number from 1 to ${0x7fff_ffff}, or ` +
-        `omitted for no bound: current value is ${maxSize}`,
-    );
-  }
-  return maxSize;
+  return wholeNumber(maxSize, "maxSize", 1, where, 0x7fff_ffff);
 }
 
 /** Reads the options of a waiting call: the timeout, after checking the signal. */

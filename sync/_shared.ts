@@ -6,6 +6,7 @@
  * @module
  */
 
+import { wholeNumber } from "../internal/options.ts";
 import { SerializationError, TimeoutError } from "../errors.ts";
 import type { DescribeContext } from "../internal/codec.ts";
 import { takeOwnerDied } from "../internal/broker.ts";
@@ -103,22 +104,7 @@ export const MAX_COUNT = 0x7fff_ffff;
  * @throws {RangeError} When it is not whole or out of range.
  */
 export function checkCount(value: unknown, min: number, where: string, name: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `${where}: '${name}' must be a whole number >= ${min}: current value is ${show(value)}`,
-    );
-  }
-  if (!Number.isInteger(value) || value < min || value > MAX_COUNT) {
-    throw new RangeError(
-      `${where}: '${name}' must be a whole number >= ${min}` +
-        (value > MAX_COUNT ? ` and <= ${MAX_COUNT}` : "") + `: current value is ${value}`,
-    );
-  }
-  return value;
-}
-
-function show(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
+  return wholeNumber(value, name, min, where, MAX_COUNT);
 }
 
 // ---- how waits end ----------------------------------------------------------
