@@ -64,9 +64,10 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from "../errors.ts";
-import { onSettled, rejectTask, resolveTask, Task } from "../futures.ts";
+import { rejectTask, resolveTask, Task } from "../futures.ts";
 import { isTaskRef, type TaskFunction } from "../tasks.ts";
 import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
+import { type Chunks, lazyMap, mapAll, type MapOptions } from "./maps.ts";
 import { checkArray, checkMilliseconds, checkOptionNames, show, wholeNumber } from "./options.ts";
 import {
   type DoneMessage,
@@ -167,12 +168,6 @@ export interface TaskOptions {
   timeout?: number;
   /** Objects to transfer rather than copy (threads only). */
   transfer?: Transferable[];
-}
-
-/** Options of `map`, `starmap`, `imap` and `imapUnordered`. */
-export interface MapOptions {
-  /** Items per job. `map` picks one from the input's length; the iterators default to 1. */
-  chunkSize?: number;
 }
 
 /** A snapshot of what a pool is doing. */
@@ -307,6 +302,8 @@ export class Pool {
   #broken?: BrokenPoolError;
   #drained?: { promise: Promise<void>; resolve: () => void };
   readonly #stats = { completed: 0, failed: 0, cancelled: 0, crashed: 0 };
+  /** What `internal/maps.ts` builds `map` and the `imap`s on. */
+  readonly #chunks: Chunks;
 
   /**
    * Creates a pool of `kind` workers. Use `ThreadPool` or `ProcessPool`.
@@ -358,6 +355,19 @@ export class Pool {
     poolCounters.set(label, number);
     this.#label = `${label}-${number}`;
     this.#workerName = workerName;
+    const records = new WeakMap<Task<unknown>, TaskRecord>();
+    this.#chunks = {
+      label: this.#label,
+      maxWorkers: this.#maxWorkers,
+      checkFn: (fn, where) => void toFnSpec(fn, `${where}: 'fn'`),
+      submit: (fn, items, mode, where) => {
+        const spec = toFnSpec(fn, `${where}: 'fn'`);
+        const record = this.#enqueue(spec, [items], mode, Infinity, undefined, undefined, false);
+        records.set(record.task, record);
+        return record.task as Task<unknown[]>;
+      },
+      withdraw: (task, why) => this.#withdraw(records.get(task)!, why),
+    };
     for (let i = 0; i < this.#minWorkers; i++) this.#startWorker();
   }
 
@@ -427,7 +437,7 @@ export class Pool {
     items: Iterable<T>,
     options?: MapOptions,
   ): Promise<Awaited<R>[]> {
-    return this.#mapAll(fn, items, "map", options ?? {});
+    return mapAll(this.#chunks, fn, items, "map", options ?? {});
   }
 
   /**
@@ -445,7 +455,7 @@ export class Pool {
     items: Iterable<A>,
     options?: MapOptions,
   ): Promise<Awaited<R>[]> {
-    return this.#mapAll(fn, items, "starmap", options ?? {});
+    return mapAll(this.#chunks, fn, items, "starmap", options ?? {});
   }
 
   /**
@@ -465,7 +475,7 @@ export class Pool {
     items: Iterable<T> | AsyncIterable<T>,
     options?: MapOptions,
   ): AsyncIterableIterator<Awaited<R>> {
-    return this.#lazyMap(fn, items, options ?? {}, true);
+    return lazyMap(this.#chunks, fn, items, options ?? {}, true);
   }
 
   /**
@@ -483,7 +493,7 @@ export class Pool {
     items: Iterable<T> | AsyncIterable<T>,
     options?: MapOptions,
   ): AsyncIterableIterator<Awaited<R>> {
-    return this.#lazyMap(fn, items, options ?? {}, false);
+    return lazyMap(this.#chunks, fn, items, options ?? {}, false);
   }
 
   /**
@@ -1114,128 +1124,6 @@ export class Pool {
       Promise.all(this.#ending).then(() => resolve());
     }
   }
-
-  // ---- maps --------------------------------------------------------------
-
-  async #mapAll<R>(
-    fn: TaskFunction<any, R>,
-    items: Iterable<unknown>,
-    mode: "map" | "starmap",
-    options: MapOptions,
-  ): Promise<Awaited<R>[]> {
-    const where = `${this.#label}.${mode}`;
-    checkOptionNames(options, MAP_OPTIONS, where);
-    const spec = toFnSpec(fn, `${where}: 'fn'`);
-    const all = Array.isArray(items) ? items : [...items];
-    let chunkSize: number;
-    if (options.chunkSize === undefined) {
-      chunkSize = Math.max(1, Math.ceil(all.length / (this.#maxWorkers * 4)));
-    } else {
-      chunkSize = wholeNumber(options.chunkSize, "chunkSize", 1, where);
-    }
-    const chunks: TaskRecord[] = [];
-    for (let i = 0; i < all.length; i += chunkSize) {
-      chunks.push(
-        this.#enqueue(
-          spec,
-          [all.slice(i, i + chunkSize)],
-          mode,
-          Infinity,
-          undefined,
-          undefined,
-          false,
-        ),
-      );
-    }
-    // As Python's map: the error of the first failing item in input order, not in time.
-    const results: Awaited<R>[] = [];
-    for (let i = 0; i < chunks.length; i++) {
-      try {
-        results.push(...await chunks[i].task as Awaited<R>[]);
-      } catch (error) {
-        // As concurrent.futures: chunks not started yet are cancelled, running ones finish.
-        for (const later of chunks.slice(i + 1)) this.#withdraw(later, `${where} failed`);
-        throw error;
-      }
-    }
-    return results;
-  }
-
-  #lazyMap<T, R>(
-    fn: TaskFunction<[T], R>,
-    items: Iterable<T> | AsyncIterable<T>,
-    options: MapOptions,
-    ordered: boolean,
-  ): AsyncIterableIterator<Awaited<R>> {
-    const where = `${this.#label}.${ordered ? "imap" : "imapUnordered"}`;
-    checkOptionNames(options, MAP_OPTIONS, where);
-    const spec = toFnSpec(fn, `${where}: 'fn'`);
-    const chunkSize = wholeNumber(options.chunkSize ?? 1, "chunkSize", 1, where);
-    const inFlight = this.#maxWorkers * 2;
-    // deno-lint-ignore no-this-alias
-    const pool = this;
-    async function* generate(): AsyncGenerator<Awaited<R>, void, undefined> {
-      const source = Symbol.asyncIterator in items
-        ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
-        : (items as Iterable<T>)[Symbol.iterator]();
-      const chunks: TaskRecord[] = [];
-      /** For `imapUnordered`: chunks that have settled, in the order they did. */
-      const finished: TaskRecord[] = [];
-      let wake: (() => void) | undefined;
-      let exhausted = false;
-      const refill = async () => {
-        while (!exhausted && chunks.length < inFlight) {
-          const chunk: T[] = [];
-          while (chunk.length < chunkSize) {
-            const next = await source.next();
-            if (next.done) {
-              exhausted = true;
-              break;
-            }
-            chunk.push(next.value);
-          }
-          if (chunk.length > 0) {
-            const record = pool.#enqueue(
-              spec,
-              [chunk],
-              "map",
-              Infinity,
-              undefined,
-              undefined,
-              false,
-            );
-            chunks.push(record);
-            if (!ordered) {
-              onSettled(record.task, () => {
-                finished.push(record);
-                wake?.();
-              });
-            }
-          }
-        }
-      };
-      try {
-        await refill();
-        while (chunks.length > 0) {
-          let chunk: TaskRecord;
-          if (ordered) {
-            chunk = chunks.shift()!;
-          } else {
-            while (finished.length === 0) await new Promise<void>((resolve) => wake = resolve);
-            chunk = finished.shift()!;
-            chunks.splice(chunks.indexOf(chunk), 1);
-          }
-          const results = await chunk.task as Awaited<R>[];
-          await refill();
-          yield* results;
-        }
-      } finally {
-        for (const chunk of chunks) pool.#withdraw(chunk, "the loop reading its results ended");
-        if (!exhausted) await source.return?.();
-      }
-    }
-    return generate();
-  }
 }
 
 // ---- helpers ---------------------------------------------------------------
@@ -1256,7 +1144,6 @@ const COMMON_OPTIONS = [
 ] as const;
 
 const TASK_OPTIONS = ["signal", "timeout", "transfer"] as const;
-const MAP_OPTIONS = ["chunkSize"] as const;
 
 /** Turns a task function into what travels: a module reference or source text. */
 export function toFnSpec(fn: unknown, where: string): FnSpec {
