@@ -65,10 +65,11 @@ import {
   WorkerCrashedError,
 } from "../errors.ts";
 import { rejectTask, resolveTask, Task } from "../futures.ts";
-import { isTaskRef, type TaskFunction } from "../tasks.ts";
+import type { TaskFunction } from "../tasks.ts";
 import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
 import { type Chunks, lazyMap, mapAll, type MapOptions } from "./maps.ts";
-import { checkArray, checkMilliseconds, checkOptionNames, show, wholeNumber } from "./options.ts";
+import { fnIdOf, fnName, toFnSpec } from "./functions.ts";
+import { checkArray, checkMilliseconds, checkOptionNames, wholeNumber } from "./options.ts";
 import {
   type DoneMessage,
   FAILED,
@@ -252,9 +253,6 @@ interface WorkerRecord {
 let nextTaskId = 1;
 let nextWorkerId = 1;
 const poolCounters = new Map<string, number>();
-const fnSpecs = new WeakMap<object, FnSpec>();
-/** Closures made afresh in a loop share one spec (and one id in the worker). */
-const specsBySource = new Map<string, FnSpec>();
 
 let handlesOf: (pool: Pool) => WorkerHandle[];
 
@@ -1145,47 +1143,6 @@ const COMMON_OPTIONS = [
 
 const TASK_OPTIONS = ["signal", "timeout", "transfer"] as const;
 
-/** Turns a task function into what travels: a module reference or source text. */
-export function toFnSpec(fn: unknown, where: string): FnSpec {
-  if (isTaskRef(fn)) {
-    let spec = fnSpecs.get(fn);
-    if (spec === undefined) {
-      spec = { module: fn.module, name: fn.name };
-      fnSpecs.set(fn, spec);
-    }
-    return spec;
-  }
-  if (typeof fn !== "function") {
-    throw new TypeError(
-      `${where} must be a function or a TaskRef from tasks(url): current value is ${show(fn)}`,
-    );
-  }
-  let spec = fnSpecs.get(fn);
-  if (spec === undefined) {
-    const source = Function.prototype.toString.call(fn);
-    if (source.endsWith("{ [native code] }")) {
-      throw new TypeError(
-        `${where}: "${fn.name}" is a built-in or bound function, which cannot travel as source; ` +
-          `wrap it in an arrow function or export it from a module and use tasks(url)`,
-      );
-    }
-    if (source.startsWith("class")) {
-      throw new TypeError(`${where}: "${fn.name}" is a class, not a function`);
-    }
-    const key = `${fn.name}\n${source}`;
-    spec = specsBySource.get(key);
-    if (spec === undefined) {
-      spec = { source, name: fn.name };
-      specsBySource.set(key, spec);
-    }
-    fnSpecs.set(fn, spec);
-  }
-  return spec;
-}
-
-const fnIds = new WeakMap<FnSpec, number>();
-let nextFnId = 1;
-
 /**
  * Sends `records` to `worker` in one message, with the definitions of the
  * functions it has not seen. A worker counts a function as defined only once
@@ -1209,11 +1166,7 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
   const transfer: Transferable[] = [];
   for (let i = 0; i < records.length; i++) {
     const record = records[i];
-    let fnId = fnIds.get(record.fn);
-    if (fnId === undefined) {
-      fnId = nextFnId++;
-      fnIds.set(record.fn, fnId);
-    }
+    const fnId = fnIdOf(record.fn);
     if (!worker.defined.has(fnId) && !define.some(([id]) => id === fnId)) {
       define.push([fnId, record.fn]);
     }
@@ -1232,8 +1185,4 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     for (const item of record.transfer) transfer.push(item);
   }
   return [{ type: "run", define, ids, slots, fns, arities, args, extras }, transfer];
-}
-
-function fnName(spec: FnSpec): string {
-  return spec.name || "anonymous";
 }

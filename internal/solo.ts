@@ -11,12 +11,12 @@ import type { TaskFunction } from "../tasks.ts";
 import {
   Pool,
   type PoolOptions,
-  toFnSpec,
   type WorkerHandle,
   workerHandles,
   type WorkerKind,
 } from "./pool.ts";
 import { checkArray, checkOptionNames, show } from "./options.ts";
+import { toFnSpec } from "./functions.ts";
 
 /** What `Thread` and `Process` take. */
 export interface SoloOptions<A extends unknown[], R> {
