@@ -93,6 +93,12 @@ export interface ReplyMessage {
 /** The most calls one child may have waiting in the parent at once. */
 export const MAX_CALLS_IN_FLIGHT = 10_000;
 
+/** The most bytes of arguments (a queue item…) one child's waiting calls may hold in the parent. */
+export const MAX_HELD_BYTES = 256 * 1024 * 1024;
+
+/** No listed method takes more arguments. */
+const MAX_ARGS = 4;
+
 // ---- parent side -----------------------------------------------------------
 
 /** Every object passed to a child, by its capability. */
@@ -178,6 +184,8 @@ export class BrokerSession {
   readonly #leases = new Map<string, object>();
   /** Calls still running, by call number: aborted if the child aborts them or dies. */
   readonly #calls = new Map<number, AbortController>();
+  /** Bytes of the frames of the calls still running. */
+  #held = 0;
   #closed = false;
 
   /**
@@ -215,7 +223,7 @@ export class BrokerSession {
   }
 
   /** Performs a call from the child, or ends the child if the call is not one it may make. */
-  async perform(message: CallMessage): Promise<void> {
+  async perform(message: CallMessage, bytes = 0): Promise<void> {
     if (this.#closed) return;
     let ok = true;
     let value: unknown;
@@ -224,31 +232,49 @@ export class BrokerSession {
       const target = this.#admit(message);
       if (target === undefined) return;
       const shapes = specOf(target).calls![method];
-      const args = message.handles === true
-        ? this.reviveFromChild(message.args)
-        : message.args.slice(0, shapes.length);
+      // A plain copy: `slice` would call a `constructor` the child put on its array.
+      const args: unknown[] = [];
+      for (let i = 0; i < shapes.length; i++) args.push(message.args[i]);
+      if (message.handles === true) this.reviveFromChild(args);
       const abort = new AbortController();
       if (call !== 0) this.#calls.set(call, abort);
+      this.#held += bytes;
       try {
+        if (this.#held > MAX_HELD_BYTES) {
+          throw new Violation(`more than ${MAX_HELD_BYTES} bytes of arguments in calls at once`);
+        }
         value = await this.#apply(target, method, shapes, args, abort.signal);
       } catch (error) {
+        if (error instanceof Violation) throw error;
         ok = false;
         value = error;
       } finally {
         this.#calls.delete(call);
+        this.#held -= bytes;
       }
     } catch (error) {
-      if (!(error instanceof Violation)) throw error;
-      this.#violate(error.message);
+      this.#violate(
+        error instanceof Violation ? error.message : `a call the parent could not read (${error})`,
+      );
       return;
     }
     if (call === 0 || this.#closed) return;
-    if (!ok) {
-      this.#reply({ type: "reply", call, ok, value: packError(value), modules: [] });
-      return;
+    try {
+      if (!ok) {
+        this.#reply({ type: "reply", call, ok, value: packError(value), modules: [] });
+        return;
+      }
+      const encoded = encode(value, parentContext);
+      this.#reply({ type: "reply", call, ok, value: encoded.value, modules: encoded.modules });
+    } catch (error) {
+      // The answer cannot be sent (over the frame limit, nested too deeply): say so instead.
+      const problem = new SerializationError(
+        `Cannot send the answer of ${method} to the child process: ${
+          (error as Error)?.message ?? "it cannot be encoded"
+        }`,
+      );
+      this.#reply({ type: "reply", call, ok: false, value: packError(problem), modules: [] });
     }
-    const encoded = encode(value, parentContext);
-    this.#reply({ type: "reply", call, ok, value: encoded.value, modules: encoded.modules });
   }
 
   /**
@@ -258,7 +284,8 @@ export class BrokerSession {
   #admit(message: CallMessage): object | undefined {
     const { call, object, method, args } = message;
     if (
-      !Number.isSafeInteger(call) || call < 0 || typeof method !== "string" || !Array.isArray(args)
+      !Number.isSafeInteger(call) || call < 0 || typeof method !== "string" ||
+      !Array.isArray(args) || args.length > MAX_ARGS || typeof message.handles !== "boolean"
     ) {
       throw new Violation("a malformed call");
     }
@@ -429,6 +456,11 @@ function checkArg(
       const timeout = Object.hasOwn(value as object, "timeout")
         ? (value as { timeout: unknown }).timeout
         : undefined;
+      if (timeout !== undefined && typeof timeout !== "number") {
+        throw new TypeError(
+          `${where}: 'timeout' must be a number of milliseconds, not ${describeType(timeout)}`,
+        );
+      }
       return { timeout, signal };
     }
   }

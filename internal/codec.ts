@@ -124,6 +124,47 @@ function isPrimitive(value: unknown): boolean {
   return typeof value !== "object" || value === null;
 }
 
+/** Above this length an array is checked for holes before it is walked by index. */
+const SPARSE_CHECK = 65_536;
+
+/**
+ * The indexes of `array` that hold items, in order. A sparse array (a child
+ * can send one 26 bytes long with a length of 2**32 - 2) is walked by its
+ * own keys, never by its length.
+ */
+function indexes(array: unknown[]): Iterable<number> {
+  const length = array.length;
+  if (length > SPARSE_CHECK) {
+    const keys = Object.keys(array);
+    if (keys.length < length) {
+      return keys.map(Number).filter((i) => Number.isInteger(i) && i >= 0 && i < length);
+    }
+  }
+  return {
+    *[Symbol.iterator]() {
+      for (let i = 0; i < length; i++) yield i;
+    },
+  };
+}
+
+function allPrimitive(array: unknown[]): boolean {
+  const length = array.length;
+  if (length <= SPARSE_CHECK) {
+    for (let i = 0; i < length; i++) if (!isPrimitive(array[i])) return false;
+    return true;
+  }
+  for (const i of indexes(array)) if (!isPrimitive(array[i])) return false;
+  return true;
+}
+
+/** A copy of an array's items, holes kept (no `slice`: it would call the array's `constructor`). */
+function copyItems(array: unknown[]): unknown[] {
+  const copy: unknown[] = [];
+  copy.length = array.length;
+  for (const i of indexes(array)) copy[i] = array[i];
+  return copy;
+}
+
 /**
  * Registers how to revive descriptors of `kind`. Called at the top level of
  * the module named in those descriptors.
@@ -146,7 +187,7 @@ export interface Encoded<T> {
  */
 export function encode<T>(value: T, context: DescribeContext): Encoded<T> {
   if (typeof value !== "object" || value === null) return { value, modules: NONE };
-  if (Array.isArray(value) && value.every(isPrimitive)) return { value, modules: NONE };
+  if (Array.isArray(value) && allPrimitive(value)) return { value, modules: NONE };
   const modules = new Set<string>();
   const encoded = encodeNode(value, context, modules, new Map(), 0) as T;
   return { value: encoded, modules: [...modules] };
@@ -185,11 +226,11 @@ function encodeNode(
       : value;
   if (Array.isArray(node)) {
     let copy: unknown[] | undefined;
-    for (let i = 0; i < node.length; i++) {
+    for (const i of indexes(node)) {
       const item = node[i];
       const encoded = child(item);
       if (encoded !== item) {
-        copy ??= node.slice();
+        copy ??= copyItems(node);
         copy[i] = encoded;
       }
     }
@@ -314,7 +355,7 @@ function reviveNode(
   }
   seen.add(node);
   if (Array.isArray(node)) {
-    for (let i = 0; i < node.length; i++) node[i] = reviveNode(node[i], reviveOne, seen);
+    for (const i of indexes(node)) node[i] = reviveNode(node[i], reviveOne, seen);
   } else if (node instanceof Map) {
     for (const [key, item] of node) node.set(key, reviveNode(item, reviveOne, seen));
   } else if (node instanceof Set) {
@@ -402,14 +443,16 @@ export function unpackError(packed: unknown, depth = 0): unknown {
     return packed;
   }
   if (depth > MAX_CAUSE_DEPTH) return packed;
+  // Only strings are read as strings: converting a child's object could run for seconds.
   const { name, message, stack, cause, props } = packed as Partial<PackedError>;
+  const text = typeof message === "string" ? message : "";
   const error = Object.hasOwn(packed, "cause")
-    ? new Error(String(message), { cause: unpackError(cause, depth + 1) })
-    : new Error(String(message));
+    ? new Error(text, { cause: unpackError(cause, depth + 1) })
+    : new Error(text);
   const known = typeof name === "string" ? KNOWN_ERRORS.get(name) : undefined;
   Object.setPrototypeOf(error, (known ?? Error).prototype);
   const data = (value: unknown) => ({ value, writable: true, configurable: true });
-  Object.defineProperty(error, "name", data(String(name)));
+  Object.defineProperty(error, "name", data(typeof name === "string" ? name : "Error"));
   if (typeof stack === "string") Object.defineProperty(error, "stack", data(stack));
   if (typeof props === "object" && props !== null) {
     for (const key of Object.keys(props)) {
@@ -434,12 +477,15 @@ export function reviveDescriptor(descriptor: Descriptor, context: DescribeContex
 export function describeType(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "function") {
-    return value.name ? `a function (${value.name})` : "a function";
+    return typeof value.name === "string" && value.name
+      ? `a function (${value.name.slice(0, 100)})`
+      : "a function";
   }
   if (typeof value === "symbol") return "a symbol";
   if (typeof value !== "object") return typeof value;
+  if (Array.isArray(value)) return "an array";
   const name = Object.getPrototypeOf(value)?.constructor?.name;
-  return name ? `an instance of ${name}` : "an object";
+  return typeof name === "string" && name ? `an instance of ${name.slice(0, 100)}` : "an object";
 }
 
 /**

@@ -7,17 +7,25 @@
  * @module
  */
 
-/** A value as an error message shows it: strings quoted, bigints with their `n`. */
+import { describeType } from "./codec.ts";
+
+/**
+ * A value as an error message shows it: strings quoted (the first 100
+ * characters), bigints with their `n`, objects by their kind only. The value
+ * may come from a child process, so nothing of it is converted or called:
+ * `String()` of a small array can build gigabytes of text.
+ */
 export function show(value: unknown): string {
   switch (typeof value) {
     case "string":
-      return JSON.stringify(value);
+      return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
     case "bigint":
       return `${value}n`;
     case "symbol":
-      return value.toString();
+      return "a symbol";
+    case "object":
     case "function":
-      return value.name ? `a function (${value.name})` : "a function";
+      return describeType(value);
     default:
       return String(value);
   }

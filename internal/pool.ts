@@ -213,6 +213,8 @@ function isPrimitive(value: unknown): boolean {
 const WINDOW_BUDGET_MS = 2;
 /** How long a worker holding queued jobs may stay silent before an idle one takes them. */
 const STEAL_AFTER_MS = 10;
+/** Workers that may die while a task is the next to start, before it fails instead. */
+const MAX_CRASHES_NEXT = 3;
 /** How long a worker abandoned by a cancelled task may take to finish it. */
 const RETIRE_GRACE_MS = 500;
 
@@ -231,6 +233,8 @@ interface TaskRecord {
   slot: number;
   timer?: ReturnType<typeof setTimeout>;
   detach?: () => void;
+  /** How many workers died while this task was the next of theirs to start. */
+  crashesNext: number;
 }
 
 interface WorkerRecord {
@@ -598,6 +602,7 @@ export class Pool {
       timeout,
       phase: "queued",
       slot: -1,
+      crashesNext: 0,
     };
     const task = new Task<unknown>(id, (why) => this.#cancelRecord(record, undefined, why));
     record.task = task;
@@ -890,7 +895,7 @@ export class Pool {
    * queue. It no longer counts toward the worker's `maxTasksPerWorker`; its
    * slot stays taken until the worker reports it skipped.
    */
-  #takeBack(worker: WorkerRecord): void {
+  #takeBack(worker: WorkerRecord): TaskRecord[] {
     const taken: TaskRecord[] = [];
     for (const [slot, record] of worker.jobs) {
       if (record === undefined || record.phase !== "sent") continue;
@@ -902,6 +907,7 @@ export class Pool {
       taken.push(record);
     }
     this.#pending.unshift(...taken);
+    return taken;
   }
 
   /** Any state → gone: the pool forgets `worker`. Its transport ends it, or it has ended. */
@@ -941,7 +947,26 @@ export class Pool {
     // A retiring worker was stopped by the pool (a cancelled process is killed): not a crash.
     if (worker.state !== "retiring") this.#stats.crashed++;
     this.#remove(worker);
-    this.#takeBack(worker);
+    const next = this.#takeBack(worker)[0];
+    // The job next in line when a worker that had answered dies may be what killed it (a
+    // child can even erase its journal): after MAX_CRASHES_NEXT such deaths it runs no more.
+    if (!starting && next !== undefined && ++next.crashesNext >= MAX_CRASHES_NEXT) {
+      this.#pending.splice(this.#pending.indexOf(next), 1);
+      this.#fail(
+        next,
+        new WorkerCrashedError({
+          taskId: next.id,
+          workerName: worker.name,
+          exitCode: exit.code,
+          signal: exit.signal,
+          cause: new Error(
+            `${MAX_CRASHES_NEXT} workers died while this task was the next to start; ` +
+              `it is not run again`,
+            { cause: exit.cause },
+          ),
+        }),
+      );
+    }
     let ranSomething = false;
     for (const record of worker.jobs.values()) {
       if (record === undefined || record.phase !== "sent") continue;

@@ -1,3 +1,4 @@
+import { show } from "../internal/options.ts";
 /**
  * Typed cells in shared memory: what `Value` and `SharedArray` are made of.
  *
@@ -88,7 +89,7 @@ export class CellStore {
     if (this.#big ? typeof value !== "bigint" : typeof value !== "number") {
       throw new TypeError(
         `${where}: a ${this.type} holds ${this.#big ? "a bigint" : "a number"}: current value is ${
-          typeof value === "bigint" ? `${value}n` : JSON.stringify(value) ?? String(value)
+          show(value)
         }`,
       );
     }

@@ -28,7 +28,7 @@ import {
   parentContext,
   type ReplyMessage,
 } from "../internal/broker.ts";
-import { encodeFrame, FrameChannel } from "./_channel.ts";
+import { encodeFrame, FrameChannel, MAX_FRAME } from "./_channel.ts";
 import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
 import { type CheckedDone, ChildLedger, ChildViolation } from "./_untrusted.ts";
 
@@ -37,8 +37,17 @@ const childUrl = new URL("./_child.ts", import.meta.url);
 /** How long an idle child may take to exit once its channel closes. */
 const GRACEFUL_EXIT_MS = 2_000;
 
+/** The most journal entries read back: more than any child runs between two reads. */
+const MAX_JOURNAL_ENTRIES = 1 << 22;
+
 /** How long a connection may take to prove itself. */
 const HELLO_TIMEOUT_MS = 10_000;
+
+/** The longest frame a connection may send before it has proved itself: a hello is ~90 bytes. */
+const HELLO_MAX_FRAME = 1024;
+
+/** Connections that may be waiting to prove themselves at once; more are closed at once. */
+const MAX_UNPROVEN = 64;
 
 interface Hello {
   type: "hello";
@@ -48,7 +57,9 @@ interface Hello {
 /** Receives a child's channel and its incoming messages once it has proved itself. */
 type Admit = (
   channel: FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>,
-  listen: (handler: (message: FromWorker | CallMessage | AbortMessage) => void) => Promise<void>,
+  listen: (
+    handler: (message: FromWorker | CallMessage | AbortMessage, bytes: number) => void,
+  ) => Promise<void>,
 ) => void;
 
 /** The listener and directory that all children of this program use. */
@@ -58,6 +69,8 @@ class Rendezvous {
   readonly #listener: Deno.TcpListener;
   readonly #expected = new Map<string, Admit>();
   #users = 0;
+  #unproven = 0;
+  #closed = false;
 
   constructor() {
     this.dir = Deno.makeTempDirSync({ prefix: "parallel-core-" });
@@ -68,32 +81,50 @@ class Rendezvous {
   }
 
   async #accept(): Promise<void> {
-    try {
-      for await (const connection of this.#listener) this.#greet(connection);
-    } catch {
-      // The listener was closed.
+    while (!this.#closed) {
+      let connection: Deno.TcpConn;
+      try {
+        connection = await this.#listener.accept();
+      } catch {
+        if (this.#closed) return;
+        // Out of file descriptors, say: children still to come must not be locked out.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      this.#greet(connection);
     }
   }
 
   /** Admits a connection whose first message carries a token we expect; closes any other. */
   #greet(connection: Deno.TcpConn): void {
+    if (this.#unproven >= MAX_UNPROVEN) {
+      connection.close();
+      return;
+    }
+    this.#unproven++;
+    let unproven = true;
+    const proven = () => {
+      if (unproven) this.#unproven--;
+      unproven = false;
+    };
     connection.setNoDelay(true);
     const channel = new FrameChannel<
       FromWorker | CallMessage | AbortMessage | Hello,
       ToWorker | ReplyMessage
-    >(
-      connection,
-    );
+    >(connection, HELLO_MAX_FRAME);
     const timer = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
-    let forward: ((message: FromWorker | CallMessage | AbortMessage) => void) | undefined;
+    let forward:
+      | ((message: FromWorker | CallMessage | AbortMessage, bytes: number) => void)
+      | undefined;
     let listened: PromiseWithResolvers<void> | undefined;
-    const done = channel.listen((message) => {
+    const done = channel.listen((message, bytes) => {
       if (forward !== undefined) {
-        forward(message as FromWorker | CallMessage | AbortMessage);
+        forward(message as FromWorker | CallMessage | AbortMessage, bytes);
         return;
       }
       if (listened !== undefined) return; // Admitted, its handler not yet set.
       clearTimeout(timer);
+      proven();
       const hello = message as Hello;
       const admit = hello?.type === "hello" && typeof hello.token === "string"
         ? this.#expected.get(hello.token)
@@ -103,6 +134,7 @@ class Rendezvous {
         return;
       }
       this.#expected.delete(hello.token);
+      channel.maxFrame = MAX_FRAME;
       listened = Promise.withResolvers<void>();
       admit(
         channel as FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>,
@@ -116,7 +148,12 @@ class Rendezvous {
       () => listened?.resolve(),
       // Once admitted, a stream that breaks the framing is the child's doing.
       (error) => listened?.reject(error),
-    ).finally(() => clearTimeout(timer));
+    ).finally(() => {
+      clearTimeout(timer);
+      proven();
+      // A connection that ended or broke the framing before it was admitted is closed here.
+      if (listened === undefined) channel.close();
+    });
   }
 
   /** Registers a child's token; `admit` receives its channel once it connects. */
@@ -134,6 +171,7 @@ class Rendezvous {
   }
 
   close(): void {
+    this.#closed = true;
     try {
       this.#listener.close();
     } catch {
@@ -156,12 +194,23 @@ function randomToken(): string {
 }
 
 /** The task ids a dead child journalled as started. */
-function readJournal(path: string): Set<number> {
+/**
+ * The task ids a dead child journalled as started. The child can write its
+ * journal, so at most `given` entries (one per task it was given) are read.
+ */
+function readJournal(path: string, given: number): Set<number> {
   const started = new Set<number>();
   try {
-    const bytes = Deno.readFileSync(path);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let offset = 0; offset + 4 <= bytes.byteLength; offset += 4) {
+    using file = Deno.openSync(path);
+    const bytes = new Uint8Array(Math.min(given, MAX_JOURNAL_ENTRIES) * 4);
+    let filled = 0;
+    while (filled < bytes.byteLength) {
+      const read = file.readSync(bytes.subarray(filled));
+      if (read === null || read === 0) break;
+      filled += read;
+    }
+    const view = new DataView(bytes.buffer, 0, filled);
+    for (let offset = 0; offset + 4 <= filled; offset += 4) {
       started.add(view.getInt32(offset, true));
     }
   } catch {
@@ -203,6 +252,8 @@ function spawnProcess(
     | FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>
     | undefined;
   const ledger = new ChildLedger();
+  /** How many tasks the child was given: the most journal entries worth reading. */
+  let given = 0;
   /** Set when the child sent what no honest child sends: the cause of its end. */
   let violation: Error | undefined;
   const violate = (reason: string) => {
@@ -217,12 +268,15 @@ function spawnProcess(
   };
   const session = new BrokerSession((reply) => channel?.send(reply), violate);
   /** Checks a message from the child and acts on it; ends the child on anything malformed. */
-  const receive = (raw: unknown) => {
+  const receive = (raw: unknown, bytes: number) => {
     if (violation !== undefined) return;
     try {
       const message = ledger.check(raw);
-      if (message.type === "call") session.perform(message);
-      else if (message.type === "abort") session.abort(message);
+      if (message.type === "call") {
+        session.perform(message, bytes).catch((error) => violate(`a bad call (${error})`));
+        // A child that does not read its replies must not make the parent hold them.
+        if ((channel?.backlog ?? 0) > MAX_FRAME) violate("more replies than it reads");
+      } else if (message.type === "abort") session.abort(message);
       else if (!alive) return;
       else if (message.type === "done") handle.onMessage(reviveResults(message as CheckedDone));
       else handle.onMessage(message);
@@ -286,7 +340,7 @@ function spawnProcess(
   };
 
   finished.then((status) => {
-    started = readJournal(journal);
+    started = readJournal(journal, given);
     if (!alive) return;
     alive = false;
     handle.onExit(
@@ -306,6 +360,7 @@ function spawnProcess(
     send(message: ToWorker) {
       if (message.type === "run") {
         ledger.give(message.slots);
+        given += message.slots.length;
         for (let i = 0; i < message.slots.length; i++) {
           idBySlot.set(message.slots[i], message.ids[i]);
         }
@@ -334,6 +389,8 @@ function spawnProcess(
     },
     async terminate() {
       alive = false;
+      // The pool is done with this child: it is served no more calls.
+      session.close();
       // Closing the channel ends an idle child with exit code 0; kill one that lingers.
       // (Its stdin stays open until it has exited, or its watchdog would kill it.)
       channel?.close();

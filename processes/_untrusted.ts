@@ -24,6 +24,9 @@ export interface CheckedDone extends DoneMessage {
   readonly handles: number[];
 }
 
+/** No batch of results is longer: a worker holds at most this many jobs. */
+const MAX_BATCH = 1024;
+
 /** Something no honest child sends; the message says what, for the error that ends it. */
 export class ChildViolation extends Error {}
 
@@ -42,7 +45,9 @@ export class ChildLedger {
 
   /** Checks a message from the child; returns it, or throws a {@linkcode ChildViolation}. */
   check(message: unknown): FromChild | CheckedDone {
-    if (!isRecord(message)) throw new ChildViolation("a message that is not an object");
+    if (!isRecord(message) || typeof message.type !== "string") {
+      throw new ChildViolation("a message that is not an object with a type");
+    }
     switch (message.type) {
       case "call":
       case "abort":
@@ -56,7 +61,9 @@ export class ChildLedger {
         this.#checkReady("started");
         if (!this.#given.has(message.slot as number) || this.#started.has(message.slot as number)) {
           throw new ChildViolation(
-            `a start for a task it was not given, or had started (slot ${message.slot})`,
+            `a start for a task it was not given, or had started (slot ${
+              typeof message.slot === "number" ? message.slot : typeof message.slot
+            })`,
           );
         }
         this.#started.add(message.slot as number);
@@ -66,7 +73,7 @@ export class ChildLedger {
         return this.#checkDone(message);
       default:
         throw new ChildViolation(
-          `an unknown message (type ${JSON.stringify(String(message.type)).slice(0, 40)})`,
+          `an unknown message (type ${JSON.stringify(message.type.slice(0, 40))})`,
         );
     }
   }
@@ -79,7 +86,8 @@ export class ChildLedger {
     const { slots, statuses, values, modules, busyMs } = message;
     if (
       !Array.isArray(slots) || !Array.isArray(statuses) || !Array.isArray(values) ||
-      statuses.length !== slots.length || values.length !== slots.length ||
+      slots.length > MAX_BATCH || statuses.length !== slots.length ||
+      values.length !== slots.length ||
       typeof busyMs !== "number" || !(busyMs >= 0) || busyMs === Infinity ||
       (modules !== undefined && !isRecord(modules))
     ) {
@@ -90,11 +98,15 @@ export class ChildLedger {
       const status = statuses[i];
       // SKIPPED answers a withdrawal, and a parent withdraws nothing from a live child.
       if (status !== OK && status !== FAILED) {
-        throw new ChildViolation(`a result of unknown status ${JSON.stringify(status)}`);
+        throw new ChildViolation(
+          `a result of unknown status ${typeof status === "number" ? status : typeof status}`,
+        );
       }
       if (!this.#given.delete(slots[i])) {
         throw new ChildViolation(
-          `a result for a task it was not given, or had answered (slot ${slots[i]})`,
+          `a result for a task it was not given, or had answered (slot ${
+            typeof slots[i] === "number" ? slots[i] : typeof slots[i]
+          })`,
         );
       }
       this.#started.delete(slots[i]);

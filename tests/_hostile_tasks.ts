@@ -1,7 +1,7 @@
 // Tasks that play a hostile child: each attacks its parent through the
 // channel, the broker or the codec, using only what a task can reach (the
 // library's own modules, which share its realm, and global prototypes).
-import type { Mutex, Queue } from "../mod.ts";
+import type { Mutex, Queue, Value } from "../mod.ts";
 import { revive } from "../internal/codec.ts";
 import { childContext } from "../internal/broker.ts";
 import { FrameChannel } from "../processes/_channel.ts";
@@ -176,4 +176,94 @@ export function startTwice(): string {
 export function skipOwnTask(): string {
   onNextSend((message, send) => send({ ...message, statuses: [2] }));
   return "real";
+}
+
+/** Puts `item` with an argument list that carries a `constructor` of its own. */
+export async function argsWithConstructor(given: Queue<unknown>, item: string): Promise<void> {
+  onNextSend((message, send) => {
+    const args: unknown[] & { constructor?: unknown } = [...message.args as unknown[]];
+    args.constructor = 5; // node:v8 keeps an array's other properties
+    send({ ...message, args });
+  });
+  await given.put(item);
+}
+
+/** Fails with a packed error whose message is an object that cannot become a string. */
+export function unprintableErrorMessage(): never {
+  onNextSend((message, send) => {
+    const values = (message.values as Message[]).map((packed) => ({
+      ...packed,
+      message: { toString: 1, valueOf: 1 },
+    }));
+    send({ ...message, values });
+  });
+  throw new Error("x");
+}
+
+/** Returns a 26-byte array whose length is 2**32 - 2, flagged as holding handles. */
+export function sparseResult(): string {
+  onNextSend((message, send) => {
+    const big: unknown[] = [];
+    big[2 ** 32 - 3] = 1;
+    send({ ...message, values: [big], modules: { 0: [] } });
+  });
+  return "x";
+}
+
+/** Puts such an array in a queue, then gets it back: the parent encodes it for the reply. */
+export async function sparseThroughQueue(given: Queue<unknown>): Promise<number> {
+  const big: unknown[] = [];
+  big[2 ** 32 - 3] = 1;
+  onNextSend((message, send) => send({ ...message, args: [big, undefined] }));
+  await given.put(0);
+  return ((await given.get()) as unknown[]).length;
+}
+
+/** An array of ~200 bytes whose `String()` has 2**26 characters. */
+function dag(): unknown[] {
+  let x: unknown[] = [];
+  for (let i = 0; i < 26; i++) x = [x, x];
+  return x;
+}
+
+/** Waits with a `timeout` that is such an array: the parent must not print it. */
+export async function dagTimeout(given: Queue<unknown>): Promise<string> {
+  try {
+    await given.get({ timeout: dag() as never });
+    return "no error";
+  } catch (error) {
+    return `${(error as Error).name}: ${(error as Error).message}`;
+  }
+}
+
+/** Fails with a packed error whose message and name are such arrays. */
+export function dagError(): never {
+  onNextSend((message, send) => {
+    const values = (message.values as Message[]).map((packed) => ({
+      ...packed,
+      name: dag(),
+      message: dag(),
+    }));
+    send({ ...message, values });
+  });
+  throw new Error("x");
+}
+
+/** Gets an item the parent cannot send as JSON within the frame limit (honest use). */
+export async function itemLength(given: Queue<string>): Promise<number> {
+  return (await given.get()).length;
+}
+
+/** Counts its run, erases its journal (the child may write it), and exits. */
+export async function eraseJournal(runs: Value<"int32">): Promise<never> {
+  await runs.add(1);
+  Deno.truncateSync(Deno.args[1], 0);
+  Deno.exit(1);
+}
+
+/** Opens and closes `count` connections to the parent's port without a word. */
+export async function knockAndLeave(count: number): Promise<number> {
+  const port = Number(Deno.args[0]);
+  for (let i = 0; i < count; i++) (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+  return count;
 }

@@ -3,7 +3,7 @@
 // for it beyond the allowed methods of the objects it was given, ended only
 // that child, and went on working.
 import assert from "node:assert/strict";
-import { Mutex, ProcessPool, Queue, tasks } from "../mod.ts";
+import { Mutex, ProcessPool, Queue, tasks, Value } from "../mod.ts";
 import { alive, failure, within } from "./_helpers.ts";
 
 const hostile = tasks<typeof import("./_hostile_tasks.ts")>(
@@ -137,4 +137,78 @@ Deno.test("a child may not leave more than 10,000 calls waiting in the parent", 
 
 async function waitUntil(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+// Found by a review that played the hostile child against the first version of these checks.
+
+Deno.test("an argument list with a constructor of its own does not crash the parent", async () => {
+  await using pool = sandboxedPool();
+  const queue = new Queue<string>();
+  await within(pool.submit(hostile.argsWithConstructor, queue, "item"));
+  assert.equal(queue.tryGet()?.value, "item");
+  await assertStillWorks(pool);
+});
+
+Deno.test("an error message that cannot become a string fails the task, not the parent", async () => {
+  await using pool = sandboxedPool();
+  const error = await failure(pool.submit(hostile.unprintableErrorMessage));
+  assert.equal(error.name, "Error");
+  assert.equal(error.message, "");
+  await assertStillWorks(pool);
+});
+
+Deno.test("a sparse array of length 2**32 - 2 is walked by what it holds", async () => {
+  await using pool = sandboxedPool();
+  const result = await within(pool.submit(hostile.sparseResult)) as unknown as unknown[];
+  assert.equal(result.length, 2 ** 32 - 2);
+  assert.equal(result[2 ** 32 - 3], 1);
+  assert.equal(await within(pool.submit(hostile.sparseThroughQueue, new Queue())), 2 ** 32 - 2);
+  await assertStillWorks(pool);
+});
+
+Deno.test("a child's values are never turned into text in the parent", async () => {
+  await using pool = sandboxedPool();
+  const answer = await within(pool.submit(hostile.dagTimeout, new Queue()));
+  assert.match(answer, /^TypeError: .*'timeout' must be a number of milliseconds, not an array/);
+  const error = await failure(pool.submit(hostile.dagError));
+  assert.equal(error.message, "");
+  await assertStillWorks(pool);
+});
+
+Deno.test("an answer too large for JSON goes as node:v8; one that cannot go at all is an error", async () => {
+  await using pool = sandboxedPool();
+  const queue = new Queue<string>();
+  // 45 MiB of control characters: 270 MiB as JSON, over the frame limit.
+  queue.putSync("\x01".repeat(45 * 1024 * 1024));
+  assert.equal(await within(pool.submit(hostile.itemLength, queue)), 45 * 1024 * 1024);
+  let deep: unknown = 0;
+  for (let i = 0; i < 2_000; i++) deep = [deep];
+  queue.putSync(deep as never);
+  const error = await failure(pool.submit(hostile.itemLength, queue));
+  assert.equal(error.name, "SerializationError");
+  assert.match(error.message, /Cannot send the answer of get/);
+  await assertStillWorks(pool);
+});
+
+Deno.test("a task that erases its journal and exits is not run again and again", async () => {
+  await using pool = sandboxedPool();
+  const runs = new Value("int32", 0);
+  const error = await failure(pool.submit(hostile.eraseJournal, runs));
+  assert.equal(error.name, "WorkerCrashedError");
+  assert.match(error.cause?.message, /3 workers died while this task was the next to start/);
+  assert.equal(runs.loadSync(), 3);
+  await assertStillWorks(pool);
+});
+
+Deno.test("connections that leave without a word do not hold the parent's file descriptors", async () => {
+  await using pool = sandboxedPool();
+  await within(pool.submit((x: number) => x, 0));
+  const before = openFiles();
+  assert.equal(await within(pool.submit(hostile.knockAndLeave, 200)), 200);
+  await within(waitUntil(() => openFiles() < before + 20));
+  await assertStillWorks(pool);
+});
+
+function openFiles(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
 }
