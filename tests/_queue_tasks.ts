@@ -147,3 +147,24 @@ export async function relay(input: Queue<unknown>, output: Queue<unknown>): Prom
   }
   return count;
 }
+
+/**
+ * Raises `flags[0]`, then `putSync`s a string of `length` times `char` once; returns "put" or
+ * the error's name. (The item is made here, so that a big one does not travel as an argument.)
+ */
+export function putRepeatedOnce(
+  queue: Queue<string>,
+  char: string,
+  length: number,
+  flags: Int32Array,
+  timeout: number,
+): string {
+  const item = char.repeat(length);
+  Atomics.store(flags, 0, 1);
+  try {
+    queue.putSync(item, { timeout });
+    return "put";
+  } catch (error) {
+    return (error as Error).name;
+  }
+}

@@ -228,3 +228,13 @@ export function timedEntries(lock: Mutex, inside: Int32Array, times: number): nu
   }
   return timeouts;
 }
+
+/**
+ * Takes the lock (blocking), writes `me` in the next place of `order` (`order[0]` counts
+ * the places taken), and releases it.
+ */
+export function acquireInTurn(lock: Mutex, order: Int32Array, me: number): void {
+  const lease = lock.acquireSync({ timeout: 10_000 });
+  order[1 + Atomics.add(order, 0, 1)] = me;
+  lease[Symbol.dispose]();
+}
