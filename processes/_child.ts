@@ -25,6 +25,22 @@ import { encodeFrame, FrameChannel } from "./_channel.ts";
 
 const [port, journalPath, capacity] = Deno.args;
 
+/**
+ * The watchdog thread: it holds the read end of the pipe the parent writes
+ * to this child's stdin. When the parent dies, even by SIGKILL, the pipe
+ * closes and the watchdog kills this process. It runs on its own thread, so
+ * it works even while the main thread is stuck in a synchronous loop that
+ * no event could interrupt. (The parent writes nothing after the token.)
+ */
+const WATCHDOG = `
+const buffer = new Uint8Array(256);
+try {
+  while (await Deno.stdin.read(buffer) !== null) {}
+} finally {
+  Deno.kill(Deno.pid, "SIGKILL");
+}
+`;
+
 /** The token is this many hex digits and a newline; the parent writes nothing else. */
 const TOKEN_LINE = 65;
 
@@ -59,7 +75,12 @@ await channel.drained();
 // From here the watchdog owns stdin: it ends this process if the parent dies,
 // even while this thread is stuck in a synchronous loop. Creating it blocks
 // this thread for about 9 ms, so it happens while the parent answers the hello.
-new Worker(new URL("./_watchdog.ts", import.meta.url), { type: "module", name: "watchdog" });
+// It starts from a data: URL: a worker's file would need read access to this
+// package, which the parent itself may not have (a child gets nothing its parent lacks).
+new Worker(`data:application/javascript,${encodeURIComponent(WATCHDOG)}`, {
+  type: "module",
+  name: "watchdog",
+});
 const settleCall = connectBroker((message) => channel.send(message));
 
 const runner = startRunner((message) => channel.send(message), {

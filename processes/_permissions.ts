@@ -160,12 +160,9 @@ export function childFlags(
     sys: [],
     import: [],
   };
-  if (needs.moduleUrl.protocol === "file:") {
-    // The whole package: the child imports the runner and its siblings.
-    extra.read.push(decodeURIComponent(new URL("../", needs.moduleUrl).pathname));
-  } else {
-    extra.import.push(needs.moduleUrl.host);
-  }
+  // A local package needs no grant: a main module and its static imports load without
+  // read access. A remote one needs its host.
+  if (needs.moduleUrl.protocol !== "file:") extra.import.push(needs.moduleUrl.host);
   // Task modules usually live in the project: let the child read it if the parent may.
   for (const dir of projectDirs()) if (granted("read", dir)) extra.read.push(dir);
 

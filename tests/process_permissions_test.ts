@@ -121,12 +121,7 @@ Deno.test("a child does not get read access to its parent's main-module director
 });
 
 Deno.test({
-  // BUG (found by this test): childFlags() in processes/_permissions.ts adds
-  // --allow-read=<this package's folder> for every child, without checking that the parent
-  // may read it, so a parent run without read access to the package (it imports it, which
-  // needs none) gets children that can read every file in that folder. DESIGN.md: "A child
-  // never gets a Deno permission its parent lacks"; README: "read of this package" is added.
-  ignore: true,
+  // Found by this test: every child used to get --allow-read of this package's folder.
   name: "a child does not get read access to this package's folder when the parent cannot read it",
   async fn() {
     const dirs = await layout();
