@@ -5,6 +5,7 @@
  * @module
  */
 
+import { show } from "./internal/options.ts";
 import { TimeoutError } from "./errors.ts";
 import { checkTimeout } from "./internal/wait.ts";
 import { describeType } from "./internal/codec.ts";
@@ -304,7 +305,7 @@ export function wait<T extends Task<any>>(
   if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
     throw new RangeError(
       `wait: 'returnWhen' must be "FIRST_COMPLETED", "FIRST_EXCEPTION" or "ALL_COMPLETED": current value is ${
-        JSON.stringify(returnWhen)
+        show(returnWhen)
       }`,
     );
   }

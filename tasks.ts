@@ -12,6 +12,8 @@
  * @module
  */
 
+import { show } from "./internal/options.ts";
+
 /** A reference to an exported function of a module: what a worker imports and calls. */
 export interface TaskRef<A extends unknown[] = any[], R = unknown> {
   /** The module's URL, as given to {@linkcode tasks}. */
@@ -56,7 +58,7 @@ export function tasks<M>(url: URL | string): TaskRefs<M> {
   } catch {
     throw new TypeError(
       `Cannot create tasks: 'url' must be an absolute URL such as new URL("./work.ts", import.meta.url): current value is ${
-        JSON.stringify(String(url))
+        show(url)
       }`,
     );
   }

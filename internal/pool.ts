@@ -299,6 +299,8 @@ export class Pool {
   /** Workers in a row that died before answering; at 3 the pool is broken. */
   #failedStarts = 0;
   #pumpScheduled = false;
+  /** Tasks in the "sent" phase: handed to a worker and not settled. */
+  #sent = 0;
   #avgRunMs = Infinity;
   #closed = false;
   #broken?: BrokenPoolError;
@@ -694,7 +696,7 @@ export class Pool {
     for (const record of records) {
       record.slot = worker.freeSlots.pop()!;
       record.worker = worker;
-      record.phase = "sent";
+      this.#enter(record, "sent");
       worker.jobs.set(record.slot, record);
       worker.tasksTaken++;
     }
@@ -823,7 +825,7 @@ export class Pool {
         if (revivable === undefined) {
           this.#succeed(record, values[i]);
         } else {
-          record.phase = "reviving";
+          this.#enter(record, "reviving");
           revive(values[i], revivable, this.#context).then(
             (value) => this.#succeed(record, value),
             (error) => this.#fail(record, error),
@@ -902,7 +904,7 @@ export class Pool {
       if (!worker.handle.withdraw(slot)) continue;
       worker.jobs.set(slot, undefined);
       worker.tasksTaken--;
-      record.phase = "queued";
+      this.#enter(record, "queued");
       record.worker = undefined;
       taken.push(record);
     }
@@ -1049,9 +1051,16 @@ export class Pool {
 
   // ---- settling ----------------------------------------------------------
 
+  /** Moves `record` to `phase`: every change of phase goes through here. */
+  #enter(record: TaskRecord, phase: TaskRecord["phase"]): void {
+    if (record.phase === "sent") this.#sent--;
+    if (phase === "sent") this.#sent++;
+    record.phase = phase;
+  }
+
   #finish(record: TaskRecord): boolean {
     if (record.phase === "settled") return false;
-    record.phase = "settled";
+    this.#enter(record, "settled");
     clearTimeout(record.timer);
     record.detach?.();
     return true;
@@ -1136,9 +1145,7 @@ export class Pool {
   #endIfDrained(): void {
     if (this.#drained === undefined) return;
     if (this.#pending.length > 0) return;
-    for (const worker of this.#workers) {
-      for (const record of worker.jobs.values()) if (record && record.phase === "sent") return;
-    }
+    if (this.#sent > 0) return;
     for (const worker of [...this.#workers]) this.#endWorker(worker);
     clearTimeout(this.#stealTimer);
     this.#stealTimer = undefined;

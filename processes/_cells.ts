@@ -101,7 +101,7 @@ export class CellStore {
     ) {
       throw new RangeError(
         `${where}: 'index' must be a whole number from 0 to ${this.length - 1}: current value is ${
-          String(index)
+          show(index)
         }`,
       );
     }

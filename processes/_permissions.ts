@@ -6,6 +6,8 @@
  * @module
  */
 
+import { show } from "../internal/options.ts";
+
 /** One permission: all (`true`), none (`false`), or a list of paths, hosts, names. */
 export type PermissionValue = boolean | string[];
 
@@ -94,7 +96,7 @@ function resolveRequested(permissions: unknown, where: string): Record<Name, Per
   if (typeof permissions !== "object" || permissions === null || Array.isArray(permissions)) {
     throw new TypeError(
       `${where}: 'permissions' must be "inherit", "none" or an object: current value is ${
-        JSON.stringify(permissions)
+        show(permissions)
       }`,
     );
   }
@@ -126,7 +128,7 @@ function resolveRequested(permissions: unknown, where: string): Record<Name, Per
     } else if (value !== false) {
       throw new TypeError(
         `${where}: permissions.${name} must be a boolean or an array of strings: current value is ${
-          JSON.stringify(value)
+          show(value)
         }`,
       );
     }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { show } from "../internal/options.ts";
 import {
   describe,
   type DescribeContext,
@@ -67,7 +68,7 @@ export class SharedArray<T extends CellType = CellType> {
     const length = items?.length ?? lengthOrItems as number;
     if (!Number.isInteger(length) || length < 0) {
       throw new RangeError(
-        `${where}: 'length' must be a whole number >= 0: current value is ${String(length)}`,
+        `${where}: 'length' must be a whole number >= 0: current value is ${show(length)}`,
       );
     }
     this.#store = new CellStore(checked, length);

@@ -27,6 +27,7 @@
  * @module
  */
 
+import { show } from "../internal/options.ts";
 import {
   describe,
   type DescribeContext,
@@ -113,7 +114,7 @@ export class Condition {
     if (lock === undefined) {
       throw new TypeError(
         `Cannot create Condition: 'mutex' must be a Mutex or a ReentrantMutex: ` +
-          `current value is ${String(mutex)}`,
+          `current value is ${show(mutex)}`,
       );
     }
     this.#words = new Int32Array(adoption() ?? sharedWords(CONDVAR_WORDS).buffer);

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { show } from "../internal/options.ts";
 import {
   describe,
   type DescribeContext,
@@ -107,7 +108,7 @@ export class WaitGroup {
     delta ??= 1;
     if (!Number.isInteger(delta)) {
       throw new RangeError(
-        `Cannot add to WaitGroup: 'delta' must be a whole number: current value is ${delta}`,
+        `Cannot add to WaitGroup: 'delta' must be a whole number: current value is ${show(delta)}`,
       );
     }
     this.#change(delta, "add");
