@@ -267,3 +267,9 @@ export async function knockAndLeave(count: number): Promise<number> {
   for (let i = 0; i < count; i++) (await Deno.connect({ hostname: "127.0.0.1", port })).close();
   return count;
 }
+
+/** Leaves `count` puts of `mib` MiB each waiting on a full queue in the parent. */
+export async function waitingPuts(given: Queue<string>, count: number, mib: number): Promise<void> {
+  const item = "x".repeat(mib * 1024 * 1024);
+  await Promise.all(Array.from({ length: count }, () => given.put(item)));
+}

@@ -209,6 +209,19 @@ Deno.test("connections that leave without a word do not hold the parent's file d
   await assertStillWorks(pool);
 });
 
+Deno.test("a child may not hold more than 256 MiB of arguments in waiting calls", async () => {
+  await using pool = sandboxedPool();
+  const queue = new Queue<string>({ maxSize: 1 });
+  queue.putSync("full");
+  await assertEndedFor(
+    pool.submit(hostile.waitingPuts, queue, 10, 30),
+    /more than 268435456 bytes of arguments/,
+  );
+  assert.equal(queue.tryGet()?.value, "full");
+  assert.equal(queue.tryGet(), undefined, "no waiting put of the ended child went through");
+  await assertStillWorks(pool);
+});
+
 function openFiles(): number {
   return [...Deno.readDirSync("/proc/self/fd")].length;
 }
