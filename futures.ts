@@ -342,13 +342,13 @@ export function wait<T extends Task<any>>(
 
 /** The distinct tasks in `tasks`; throws a `TypeError` naming the first item that is not a `Task`. */
 function onlyTasks<T>(tasks: Iterable<T>, where: string): T[] {
-  const unique = [...new Set(tasks)];
-  const index = unique.findIndex((task) => !(task instanceof Task));
+  const all = [...tasks];
+  const index = all.findIndex((task) => !(task instanceof Task));
   if (index >= 0) {
     throw new TypeError(
-      `${where}: item ${index} is ${describeType(unique[index])}, not a Task: it takes the tasks ` +
+      `${where}: item ${index} is ${describeType(all[index])}, not a Task: it takes the tasks ` +
         `that submit() and apply() return (await a plain promise directly)`,
     );
   }
-  return unique;
+  return [...new Set(all)];
 }

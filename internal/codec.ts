@@ -304,15 +304,32 @@ const COPIED_WHOLE: ReadonlySet<object> = new Set<object>([
 /**
  * Whether a copy of `node` would arrive as `{}`: an instance of a class
  * with no own data (a `URL`, a `Deno.FsFile`, a `Request`, an object whose
- * state is in private fields), other than the built-ins a copy carries.
+ * state is in private fields). Objects the platform copies whole (a
+ * `CryptoKey`, a `WebAssembly.Module` or `Memory`) are not; one that only
+ * a transfer can move (a stream) is left to the send, which knows.
  */
 function losesState(node: object): boolean {
   if (ArrayBuffer.isView(node) || node instanceof Error) return false;
   const proto = Object.getPrototypeOf(node);
   if (proto === Object.prototype || proto === null || COPIED_WHOLE.has(proto)) return false;
   // A copy takes own enumerable string-keyed properties only.
-  return Object.keys(node).length === 0;
+  if (Object.keys(node).length > 0) return false;
+  let copy: unknown;
+  try {
+    copy = structuredClone(node);
+  } catch {
+    // `structuredClone` refuses a URL that `postMessage` sends as {}; a stream only moves.
+    return !MOVED_ONLY.has(proto);
+  }
+  return Object.getPrototypeOf(copy) === Object.prototype;
 }
+
+/** Prototypes of objects that cannot be copied, only transferred: the send decides. */
+const MOVED_ONLY: ReadonlySet<object> = new Set<object>([
+  ReadableStream.prototype,
+  WritableStream.prototype,
+  TransformStream.prototype,
+]);
 
 function remember(node: object, copy: object | undefined, seen: Map<object, unknown>): unknown {
   if (copy === undefined) return node;

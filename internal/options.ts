@@ -77,18 +77,25 @@ export function wholeNumber(
 
 /**
  * Checks that an option named `name` is a number of milliseconds >= 0
- * (`Infinity` allowed) and returns it.
+ * (`Infinity` allowed) and returns it; more than a timer can wait (about
+ * 24.8 days) is returned as `Infinity`.
  *
- * @throws {RangeError} Naming the option and the value, when it is not.
+ * @throws {TypeError} Naming the option and the value, when it is not a number.
+ * @throws {RangeError} When it is negative or NaN.
  */
 export function checkMilliseconds(value: unknown, name: string, where: string): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    throw new RangeError(
+    const kind = typeof value === "number" ? RangeError : TypeError;
+    throw new kind(
       `${where}: '${name}' must be a number of milliseconds >= 0: current value is ${show(value)}`,
     );
   }
-  return value;
+  // A timer cannot wait longer (setTimeout would fire at once): that long is never.
+  return value > MAX_TIMER_MS ? Infinity : value;
 }
+
+/** The longest a timer waits: about 24.8 days. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Checks that `value` is an array and returns it.

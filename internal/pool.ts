@@ -372,7 +372,9 @@ export class Pool {
       },
       withdraw: (task, why) => this.#withdraw(records.get(task)!, why),
     };
-    for (let i = 0; i < this.#minWorkers; i++) this.#startWorker();
+    for (let i = 0; i < this.#minWorkers; i++) {
+      if (this.#startWorker() === undefined) break; // the pool is broken: start nothing more
+    }
   }
 
   /**
@@ -946,13 +948,19 @@ export class Pool {
   #onExit(worker: WorkerRecord, exit: ExitInfo): void {
     if (worker.state === "gone") return;
     const starting = worker.state === "starting";
+    const retiring = worker.state === "retiring";
     // A retiring worker was stopped by the pool (a cancelled process is killed): not a crash.
-    if (worker.state !== "retiring") this.#stats.crashed++;
+    if (!retiring) this.#stats.crashed++;
     this.#remove(worker);
     const next = this.#takeBack(worker)[0];
-    // The job next in line when a worker that had answered dies may be what killed it (a
-    // child can even erase its journal): after MAX_CRASHES_NEXT such deaths it runs no more.
-    if (!starting && next !== undefined && ++next.crashesNext >= MAX_CRASHES_NEXT) {
+    const ranSomething = [...worker.jobs.values()].some((record) => record?.phase === "sent");
+    // When a worker that had answered dies with no job it started, the job next in line may
+    // be what killed it (a child can even erase its journal): after MAX_CRASHES_NEXT such
+    // deaths it runs no more.
+    if (
+      !starting && !retiring && !ranSomething && next !== undefined &&
+      ++next.crashesNext >= MAX_CRASHES_NEXT
+    ) {
       this.#pending.splice(this.#pending.indexOf(next), 1);
       this.#fail(
         next,
@@ -969,10 +977,8 @@ export class Pool {
         }),
       );
     }
-    let ranSomething = false;
     for (const record of worker.jobs.values()) {
       if (record === undefined || record.phase !== "sent") continue;
-      ranSomething = true;
       this.#fail(
         record,
         new WorkerCrashedError({
@@ -1116,6 +1122,8 @@ export class Pool {
       if (index >= 0) this.#pending.splice(index, 1);
     } else if (record.phase !== "sent" || !record.worker!.handle.withdraw(record.slot)) {
       return false;
+    } else {
+      record.worker!.tasksTaken--; // it never ran there
     }
     this.#settleCancelled(record, why, reason);
     return true;

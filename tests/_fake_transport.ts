@@ -129,8 +129,18 @@ export function setFailSend(predicate: (message: ToWorker) => boolean): void {
   failSend = predicate;
 }
 
+/** Makes the spawn of the worker numbered `index` (0-based) throw; by default none does. */
+let failSpawnAt = -1;
+export function setFailSpawnAt(index: number): void {
+  failSpawnAt = index;
+}
+
 registerTransport("fake", {
   spawn(init) {
+    if (fakes.length === failSpawnAt) {
+      failSpawnAt = -1;
+      throw new Error("spawn failed");
+    }
     const worker = new FakeWorker(init.name, (message) => failSend(message));
     fakes.push(worker);
     return worker.handle;

@@ -190,3 +190,46 @@ async function warmUp(pool: ThreadPool): Promise<void> {
     Promise.all(Array.from({ length: 2_000 }, (_, i) => pool.submit((x: number) => x, i))),
   );
 }
+
+// Found by a review of the fixes above.
+
+Deno.test("objects the platform copies or moves whole still cross to a thread", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  assert.equal(
+    await within(pool.submit((m: WebAssembly.Memory) => m.buffer.byteLength, memory)),
+    65536,
+  );
+  const module = new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));
+  assert.equal(
+    await within(pool.submit((m: WebAssembly.Module) => m instanceof WebAssembly.Module, module)),
+    true,
+  );
+  const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, true, ["sign"]);
+  assert.equal(await within(pool.submit((k: CryptoKey) => k.algorithm.name, key)), "HMAC");
+  const stream = new ReadableStream({
+    start(controller) {
+      controller.enqueue(1);
+      controller.close();
+    },
+  });
+  const read = (s: ReadableStream<number>) => s.getReader().read().then((r) => r.value);
+  assert.equal(await within(pool.apply(read, [stream], { transfer: [stream] })), 1);
+});
+
+Deno.test("a timeout longer than a timer can wait means no timeout", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(() => resolve("done"), ms));
+  assert.equal(await within(pool.apply(sleep, [50], { timeout: 3e9 })), "done");
+});
+
+Deno.test("wait() names the item as given; a timeout of another type is a TypeError", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  const task = pool.submit((x: number) => x, 1);
+  assert.throws(() => wait([task, task, task, 5 as never]), /item 3 is number, not a Task/);
+  assert.throws(
+    () => pool.apply((x: number) => x, [1], { timeout: "5" as never }),
+    (error: Error) => error instanceof TypeError && /'timeout'.*"5"/.test(error.message),
+  );
+  await within(task);
+});

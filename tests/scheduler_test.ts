@@ -2,7 +2,7 @@
 // workers' side message by message, so every decision is deterministic and
 // no worker starts.
 import assert from "node:assert/strict";
-import { fakePool, fakes, setFailSend, settle } from "./_fake_transport.ts";
+import { fakePool, fakes, setFailSend, setFailSpawnAt, settle } from "./_fake_transport.ts";
 import { failure, within } from "./_helpers.ts";
 import type { Pool } from "../internal/pool.ts";
 
@@ -187,6 +187,34 @@ Deno.test("scheduler: stats tell held jobs from running ones", async () => {
   await within(Promise.all(tasks));
   assert.equal(pool.stats.runningTasks, 0);
   assert.equal(pool.stats.pendingTasks, 0);
+  await within(pool.shutdown());
+});
+
+Deno.test("scheduler: a pool broken while its constructor starts workers starts no more", async () => {
+  setFailSpawnAt(1);
+  const pool = fakePool({ maxWorkers: 4, minWorkers: 4 });
+  setFailSpawnAt(-1);
+  assert.equal(fakes.length, 1);
+  assert.equal(fakes[0].terminated, true);
+  assert.equal(pool.stats.workers, 0);
+  assert.throws(() => pool.submit(same, 1), { name: "BrokenPoolError" });
+  await within(pool.shutdown());
+});
+
+Deno.test("scheduler: a task cancelled before it started does not count toward maxTasksPerWorker", async () => {
+  const pool = fakePool({ maxWorkers: 1, maxTasksPerWorker: 4 });
+  await warmUp(pool); // 1
+  const [a] = fakes;
+  const tasks = [1, 2, 3].map((i) => pool.submit(same, i)); // 4 taken
+  await settle();
+  tasks[2].cancel(); // withdrawn: 3
+  a.answer([tasks[0].id, tasks[1].id]);
+  a.skipWithdrawn();
+  const next = pool.submit(same, 4);
+  await settle();
+  assert.equal(fakes.length, 1, "the worker was not replaced");
+  a.answer([next.id]);
+  assert.equal(await within(next), next.id);
   await within(pool.shutdown());
 });
 
