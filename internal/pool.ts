@@ -31,6 +31,7 @@
  *
  *   queued or not started ── #withdraw (cancel, shutdown, map failure) ──▶ settled
  *   started ── #stopRunning (cancel, timeout) ──▶ settled, and its worker retires
+ *     (a thread ends when the task does, or after 500 ms; a killed process when it exits)
  *   started, worker died ── #onExit ──▶ settled (WorkerCrashedError)
  * ```
  *
@@ -101,8 +102,12 @@ export interface WorkerHandle {
   withdraw(slot: number): boolean;
   /** Whether a job sent to the worker has started, where the transport can tell. */
   started?(slot: number): boolean;
-  /** Tells a running job it is cancelled (`currentTask()` sees it). */
-  cancel(slot: number): void;
+  /**
+   * Tells a running job it is cancelled (`currentTask()` sees it). Returns
+   * `true` when that ends the worker (a process is killed): its `onExit`
+   * follows and sorts out its other jobs.
+   */
+  cancel(slot: number): boolean;
   /** Ends the worker; the promise, if any, resolves once it is gone. No `onExit` follows. */
   terminate(): void | Promise<void>;
   /** Set by the scheduler: called for every message from the worker. */
@@ -1016,12 +1021,19 @@ export class Pool {
    * period; a thread stuck in a synchronous loop runs on until it polls
    * `currentTask().cancelled`).
    */
-  #retire(worker: WorkerRecord): void {
+  #retire(worker: WorkerRecord, ending: boolean): void {
     if (!inService(worker)) return;
     worker.state = "retiring";
     this.#workers.delete(worker);
     this.#retiring++;
     this.#takeBack(worker);
+    // A worker being ended (a killed process) reports what it had started when it exits:
+    // failing its jobs after a grace period could fail some that never ran.
+    if (ending) {
+      this.#afterWork(worker);
+      this.#schedulePump();
+      return;
+    }
     worker.graceTimer = setTimeout(() => {
       for (const record of worker.jobs.values()) {
         if (record && record.phase === "sent") {
@@ -1132,9 +1144,9 @@ export class Pool {
   /** Fails a running task with `settle`, tells it so, and replaces its worker. */
   #stopRunning(record: TaskRecord, settle: () => void): void {
     const worker = record.worker!;
-    worker.handle.cancel(record.slot);
+    const ending = worker.handle.cancel(record.slot);
     settle();
-    this.#retire(worker);
+    this.#retire(worker, ending);
   }
 
   #timeOut(record: TaskRecord): void {

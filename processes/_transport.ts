@@ -380,12 +380,13 @@ function spawnProcess(
       return id !== undefined && !started.has(id);
     },
     cancel() {
-      // A process can be stopped: kill it, and the journal sorts out the rest.
+      // A process can be stopped: kill it, and the journal sorts out the rest when it exits.
       try {
         child.kill("SIGKILL");
       } catch {
-        // Already gone.
+        // Already gone: its exit is on its way.
       }
+      return true;
     },
     async terminate() {
       alive = false;

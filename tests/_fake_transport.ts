@@ -21,6 +21,12 @@ export class FakeWorker {
   /** Function ids this worker was sent the definition of. */
   readonly defined = new Set<number>();
   terminated = false;
+  /**
+   * Plays a child process: a cancel kills it, and it can withdraw jobs only
+   * once it is dead (its journal says which had started).
+   */
+  likeProcess = false;
+  exited = false;
   readonly handle: WorkerHandle;
 
   constructor(name: string, failSend: (message: ToWorker) => boolean) {
@@ -32,13 +38,14 @@ export class FakeWorker {
         if (message.type === "run") { for (const [id] of message.define) this.defined.add(id); }
       },
       withdraw: (slot) => {
-        if (this.started.has(slot)) return false;
+        if (this.started.has(slot) || (this.likeProcess && !this.exited)) return false;
         this.withdrawn.add(slot);
         return true;
       },
       started: (slot) => this.started.has(slot),
       cancel: (slot) => {
         this.cancelled.push(slot);
+        return this.likeProcess;
       },
       terminate: () => {
         this.terminated = true;
@@ -116,6 +123,7 @@ export class FakeWorker {
   }
 
   exit(code = 1): void {
+    this.exited = true;
     this.handle.onExit({ code, signal: null, cause: new Error(`exited with ${code}`) });
   }
 }

@@ -218,6 +218,28 @@ Deno.test("scheduler: a task cancelled before it started does not count toward m
   await within(pool.shutdown());
 });
 
+Deno.test("scheduler: cancelling a process's running task fails only it, however late the child exits", async () => {
+  const pool = fakePool({ maxWorkers: 1 });
+  await warmUp(pool);
+  const [a] = fakes;
+  a.likeProcess = true;
+  const tasks = [1, 2, 3].map((i) => pool.submit(same, i));
+  await settle();
+  a.start(tasks[0].id);
+  tasks[0].cancel();
+  // Longer than the grace a retiring thread gets: the killed child has not exited yet.
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  a.exit(137);
+  await settle();
+  const b = fakes[1];
+  assert.deepEqual(b.jobs.map((job) => job.id), [tasks[1].id, tasks[2].id]);
+  b.answer([tasks[1].id, tasks[2].id]);
+  assert.equal((await failure(tasks[0])).name, "CancelledError");
+  assert.deepEqual(await within(Promise.all(tasks.slice(1))), [tasks[1].id, tasks[2].id]);
+  assert.equal(pool.stats.crashedWorkers, 0);
+  await within(pool.shutdown());
+});
+
 async function waitUntil(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
 }

@@ -42,6 +42,7 @@ function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): Wor
     cancel(slot) {
       Atomics.store(jobStates, slot, CANCELLED);
       if (alive) worker.postMessage({ type: "cancel", slot } satisfies ToWorker);
+      return false; // a thread cannot be stopped: it retires
     },
     terminate() {
       alive = false;
