@@ -7,6 +7,7 @@
  */
 
 import { cancelTask, type Task } from "../futures.ts";
+import { WorkerCrashedError } from "../errors.ts";
 import type { TaskFunction } from "../tasks.ts";
 import {
   Pool,
@@ -103,8 +104,12 @@ export class Solo<A extends unknown[], R> {
         await end();
         return value;
       },
-      async (error) => {
+      async (error): Promise<Awaited<R>> => {
         await end();
+        // As Python's sys.exit(0) in a target: ending with code 0 is a normal end.
+        if (error instanceof WorkerCrashedError && error.exitCode === 0) {
+          return undefined as Awaited<R>;
+        }
         throw error;
       },
     );

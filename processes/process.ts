@@ -98,9 +98,11 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
   /**
    * Waits for the target to finish and returns its value.
    *
-   * @returns The target's return value. Rejects with its error,
-   *   `WorkerCrashedError` (with `exitCode` and `signal`) if the process ended
-   *   first, `CancelledError` after `terminate()`, or an error if it was never started.
+   * @returns The target's return value (`undefined` if the target ended the
+   *   process with `Deno.exit(0)`, a normal end as Python's `sys.exit(0)`).
+   *   Rejects with its error, `WorkerCrashedError` (with `exitCode` and
+   *   `signal`) if the process ended first in any other way, `CancelledError`
+   *   after `terminate()`, or an error if it was never started.
    */
   join(): Promise<Awaited<R>> {
     return this.#solo.join();

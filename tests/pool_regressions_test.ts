@@ -233,3 +233,13 @@ Deno.test("wait() names the item as given; a timeout of another type is a TypeEr
   );
   await within(task);
 });
+
+Deno.test("Deno.exit(0) in a Thread or Process target is a normal end, as sys.exit(0) in Python", async () => {
+  const process = new Process({ target: work.exitSelf, args: [0] }).start();
+  assert.equal(await within(process.join()), undefined);
+  assert.equal(process.exitCode, 0);
+  const thread = new Thread({ target: work.exitSelf, args: [0] }).start();
+  assert.equal(await within(thread.join()), undefined);
+  const failing = new Process({ target: work.exitSelf, args: [3] }).start();
+  assert.equal((await failure(failing.join())).name, "WorkerCrashedError");
+});

@@ -68,9 +68,10 @@ export class Thread<A extends unknown[] = unknown[], R = unknown> {
   /**
    * Waits for the target to finish and returns its value.
    *
-   * @returns The target's return value. Rejects with its error,
-   *   `WorkerCrashedError` if the thread died, `CancelledError` after
-   *   `terminate()`, or an error if the thread was never started.
+   * @returns The target's return value (`undefined` if the target called
+   *   `Deno.exit(0)`, a normal end as Python's `sys.exit(0)`). Rejects with
+   *   its error, `WorkerCrashedError` if the thread died any other way,
+   *   `CancelledError` after `terminate()`, or an error if the thread was never started.
    */
   join(): Promise<Awaited<R>> {
     return this.#solo.join();
