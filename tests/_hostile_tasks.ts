@@ -269,7 +269,11 @@ export async function knockAndLeave(count: number): Promise<number> {
 }
 
 /** Leaves `count` puts of `mib` MiB each waiting on a full queue in the parent. */
-export async function waitingPuts(given: Queue<string>, count: number, mib: number): Promise<void> {
-  const item = "x".repeat(mib * 1024 * 1024);
+export async function waitingPuts(
+  given: Queue<Uint8Array>,
+  count: number,
+  mib: number,
+): Promise<void> {
+  const item = new Uint8Array(mib * 1024 * 1024);
   await Promise.all(Array.from({ length: count }, () => given.put(item)));
 }
