@@ -164,8 +164,11 @@ export function takeOwnerDied(primitive: object): boolean {
   return true;
 }
 
-/** What a child sent that no library code in a child sends: the child is hostile or broken. */
-class Violation extends Error {}
+/**
+ * What a child sent that no library code in a child sends: the child is
+ * hostile or broken, and is ended. The message says what it sent.
+ */
+export class ChildViolation extends Error {}
 
 /**
  * One child's calls, on the parent side; `close()` when the child is gone.
@@ -199,7 +202,7 @@ export class BrokerSession {
 
   /**
    * Swaps the handles inside `value`, which a child sent, for the parent's
-   * objects. Throws a {@linkcode Violation} for anything that is not a handle
+   * objects. Throws a {@linkcode ChildViolation} for anything that is not a handle
    * on an object that was passed to a child.
    */
   reviveFromChild<T>(value: T): T {
@@ -211,14 +214,14 @@ export class BrokerSession {
           ? objects.get(state.id)
           : undefined;
         if (object === undefined) {
-          throw new Violation("a handle on a shared object it was not given");
+          throw new ChildViolation("a handle on a shared object it was not given");
         }
         return object;
       });
     } catch (error) {
-      if (error instanceof Violation) throw error;
+      if (error instanceof ChildViolation) throw error;
       // A stack overflow on data nested too deep to walk.
-      throw new Violation(`data it could not walk (${(error as Error)?.message})`);
+      throw new ChildViolation(`data it could not walk (${(error as Error)?.message})`);
     }
   }
 
@@ -241,11 +244,13 @@ export class BrokerSession {
       this.#held += bytes;
       try {
         if (this.#held > MAX_HELD_BYTES) {
-          throw new Violation(`more than ${MAX_HELD_BYTES} bytes of arguments in calls at once`);
+          throw new ChildViolation(
+            `more than ${MAX_HELD_BYTES} bytes of arguments in calls at once`,
+          );
         }
         value = await this.#apply(target, method, shapes, args, abort.signal);
       } catch (error) {
-        if (error instanceof Violation) throw error;
+        if (error instanceof ChildViolation) throw error;
         ok = false;
         value = error;
       } finally {
@@ -254,7 +259,9 @@ export class BrokerSession {
       }
     } catch (error) {
       this.#violate(
-        error instanceof Violation ? error.message : `a call the parent could not read (${error})`,
+        error instanceof ChildViolation
+          ? error.message
+          : `a call the parent could not read (${error})`,
       );
       return;
     }
@@ -287,29 +294,29 @@ export class BrokerSession {
       !Number.isSafeInteger(call) || call < 0 || typeof method !== "string" ||
       !Array.isArray(args) || args.length > MAX_ARGS || typeof message.handles !== "boolean"
     ) {
-      throw new Violation("a malformed call");
+      throw new ChildViolation("a malformed call");
     }
     const target = typeof object === "string" ? objects.get(object) : undefined;
     if (target === undefined) {
       // A lease the parent already took back (the child also called `release()`).
       if (method === DISPOSE && call === 0) return undefined;
-      throw new Violation("a call on a shared object it was not given");
+      throw new ChildViolation("a call on a shared object it was not given");
     }
     const spec = specOf(target);
     if (spec.calls === undefined || !Object.hasOwn(spec.calls, method)) {
-      throw new Violation(
+      throw new ChildViolation(
         `a call of a method a child may not call: ` +
           `${classNameOf(target)}.${JSON.stringify(method.slice(0, 64))}`,
       );
     }
     if ((call === 0) !== (spec.oneWay?.includes(method) ?? false)) {
-      throw new Violation(
+      throw new ChildViolation(
         `a call of ${classNameOf(target)}.${method} with the wrong kind of answer`,
       );
     }
-    if (call !== 0 && this.#calls.has(call)) throw new Violation(`call number ${call} twice`);
+    if (call !== 0 && this.#calls.has(call)) throw new ChildViolation(`call number ${call} twice`);
     if (this.#calls.size >= MAX_CALLS_IN_FLIGHT) {
-      throw new Violation(`more than ${MAX_CALLS_IN_FLIGHT} calls at once`);
+      throw new ChildViolation(`more than ${MAX_CALLS_IN_FLIGHT} calls at once`);
     }
     return target;
   }

@@ -128,40 +128,37 @@ function isPrimitive(value: unknown): boolean {
 const SPARSE_CHECK = 65_536;
 
 /**
- * The indexes of `array` that hold items, in order. A sparse array (a child
- * can send one 26 bytes long with a length of 2**32 - 2) is walked by its
- * own keys, never by its length.
+ * For a long sparse array, the indexes that hold items; `undefined` for any
+ * other array, which is walked by index. (A child can send an array 26
+ * bytes long whose length is 2**32 - 2: it must be walked by what it holds.)
  */
-function indexes(array: unknown[]): Iterable<number> {
-  const length = array.length;
-  if (length > SPARSE_CHECK) {
-    const keys = Object.keys(array);
-    if (keys.length < length) {
-      return keys.map(Number).filter((i) => Number.isInteger(i) && i >= 0 && i < length);
-    }
-  }
-  return {
-    *[Symbol.iterator]() {
-      for (let i = 0; i < length; i++) yield i;
-    },
-  };
+function heldIndexes(array: unknown[]): number[] | undefined {
+  if (array.length <= SPARSE_CHECK) return undefined;
+  const keys = Object.keys(array);
+  if (keys.length >= array.length) return undefined;
+  return keys.map(Number).filter((i) => Number.isInteger(i) && i >= 0 && i < array.length);
+}
+
+function count(array: unknown[], held: number[] | undefined): number {
+  return held === undefined ? array.length : held.length;
 }
 
 function allPrimitive(array: unknown[]): boolean {
-  const length = array.length;
-  if (length <= SPARSE_CHECK) {
-    for (let i = 0; i < length; i++) if (!isPrimitive(array[i])) return false;
-    return true;
+  const held = heldIndexes(array);
+  for (let k = 0, n = count(array, held); k < n; k++) {
+    if (!isPrimitive(array[held?.[k] ?? k])) return false;
   }
-  for (const i of indexes(array)) if (!isPrimitive(array[i])) return false;
   return true;
 }
 
 /** A copy of an array's items, holes kept (no `slice`: it would call the array's `constructor`). */
-function copyItems(array: unknown[]): unknown[] {
+function copyItems(array: unknown[], held: number[] | undefined): unknown[] {
   const copy: unknown[] = [];
   copy.length = array.length;
-  for (const i of indexes(array)) copy[i] = array[i];
+  for (let k = 0, n = count(array, held); k < n; k++) {
+    const i = held?.[k] ?? k;
+    copy[i] = array[i];
+  }
   return copy;
 }
 
@@ -226,11 +223,13 @@ function encodeNode(
       : value;
   if (Array.isArray(node)) {
     let copy: unknown[] | undefined;
-    for (const i of indexes(node)) {
+    const held = heldIndexes(node);
+    for (let k = 0, n = count(node, held); k < n; k++) {
+      const i = held?.[k] ?? k;
       const item = node[i];
       const encoded = child(item);
       if (encoded !== item) {
-        copy ??= copyItems(node);
+        copy ??= copyItems(node, held);
         copy[i] = encoded;
       }
     }
@@ -372,7 +371,11 @@ function reviveNode(
   }
   seen.add(node);
   if (Array.isArray(node)) {
-    for (const i of indexes(node)) node[i] = reviveNode(node[i], reviveOne, seen);
+    const held = heldIndexes(node);
+    for (let k = 0, n = count(node, held); k < n; k++) {
+      const i = held?.[k] ?? k;
+      node[i] = reviveNode(node[i], reviveOne, seen);
+    }
   } else if (node instanceof Map) {
     for (const [key, item] of node) node.set(key, reviveNode(item, reviveOne, seen));
   } else if (node instanceof Set) {

@@ -94,8 +94,8 @@ export function checkMilliseconds(value: unknown, name: string, where: string): 
   return value > MAX_TIMER_MS ? Infinity : value;
 }
 
-/** The longest a timer waits: about 24.8 days. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest a timer waits (the longest `setTimeout` and `setInterval` allow): about 24.8 days. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Checks that `value` is an array and returns it.

@@ -969,11 +969,8 @@ export class Pool {
       this.#pending.splice(this.#pending.indexOf(next), 1);
       this.#fail(
         next,
-        new WorkerCrashedError({
-          taskId: next.id,
-          workerName: worker.name,
-          exitCode: exit.code,
-          signal: exit.signal,
+        crashed(next, worker, {
+          ...exit,
           cause: new Error(
             `${MAX_CRASHES_NEXT} workers died while this task was the next to start; ` +
               `it is not run again`,
@@ -986,13 +983,7 @@ export class Pool {
       if (record === undefined || record.phase !== "sent") continue;
       this.#fail(
         record,
-        new WorkerCrashedError({
-          taskId: record.id,
-          workerName: worker.name,
-          exitCode: exit.code,
-          signal: exit.signal,
-          cause: exit.cause,
-        }),
+        crashed(record, worker, exit),
       );
     }
     worker.jobs.clear();
@@ -1039,10 +1030,8 @@ export class Pool {
         if (record && record.phase === "sent") {
           this.#fail(
             record,
-            new WorkerCrashedError({
-              taskId: record.id,
-              workerName: worker.name,
-              exitCode: null,
+            crashed(record, worker, {
+              code: null,
               signal: null,
               cause: new Error(
                 `the worker was stopped because a cancelled task on it did not end within ${RETIRE_GRACE_MS} ms`,
@@ -1177,6 +1166,17 @@ export class Pool {
 }
 
 // ---- helpers ---------------------------------------------------------------
+
+/** The error of a task whose worker ended under it. */
+function crashed(record: TaskRecord, worker: WorkerRecord, exit: ExitInfo): WorkerCrashedError {
+  return new WorkerCrashedError({
+    taskId: record.id,
+    workerName: worker.name,
+    exitCode: exit.code,
+    signal: exit.signal,
+    cause: exit.cause,
+  });
+}
 
 /** Whether `worker` takes new jobs: it is starting or live. */
 function inService(worker: WorkerRecord): boolean {

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { checkMilliseconds } from "./options.ts";
+import { checkMilliseconds, MAX_TIMER_MS } from "./options.ts";
 
 /** Options every waiting call takes. */
 export interface WaitOptions {
@@ -29,9 +29,6 @@ export interface WaitOptions {
 
 /** Why a wait returned. */
 export type WakeReason = "ok" | "not-equal" | "timed-out" | "aborted";
-
-/** The period of the keep-alive interval (the longest setInterval allows). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Checks a `timeout` option and returns it as a number of milliseconds

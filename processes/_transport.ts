@@ -25,12 +25,13 @@ import {
   type AbortMessage,
   BrokerSession,
   type CallMessage,
+  ChildViolation,
   parentContext,
   type ReplyMessage,
 } from "../internal/broker.ts";
 import { encodeFrame, FrameChannel, MAX_FRAME } from "./_channel.ts";
 import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
-import { type CheckedDone, ChildLedger, ChildViolation } from "./_untrusted.ts";
+import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 const childUrl = new URL("./_child.ts", import.meta.url);
 
@@ -251,7 +252,7 @@ function spawnProcess(
   let channel:
     | FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>
     | undefined;
-  const ledger = new ChildLedger();
+  const ledger = new ChildLedger(capacity);
   /** How many tasks the child was given: the most journal entries worth reading. */
   let given = 0;
   /** Set when the child sent what no honest child sends: the cause of its end. */

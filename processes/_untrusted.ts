@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { AbortMessage, CallMessage } from "../internal/broker.ts";
+import { type AbortMessage, type CallMessage, ChildViolation } from "../internal/broker.ts";
 import { type DoneMessage, FAILED, type FromWorker, OK } from "../internal/protocol.ts";
 
 /** A message from a child, once checked. */
@@ -24,19 +24,20 @@ export interface CheckedDone extends DoneMessage {
   readonly handles: number[];
 }
 
-/** No batch of results is longer: a worker holds at most this many jobs. */
-const MAX_BATCH = 1024;
-
-/** Something no honest child sends; the message says what, for the error that ends it. */
-export class ChildViolation extends Error {}
-
 /** What the parent gave one child, to check what comes back against. */
 export class ChildLedger {
+  /** The most jobs the child may hold: no batch of results is longer. */
+  readonly #capacity: number;
   #ready = false;
   /** Slots of the tasks sent to the child and not yet answered. */
   readonly #given = new Set<number>();
   /** Those of them the child said it started. */
   readonly #started = new Set<number>();
+
+  /** @param capacity The most jobs the child may hold at once. */
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
 
   /** The parent sent the child the tasks in `slots`. */
   give(slots: readonly number[]): void {
@@ -86,7 +87,7 @@ export class ChildLedger {
     const { slots, statuses, values, modules, busyMs } = message;
     if (
       !Array.isArray(slots) || !Array.isArray(statuses) || !Array.isArray(values) ||
-      slots.length > MAX_BATCH || statuses.length !== slots.length ||
+      slots.length > this.#capacity || statuses.length !== slots.length ||
       values.length !== slots.length ||
       typeof busyMs !== "number" || !(busyMs >= 0) || busyMs === Infinity ||
       (modules !== undefined && !isRecord(modules))

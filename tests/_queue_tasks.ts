@@ -159,12 +159,5 @@ export function putRepeatedOnce(
   flags: Int32Array,
   timeout: number,
 ): string {
-  const item = char.repeat(length);
-  Atomics.store(flags, 0, 1);
-  try {
-    queue.putSync(item, { timeout });
-    return "put";
-  } catch (error) {
-    return (error as Error).name;
-  }
+  return putOnce(queue as Queue<unknown>, char.repeat(length), flags, timeout);
 }
