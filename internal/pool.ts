@@ -98,8 +98,19 @@ export interface ExitInfo {
 export interface WorkerHandle {
   /** Sends a message. Throws when the message cannot be cloned. */
   send(message: ToWorker, transfer?: Transferable[]): void;
-  /** Keeps a job that has not started from ever starting; `true` if it had not started. */
+  /**
+   * Keeps a job that has not started from ever starting; `true` if it had
+   * not started. Exact: a job withdrawn may run elsewhere.
+   */
   withdraw(slot: number): boolean;
+  /**
+   * Cancels a job the worker holds and, as far as the pool can tell, has not
+   * started, without ending the worker; `true` if it did. Unlike `withdraw`,
+   * a child process may have started it in the meantime: then it runs to its
+   * end there and its outcome is dropped. So it is for cancelling, never for
+   * running the job elsewhere.
+   */
+  drop(slot: number): boolean;
   /** Whether a job sent to the worker has started, where the transport can tell. */
   started?(slot: number): boolean;
   /**
@@ -1121,7 +1132,7 @@ export class Pool {
     if (record.phase === "queued") {
       const index = this.#pending.indexOf(record);
       if (index >= 0) this.#pending.splice(index, 1);
-    } else if (record.phase !== "sent" || !record.worker!.handle.withdraw(record.slot)) {
+    } else if (record.phase !== "sent" || !record.worker!.handle.drop(record.slot)) {
       return false;
     } else {
       record.worker!.tasksTaken--; // it never ran there

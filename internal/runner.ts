@@ -52,18 +52,19 @@ const NO_EXTRAS: JobExtras = {};
 
 /** What a transport may add to the runner. */
 export interface RunnerHooks {
-  /** Called just before a job starts, with its task id (a process journals it). */
-  beforeJob?(id: number): void;
+  /**
+   * A child process: before each job, the outcomes so far and a `started`
+   * message for the job are posted, then `beforeJob` writes them out. The
+   * child writes synchronously, so a job that ends the child loses nothing
+   * that finished before it, and the parent knows which jobs never started.
+   */
+  reportEachJob?: boolean;
+  /** Called before each job once its `started` message is posted; the job waits for a promise. */
+  beforeJob?(): void | Promise<void>;
   /** The job-state words when the pool cannot share its own (a process makes them locally). */
   jobStates?: SharedArrayBuffer;
   /** How results are encoded and arguments revived (a process uses the broker's). */
   context?: DescribeContext;
-  /**
-   * Resolves once everything posted so far has left. A process's channel
-   * writes asynchronously, so a run of synchronous jobs waits on it after a
-   * flush; a thread's `postMessage` needs no such wait.
-   */
-  sent?: () => Promise<void>;
   /** Throws when a value cannot be sent (default: structured clone; a process checks its frame). */
   check?: (value: unknown) => unknown;
 }
@@ -157,22 +158,8 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
     try {
       post(message);
     } catch {
-      post(sendable(message));
+      post(sendableDone(message, hooks.check));
     }
-  }
-
-  /** Replaces each result or error that cannot be cloned with a SerializationError. */
-  function sendable(message: DoneMessage): DoneMessage {
-    const statuses = [...message.statuses];
-    const values = message.values.map((value, i) => {
-      if (statuses[i] === SKIPPED) return value;
-      const what = statuses[i] === OK ? "the result" : "the error";
-      const problem = explainUnsendable([value], () => `${what} of a task`, hooks.check);
-      if (problem === undefined) return value;
-      statuses[i] = FAILED;
-      return packError(problem);
-    });
-    return { ...message, statuses, values };
   }
 
   function findFunction(id: number): AnyFunction | Promise<AnyFunction> {
@@ -246,13 +233,13 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
         continue;
       }
       const extras = job.extras;
-      // A job that may run long goes with nothing finished left unsent.
-      if (extras?.timed) flush();
-      hooks.beforeJob?.(job.id);
-      if (extras?.timed) {
+      // A job that may run long goes with nothing finished left unsent; the pool times
+      // it from its `started` message.
+      if (hooks.reportEachJob || extras?.timed) {
+        flush();
         post({ type: "started", slot: job.slot });
-        // The pool times the job from this message: it must leave before the job runs.
-        if (hooks.sent) await hooks.sent();
+        const written = hooks.beforeJob?.();
+        if (written) await written;
       }
       let found: AnyFunction | Promise<AnyFunction>;
       try {
@@ -283,8 +270,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
       const now = performance.now();
       if (now >= flushAt) {
         flush();
-        if (hooks.sent) await hooks.sent();
-        flushAt = performance.now() + FLUSH_MS;
+        flushAt = now + FLUSH_MS;
       }
     }
     queue = [];
@@ -319,7 +305,14 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
         accept(message);
         break;
       case "cancel":
-        if (message.slot === currentSlot) abort?.abort();
+        // A job not started yet is skipped when its turn comes (a process's words are its
+        // own; a pool that shares them has already marked them); a running one is told.
+        if (Atomics.compareExchange(jobStates, message.slot, QUEUED, CANCELLED) !== QUEUED) {
+          if (message.slot === currentSlot) {
+            Atomics.store(jobStates, message.slot, CANCELLED);
+            abort?.abort();
+          }
+        }
         break;
       case "init": {
         const init = message.init;
@@ -338,6 +331,23 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
     }
   };
   return { receive, flush };
+}
+
+/** Replaces each result or error in `message` that cannot be sent with a SerializationError. */
+export function sendableDone(
+  message: DoneMessage,
+  check?: (value: unknown) => unknown,
+): DoneMessage {
+  const statuses = [...message.statuses];
+  const values = message.values.map((value, i) => {
+    if (statuses[i] === SKIPPED) return value;
+    const what = statuses[i] === OK ? "the result" : "the error";
+    const problem = explainUnsendable([value], () => `${what} of a task`, check);
+    if (problem === undefined) return value;
+    statuses[i] = FAILED;
+    return packError(problem);
+  });
+  return { ...message, statuses, values };
 }
 
 async function runInitializer(init: WorkerInit, context: DescribeContext): Promise<void> {

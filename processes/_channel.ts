@@ -1,12 +1,26 @@
 /**
- * The framed channel between a parent and a child process: each message is a
- * 4-byte little-endian length, a format byte, and the message: JSON when that
- * carries it exactly, else its `node:v8` serialization, so Map, Set, Date,
- * BigInt, typed arrays and errors cross intact. Messages sent in one turn of
- * the event loop go out in one write.
+ * The framed channel between a parent and a child process, over the child's
+ * own pipes: the parent writes to the child's stdin, the child to its stdout.
+ *
+ * ```text
+ *   frame:  MAGIC (4 bytes)  length (u32 LE)  format (1 byte)  body (length - 1 bytes)
+ *           FF C0 FE C1                        "J" JSON | "V" node:v8
+ * ```
+ *
+ * A task's own output shares the child's stdout with the frames: what it
+ * prints (`console.log`, `Deno.stdout`) goes straight to fd 1 between two
+ * frames, since the child writes each frame with one synchronous call. The
+ * reader passes every byte outside a frame through as output, in order. The
+ * magic bytes never occur in UTF-8 text, so printed text never looks like a
+ * frame.
+ *
+ * A message goes as JSON when JSON carries it exactly, else as its
+ * `node:v8` serialization (Map, Set, Date, BigInt, typed arrays, errors…).
+ * `node:v8` costs a child about 15 ms to load, so a child loads it only when
+ * a message first needs it ({@linkcode loadV8}); the parent provides it at once.
  *
  * What a child sends is untrusted, so reading trusts no length: a frame over
- * {@linkcode MAX_FRAME} ends the stream before its body is read, the buffer
+ * the reader's limit ends the stream before its body is read, the buffer
  * grows only as bytes arrive, and a frame that does not decode, or JSON
  * nested deeper than any honest sender writes, ends it too, with a
  * {@linkcode FrameError} that says why.
@@ -14,11 +28,20 @@
  * @module
  */
 
-import { deserialize, serialize } from "node:v8";
+import type * as V8 from "node:v8";
 import { SerializationError } from "../errors.ts";
 
 /** The most bytes one message between processes may take, encoded: 256 MiB. */
 export const MAX_FRAME = 256 * 1024 * 1024;
+
+/** The bytes every frame starts with: none of them can occur in UTF-8 text. */
+export const MAGIC: Uint8Array = Uint8Array.of(0xff, 0xc0, 0xfe, 0xc1);
+
+/** Magic and length. */
+const HEADER = 8;
+
+/** {@linkcode FrameReader}: the rest of a frame has not arrived. */
+const MORE = Symbol("more");
 
 /** The deepest JSON a reader accepts; the encoder writes at most 34 levels. */
 const MAX_JSON_DEPTH = 64;
@@ -26,163 +49,29 @@ const MAX_JSON_DEPTH = 64;
 /** The stream carried something that is not a frame of this channel. */
 export class FrameError extends Error {}
 
-/** A bidirectional byte stream: a `Deno.Conn`. */
-export interface ByteStream {
-  read(buffer: Uint8Array): Promise<number | null>;
-  write(bytes: Uint8Array): Promise<number>;
-  close(): void;
+let v8: typeof V8 | undefined;
+let loadingV8: Promise<typeof V8> | undefined;
+
+/** Gives the channel `node:v8` (the parent, which has loaded it anyway). */
+export function provideV8(module: typeof V8): void {
+  v8 = module;
 }
 
-/** Sends and receives whole messages over a {@linkcode ByteStream}. */
-export class FrameChannel<In, Out> {
-  readonly #stream: ByteStream;
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
-  /** Bytes handed to the stream and not yet written. */
-  #writingBytes = 0;
-  #writing: Promise<void> = Promise.resolve();
-  #scheduled = false;
-  #closed = false;
-  /** The longest frame `listen` accepts; a connection that has not proved itself gets less. */
-  maxFrame: number;
-
-  /**
-   * @param stream The connection to frame.
-   * @param maxFrame The longest frame `listen` accepts (default {@linkcode MAX_FRAME}).
-   */
-  constructor(stream: ByteStream, maxFrame = MAX_FRAME) {
-    this.#stream = stream;
-    this.maxFrame = maxFrame;
-  }
-
-  /** Bytes sent and not yet written: grows while the far side does not read. */
-  get backlog(): number {
-    return this.#pendingBytes + this.#writingBytes;
-  }
-
-  /**
-   * Queues a message; it is written at the end of this turn. Throws at once
-   * if the message cannot be serialized.
-   */
-  send(message: Out): void {
-    if (this.#closed) return;
-    const body = encodeFrame(message);
-    const frame = new Uint8Array(4 + body.byteLength);
-    new DataView(frame.buffer).setUint32(0, body.byteLength, true);
-    frame.set(body, 4);
-    this.#pending.push(frame);
-    this.#pendingBytes += frame.byteLength;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.#flush());
-    }
-  }
-
-  #flush(): void {
-    this.#scheduled = false;
-    if (this.#pending.length === 0) return;
-    const bytes = this.#pending.length === 1
-      ? this.#pending[0]
-      : concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#writingBytes += bytes.byteLength;
-    this.#writing = this.#writing.then(() => this.#writeAll(bytes)).catch(() => this.close());
-  }
-
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    try {
-      while (offset < bytes.byteLength && !this.#closed) {
-        offset += await this.#stream.write(bytes.subarray(offset));
-      }
-    } finally {
-      this.#writingBytes -= bytes.byteLength;
-    }
-  }
-
-  /** Resolves once every queued message has been written. */
-  async drained(): Promise<void> {
-    this.#flush();
-    await this.#writing;
-  }
-
-  /**
-   * Delivers each message to `handler` until the stream ends. All the
-   * messages that one read brings are delivered synchronously, in order, so
-   * that the answers they cause leave in one write. Rejects with a
-   * {@linkcode FrameError} when the stream carries something else; the
-   * handler gets nothing after that.
-   */
-  async listen(handler: (message: In, bytes: number) => void): Promise<void> {
-    let buffer = new Uint8Array(64 * 1024);
-    let start = 0;
-    let end = 0;
-    while (true) {
-      while (end - start >= 4) {
-        const length = new DataView(buffer.buffer, buffer.byteOffset + start, 4).getUint32(0, true);
-        if (length > this.maxFrame || length === 0) {
-          throw new FrameError(
-            `a frame of ${length} bytes (the limit is ${this.maxFrame}, at least 1)`,
-          );
-        }
-        if (end - start < 4 + length) break;
-        const body = buffer.subarray(start + 4, start + 4 + length);
-        start += 4 + length;
-        handler(decodeFrame(body) as In, length);
-      }
-      if (start === end) {
-        start = 0;
-        end = 0;
-      }
-      if (buffer.byteLength - end < 64 * 1024) {
-        // Grow with what has arrived, never with what a length claims.
-        const kept = end - start;
-        if (kept + 64 * 1024 <= buffer.byteLength) {
-          buffer.copyWithin(0, start, end);
-        } else {
-          const next = new Uint8Array(Math.max(buffer.byteLength * 2, kept + 64 * 1024));
-          next.set(buffer.subarray(start, end));
-          buffer = next;
-        }
-        end = kept;
-        start = 0;
-      }
-      let read: number | null;
-      try {
-        read = await this.#stream.read(buffer.subarray(end));
-      } catch {
-        read = null;
-      }
-      if (read === null) return;
-      end += read;
-    }
-  }
-
-  /** Closes the stream; later sends are dropped. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#stream.close();
-    } catch {
-      // Already closed.
-    }
-  }
+/** Loads `node:v8` for a child the first time a message needs it. */
+export function loadV8(): Promise<typeof V8> {
+  return loadingV8 ??= import("node:v8").then((module) => v8 = module);
 }
 
-const JSON_FRAME = 0x4a; // "J"
-const V8_FRAME = 0x56; // "V"
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+/** Whether `message` can be encoded now (JSON carries it, or `node:v8` is loaded). */
+export function canEncodeNow(message: unknown): boolean {
+  return v8 !== undefined || jsonExact(message, 0, new Set());
+}
 
 /**
- * Encodes a message. Most messages hold only plain data (numbers, strings,
- * arrays of them), and `node:v8` — written in JavaScript in Deno — costs
- * several times more than JSON for those, so a message that JSON carries
- * exactly goes as JSON; anything else (undefined inside, -0, NaN, BigInt,
- * Map, Set, Date, typed arrays, errors…) goes as `node:v8`. The first byte
- * says which.
+ * Encodes a message as a whole frame. Throws a `SerializationError` when it
+ * is too large, a `DataCloneError` when it cannot be serialized, and an
+ * `Error` if it needs `node:v8` before {@linkcode loadV8} has finished (see
+ * {@linkcode canEncodeNow}).
  */
 export function encodeFrame(message: unknown): Uint8Array {
   let json = jsonExact(message, 0, new Set());
@@ -198,15 +87,286 @@ export function encodeFrame(message: unknown): Uint8Array {
         `the limit is ${MAX_FRAME} bytes (256 MiB)`,
     );
   }
-  const frame = new Uint8Array(body.byteLength + 1);
-  frame[0] = json ? JSON_FRAME : V8_FRAME;
-  frame.set(body, 1);
+  const frame = new Uint8Array(HEADER + 1 + body.byteLength);
+  frame.set(MAGIC);
+  new DataView(frame.buffer).setUint32(4, body.byteLength + 1, true);
+  frame[HEADER] = json ? JSON_FRAME : V8_FRAME;
+  frame.set(body, HEADER + 1);
   return frame;
 }
 
-function decodeFrame(frame: Uint8Array): unknown {
-  const body = frame.subarray(1);
-  if (frame[0] === JSON_FRAME) {
+function serialize(message: unknown): Uint8Array {
+  if (v8 === undefined) throw new Error("node:v8 is not loaded yet");
+  return v8.serialize(message);
+}
+
+/** What a {@linkcode FrameReader} reads from: the next chunk of bytes, or `null` at the end. */
+export type ReadChunk = () => Promise<Uint8Array | null>;
+
+/** Options of a {@linkcode FrameReader}. */
+export interface ReaderOptions {
+  /** The longest frame accepted. Default {@linkcode MAX_FRAME}. */
+  maxFrame?: number;
+  /** Receives the bytes outside frames (a child's own output); without it they are an error. */
+  passThrough?: (bytes: Uint8Array) => void;
+}
+
+/** Reads whole messages from a stream of chunks, and passes other bytes through. */
+export class FrameReader<In> {
+  readonly #read: ReadChunk;
+  readonly #maxFrame: number;
+  readonly #passThrough?: (bytes: Uint8Array) => void;
+  #buffer = new Uint8Array(64 * 1024);
+  #start = 0;
+  #end = 0;
+
+  constructor(read: ReadChunk, options: ReaderOptions = {}) {
+    this.#read = read;
+    this.#maxFrame = options.maxFrame ?? MAX_FRAME;
+    this.#passThrough = options.passThrough;
+  }
+
+  /** Whether part of a frame has arrived and the rest has not. */
+  get midFrame(): boolean {
+    return this.#end > this.#start && this.#buffer[this.#start] === MAGIC[0];
+  }
+
+  /**
+   * Delivers each message to `handler` until the stream ends. All the
+   * messages one chunk brings are delivered in order, before the next chunk
+   * is read. Rejects with a {@linkcode FrameError} when the stream carries
+   * something else; the handler gets nothing after that.
+   */
+  async listen(handler: (message: In, bytes: number) => void): Promise<void> {
+    while (true) {
+      while (this.#end > this.#start) {
+        const taken = this.#next();
+        if (taken === MORE) break;
+        if (taken === undefined) continue;
+        const [format, body] = taken;
+        if (format === V8_FRAME && v8 === undefined) await loadV8();
+        handler(decodeFrame(format, body) as In, body.byteLength + 1);
+      }
+      const chunk = await this.#read();
+      if (chunk === null) return;
+      this.#append(chunk);
+    }
+  }
+
+  /**
+   * Takes the next frame off the buffer; or passes the bytes before the next
+   * possible frame through (`undefined`); or says the rest of the frame has
+   * not arrived ({@linkcode MORE}).
+   */
+  #next(): [number, Uint8Array] | undefined | typeof MORE {
+    const buffer = this.#buffer;
+    if (buffer[this.#start] !== MAGIC[0] || !this.#startsWithMagic()) {
+      const next = buffer.subarray(this.#start + 1, this.#end).indexOf(MAGIC[0]);
+      const stop = next < 0 ? this.#end : this.#start + 1 + next;
+      this.#emit(buffer.subarray(this.#start, stop));
+      this.#start = stop;
+      return undefined;
+    }
+    if (this.#end - this.#start < HEADER) return MORE;
+    const length = new DataView(buffer.buffer, buffer.byteOffset + this.#start + 4, 4)
+      .getUint32(0, true);
+    if (length > this.#maxFrame || length === 0) {
+      throw new FrameError(
+        `a frame of ${length} bytes (the limit is ${this.#maxFrame}, at least 1)`,
+      );
+    }
+    if (this.#end - this.#start < HEADER + length) return MORE;
+    const format = buffer[this.#start + HEADER];
+    const body = buffer.subarray(this.#start + HEADER + 1, this.#start + HEADER + length);
+    this.#start += HEADER + length;
+    return [format, body];
+  }
+
+  /** Whether the buffer holds the magic at the start, or as much of it as has arrived. */
+  #startsWithMagic(): boolean {
+    for (let i = 1; i < MAGIC.length; i++) {
+      if (this.#start + i >= this.#end) return true;
+      if (this.#buffer[this.#start + i] !== MAGIC[i]) return false;
+    }
+    return true;
+  }
+
+  #emit(bytes: Uint8Array): void {
+    if (bytes.byteLength === 0) return;
+    if (this.#passThrough === undefined) {
+      throw new FrameError(`${bytes.byteLength} bytes that are not a frame`);
+    }
+    this.#passThrough(bytes.slice());
+  }
+
+  /** Appends a chunk, growing the buffer with what has arrived, never with what a length claims. */
+  #append(chunk: Uint8Array): void {
+    const kept = this.#end - this.#start;
+    if (this.#start > 0 && (kept === 0 || this.#end + chunk.byteLength > this.#buffer.byteLength)) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = kept;
+    }
+    if (this.#end + chunk.byteLength > this.#buffer.byteLength) {
+      const next = new Uint8Array(Math.max(this.#buffer.byteLength * 2, kept + chunk.byteLength));
+      next.set(this.#buffer.subarray(0, this.#end));
+      this.#buffer = next;
+    }
+    this.#buffer.set(chunk, this.#end);
+    this.#end += chunk.byteLength;
+  }
+}
+
+/** Writes whole frames to a `WritableStream` (a child's stdin), one write per turn of the event loop. */
+export class FrameSender<Out> {
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  /** Bytes handed to the stream and not yet written. */
+  #writingBytes = 0;
+  #scheduled = false;
+  #closed = false;
+
+  constructor(writer: WritableStreamDefaultWriter<Uint8Array>) {
+    this.#writer = writer;
+  }
+
+  /** Bytes sent and not yet written: grows while the far side does not read. */
+  get backlog(): number {
+    return this.#pendingBytes + this.#writingBytes;
+  }
+
+  /**
+   * Queues a message; it is written at the end of this turn. Throws at once
+   * if the message cannot be serialized.
+   */
+  send(message: Out): void {
+    if (this.#closed) return;
+    const frame = encodeFrame(message);
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.byteLength;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    if (this.#pending.length === 0 || this.#closed) return;
+    const bytes = concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#writingBytes += bytes.byteLength;
+    this.#writer.write(bytes).then(
+      () => this.#writingBytes -= bytes.byteLength,
+      () => this.close(),
+    );
+  }
+
+  /** Closes the stream once what was sent has been written; later sends are dropped. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#flush();
+      this.#closed = true;
+    }
+    return this.#writer.close().catch(() => {});
+  }
+}
+
+/** A message waiting for `node:v8`, and what to send instead if it cannot be serialized. */
+interface Deferred<Out> {
+  message: Out;
+  repair?: (error: unknown) => Out | undefined;
+}
+
+/**
+ * Writes whole frames to a child's stdout with synchronous writes: once
+ * {@linkcode FrameWriter.writeNow} returns, what was sent is in the pipe, and
+ * survives the child's death. Messages sent in one turn go out in one write
+ * at its end, unless `writeNow` sends them sooner.
+ */
+export class FrameWriter<Out> {
+  readonly #writeSync: (bytes: Uint8Array) => number;
+  readonly #queue: (Uint8Array | Deferred<Out>)[] = [];
+  #bytes = 0;
+  #deferred = 0;
+  #scheduled = false;
+
+  /** @param writeSync Writes some of the bytes at once; returns how many (`Deno.stdout.writeSync`). */
+  constructor(writeSync: (bytes: Uint8Array) => number) {
+    this.#writeSync = writeSync;
+  }
+
+  /**
+   * Queues a message. Throws at once if it cannot be serialized, except when
+   * it must wait for `node:v8` to load: then, if it turns out it cannot be,
+   * `repair` gives what to send instead (or nothing).
+   */
+  send(message: Out, repair?: (error: unknown) => Out | undefined): void {
+    if (this.#deferred === 0 && canEncodeNow(message)) {
+      const frame = encodeFrame(message);
+      this.#queue.push(frame);
+      this.#bytes += frame.byteLength;
+    } else {
+      this.#queue.push({ message, repair });
+      this.#deferred++;
+      loadV8();
+    }
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.writeNow();
+      });
+    }
+  }
+
+  /**
+   * Writes everything sent so far. Returns a promise, resolved once written,
+   * only when a message had to wait for `node:v8`.
+   */
+  writeNow(): void | Promise<void> {
+    if (this.#deferred === 0) return this.#write();
+    return loadV8().then(() => {
+      for (let i = 0; i < this.#queue.length; i++) {
+        const entry = this.#queue[i];
+        if (entry instanceof Uint8Array) continue;
+        const frame = this.#encodeDeferred(entry);
+        this.#queue[i] = frame;
+        this.#bytes += frame.byteLength;
+        this.#deferred--;
+      }
+      this.#write();
+    });
+  }
+
+  #encodeDeferred({ message, repair }: Deferred<Out>): Uint8Array {
+    try {
+      return encodeFrame(message);
+    } catch (error) {
+      const instead = repair?.(error);
+      return instead === undefined ? new Uint8Array(0) : encodeFrame(instead);
+    }
+  }
+
+  #write(): void {
+    if (this.#queue.length === 0) return;
+    const bytes = concat(this.#queue as Uint8Array[], this.#bytes);
+    this.#queue.length = 0;
+    this.#bytes = 0;
+    let offset = 0;
+    while (offset < bytes.byteLength) offset += this.#writeSync(bytes.subarray(offset));
+  }
+}
+
+const JSON_FRAME = 0x4a; // "J"
+const V8_FRAME = 0x56; // "V"
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function decodeFrame(format: number, body: Uint8Array): unknown {
+  if (format === JSON_FRAME) {
     if (!jsonWithin(body, MAX_JSON_DEPTH)) {
       throw new FrameError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     }
@@ -216,11 +376,11 @@ function decodeFrame(frame: Uint8Array): unknown {
       throw new FrameError(`a frame that does not decode (${(error as Error).message})`);
     }
   }
-  if (frame[0] !== V8_FRAME) {
-    throw new FrameError(`a frame that does not decode (format ${frame[0]})`);
+  if (format !== V8_FRAME) {
+    throw new FrameError(`a frame that does not decode (format ${format})`);
   }
   try {
-    return deserialize(body);
+    return v8!.deserialize(body);
   } catch (error) {
     // A stack overflow here is data nested too deep to rebuild.
     throw new FrameError(`a frame that does not decode (${(error as Error).message})`);
@@ -286,7 +446,9 @@ function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
   }
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
+/** Joins `chunks` (`total` bytes) into one array; one chunk is returned as it is. */
+export function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {

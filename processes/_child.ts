@@ -1,19 +1,25 @@
 /**
- * The entry module of every child process (`deno run … _child.ts PORT JOURNAL
- * CAPACITY`): it proves itself to the parent with the token read from stdin,
- * then runs the shared runner over the framed channel.
+ * The entry module of every child process (`deno run … _child.ts CAPACITY
+ * GUARD`): it runs the shared runner over its own pipes, reading frames from
+ * stdin and writing frames to stdout (`_channel.ts`).
  *
- * Before each job it appends the job's id to the journal file with a
- * synchronous write. If the child dies, the parent reads the journal to learn
- * exactly which of the jobs it had sent were started (they fail with
- * `WorkerCrashedError`) and which never were (they run elsewhere): no task is
- * run twice, none is lost.
+ * Before each job it writes, with one synchronous write, the outcomes of the
+ * jobs before it and a `started` message for this one. What is in the pipe
+ * survives the child's death, so the parent knows exactly which jobs finished
+ * (they keep their results), which one was running (it fails with
+ * `WorkerCrashedError`) and which never started (they run elsewhere).
+ *
+ * A child ends when its parent does: stdin ends, and the child exits. A main
+ * thread stuck in a synchronous loop cannot see that, so a watchdog thread
+ * polls `Deno.ppid` and kills the child once the parent is gone. Starting a
+ * thread blocks this one for 10–40 ms, so a pool's child starts it after its
+ * first result (`GUARD` is `later`); a `Process` starts it at once (`now`).
  *
  * @module
  */
 
-import { startRunner } from "../internal/runner.ts";
-import type { FromWorker, ToWorker } from "../internal/protocol.ts";
+import { sendableDone, startRunner } from "../internal/runner.ts";
+import type { DoneMessage, FromWorker, ToWorker } from "../internal/protocol.ts";
 import {
   type AbortMessage,
   type CallMessage,
@@ -21,82 +27,102 @@ import {
   connectBroker,
   type ReplyMessage,
 } from "../internal/broker.ts";
-import { encodeFrame, FrameChannel } from "./_channel.ts";
+import { packError } from "../internal/codec.ts";
+import { SerializationError } from "../errors.ts";
+import { encodeFrame, FrameReader, FrameWriter } from "./_channel.ts";
 
-const [port, journalPath, capacity] = Deno.args;
+const [capacity, guard] = Deno.args;
+const parentPid = Deno.ppid;
 
-/**
- * The watchdog thread: it holds the read end of the pipe the parent writes
- * to this child's stdin. When the parent dies, even by SIGKILL, the pipe
- * closes and the watchdog kills this process. It runs on its own thread, so
- * it works even while the main thread is stuck in a synchronous loop that
- * no event could interrupt. (The parent writes nothing after the token.)
- */
-const WATCHDOG = `
-const buffer = new Uint8Array(256);
-try {
-  while (await Deno.stdin.read(buffer) !== null) {}
-} finally {
-  Deno.kill(Deno.pid, "SIGKILL");
+/** How often the watchdog looks for the parent. */
+const WATCHDOG_MS = 500;
+
+let guarded = false;
+/** Starts the watchdog thread, once. It starts from a `data:` URL: a file would need read access. */
+function startWatchdog(): void {
+  if (guarded) return;
+  guarded = true;
+  const source = `setInterval(() => { if (Deno.ppid !== ${parentPid}) ` +
+    `Deno.kill(Deno.pid, "SIGKILL"); }, ${WATCHDOG_MS});`;
+  new Worker(`data:application/javascript,${encodeURIComponent(source)}`, {
+    type: "module",
+    name: "watchdog",
+  });
 }
-`;
+if (guard === "now") startWatchdog();
 
-/** The token is this many hex digits and a newline; the parent writes nothing else. */
-const TOKEN_LINE = 65;
-
-/** Reads the token line the parent wrote to stdin. */
-async function readToken(): Promise<string> {
-  const line = new Uint8Array(TOKEN_LINE);
-  let filled = 0;
-  while (filled < TOKEN_LINE) {
-    const read = await Deno.stdin.read(line.subarray(filled));
-    if (read === null) Deno.exit(0);
-    filled += read;
+// Bound now: a task that replaces `Deno.stdout.writeSync` does not reroute the frames.
+const stdout = Deno.stdout.writeSync.bind(Deno.stdout);
+const stdin = Deno.stdin.read.bind(Deno.stdin);
+const writer = new FrameWriter<FromWorker | CallMessage | AbortMessage>((bytes) => {
+  try {
+    return stdout(bytes);
+  } catch {
+    // The parent is gone.
+    Deno.exit(0);
   }
-  return new TextDecoder().decode(line.subarray(0, TOKEN_LINE - 1));
+});
+
+const settleCall = connectBroker((message) =>
+  writer.send(
+    message,
+    // A call whose arguments turn out to be unsendable once node:v8 has loaded fails here.
+    message.type === "call" && message.call !== 0
+      ? (error) => {
+        settleCall({
+          type: "reply",
+          call: message.call,
+          ok: false,
+          value: packError(error),
+          modules: [],
+        });
+        return undefined;
+      }
+      : undefined,
+  )
+);
+
+/** What to send instead of an outcome that turns out to be unsendable. */
+function repair(message: FromWorker): ((error: unknown) => FromWorker) | undefined {
+  if (message.type === "done") return () => sendableDone(message as DoneMessage, encodeFrame);
+  if (message.type === "init-failed") {
+    return (error) => ({
+      type: "init-failed",
+      error: packError(
+        new SerializationError(`Cannot send the initializer's error: ${(error as Error).message}`),
+      ),
+    });
+  }
+  return undefined;
 }
 
-const [token, connection] = await Promise.all([
-  readToken(),
-  Deno.connect({ hostname: "127.0.0.1", port: Number(port) }),
-]);
-connection.setNoDelay(true);
-
-const journal = Deno.openSync(journalPath, { write: true, create: true, append: true });
-const entry = new Uint8Array(4);
-const entryView = new DataView(entry.buffer);
-
-const channel = new FrameChannel<
-  ToWorker | ReplyMessage,
-  FromWorker | CallMessage | AbortMessage | { type: "hello"; token: string }
->(connection);
-channel.send({ type: "hello", token });
-await channel.drained();
-// From here the watchdog owns stdin: it ends this process if the parent dies,
-// even while this thread is stuck in a synchronous loop. Creating it blocks
-// this thread for about 9 ms, so it happens while the parent answers the hello.
-// It starts from a data: URL: a worker's file would need read access to this
-// package, which the parent itself may not have (a child gets nothing its parent lacks).
-new Worker(`data:application/javascript,${encodeURIComponent(WATCHDOG)}`, {
-  type: "module",
-  name: "watchdog",
-});
-const settleCall = connectBroker((message) => channel.send(message));
-
-const runner = startRunner((message) => channel.send(message), {
+let jobs = 0;
+const runner = startRunner((message) => {
+  writer.send(message, repair(message));
+  // The first result leaves at the end of this turn; the watchdog may start after it.
+  if (message.type === "done" && !guarded) setTimeout(startWatchdog, 0);
+}, {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),
   context: childContext,
-  sent: () => channel.drained(),
   check: encodeFrame,
-  beforeJob(id) {
-    entryView.setInt32(0, id, true);
-    journal.writeSync(entry);
+  reportEachJob: true,
+  beforeJob() {
+    const written = writer.writeNow();
+    // Before the second job the first result has left: the watchdog may cost its time now,
+    // before a job that might never yield.
+    if (++jobs === 2) startWatchdog();
+    return written;
   },
 });
 
-await channel.listen((message) => {
+const chunk = new Uint8Array(64 * 1024);
+const reader = new FrameReader<ToWorker | ReplyMessage>(async () => {
+  const read = await stdin(chunk);
+  return read === null ? null : chunk.subarray(0, read);
+});
+await reader.listen((message) => {
   if (message.type === "reply") settleCall(message);
   else runner.receive(message);
 });
-// The parent closed the channel: nothing more to do.
+// The parent closed stdin: nothing more to do.
 Deno.exit(0);

@@ -137,12 +137,12 @@ function resolveRequested(permissions: unknown, where: string): Record<Name, Per
   return resolved;
 }
 
-/** What the library itself must let the child do, whatever the user asked. */
+/**
+ * What the library itself must let the child do, whatever the user asked:
+ * load its entry module. (It talks to its parent over its own stdin and
+ * stdout, which need no permission.)
+ */
 export interface LibraryNeeds {
-  /** Files the child must write (its own journal, and nothing of any other child's). */
-  write: string[];
-  /** Hosts the child must reach (its parent's listener). */
-  net: string[];
   /** The child's entry module: its package must be readable or importable. */
   moduleUrl: URL;
 }
@@ -154,8 +154,8 @@ export function childFlags(
 ): string[] {
   const extra: Record<Name, string[]> = {
     read: [],
-    write: [...needs.write],
-    net: [...needs.net],
+    write: [],
+    net: [],
     env: [],
     run: [],
     ffi: [],

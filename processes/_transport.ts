@@ -1,24 +1,22 @@
 /**
- * The process transport: a {@linkcode WorkerHandle} over a `deno run` child.
+ * The process transport: a {@linkcode WorkerHandle} over a `deno run` child,
+ * talking over the child's own pipes (`_channel.ts`): frames to its stdin,
+ * frames and the child's own output from its stdout; its stderr is the
+ * parent's. Nothing listens on a socket and nothing is written to disk.
  * Importing this module registers it with the scheduler.
  *
- * One loopback TCP listener per parent (127.0.0.1, a port the system picks)
- * takes the children's connections. A child proves itself with a random token
- * that the parent wrote to its stdin; any other connection is closed before a
- * byte of it is trusted. (A Unix socket would need the same `--allow-net`
- * grant, for a path that cannot be named in advance; loopback TCP lets the
- * parent be granted just `--allow-net=127.0.0.1`.) The journals live in a
- * private temporary directory (mode 0700). The stdin pipe stays open for the child's life: when
- * the parent dies, the child's watchdog sees it close and ends the child.
- *
- * A child cannot share memory with its parent, so a job cannot be withdrawn
- * while the child lives; instead the child journals each job id before it
- * starts, and once the child is dead the journal says which jobs never ran.
- * Cancelling a task in a child kills the child.
+ * A child writes a `started` message before each job and each outcome
+ * before the next job begins, synchronously, so once a dead child's stdout
+ * has been read to its end the parent knows which jobs it started. Until
+ * then a job cannot be taken back for another worker. A job the child holds
+ * and has not said it started can still be cancelled: the child skips it,
+ * or, if it had started it in the meantime, runs it and its outcome is
+ * dropped. Cancelling a running job kills the child.
  *
  * @module
  */
 
+import * as v8 from "node:v8";
 import { type ExitInfo, registerTransport, type WorkerHandle } from "../internal/pool.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "../internal/protocol.ts";
 import {
@@ -29,245 +27,80 @@ import {
   parentContext,
   type ReplyMessage,
 } from "../internal/broker.ts";
-import { encodeFrame, FrameChannel, MAX_FRAME } from "./_channel.ts";
+import { encodeFrame, FrameReader, FrameSender, MAX_FRAME, provideV8 } from "./_channel.ts";
 import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
+provideV8(v8);
+
 const childUrl = new URL("./_child.ts", import.meta.url);
 
-/** How long an idle child may take to exit once its channel closes. */
+/** How long an idle child may take to exit once its stdin closes. */
 const GRACEFUL_EXIT_MS = 2_000;
 
-/** The most journal entries read back: more than any child runs between two reads. */
-const MAX_JOURNAL_ENTRIES = 1 << 22;
-
-/** How long a connection may take to prove itself. */
-const HELLO_TIMEOUT_MS = 10_000;
-
-/** The longest frame a connection may send before it has proved itself: a hello is ~90 bytes. */
-const HELLO_MAX_FRAME = 1024;
-
-/** Connections that may be waiting to prove themselves at once; more are closed at once. */
-const MAX_UNPROVEN = 64;
-
-interface Hello {
-  type: "hello";
-  token: string;
-}
-
-/** Receives a child's channel and its incoming messages once it has proved itself. */
-type Admit = (
-  channel: FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>,
-  listen: (
-    handler: (message: FromWorker | CallMessage | AbortMessage, bytes: number) => void,
-  ) => Promise<void>,
-) => void;
-
-/** The listener and directory that all children of this program use. */
-class Rendezvous {
-  readonly dir: string;
-  readonly port: number;
-  readonly #listener: Deno.TcpListener;
-  readonly #expected = new Map<string, Admit>();
-  #users = 0;
-  #unproven = 0;
-  #closed = false;
-
-  constructor() {
-    this.dir = Deno.makeTempDirSync({ prefix: "parallel-core-" });
-    Deno.chmodSync(this.dir, 0o700);
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.port = this.#listener.addr.port;
-    this.#accept();
-  }
-
-  async #accept(): Promise<void> {
-    while (!this.#closed) {
-      let connection: Deno.TcpConn;
-      try {
-        connection = await this.#listener.accept();
-      } catch {
-        if (this.#closed) return;
-        // Out of file descriptors, say: children still to come must not be locked out.
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        continue;
-      }
-      this.#greet(connection);
-    }
-  }
-
-  /** Admits a connection whose first message carries a token we expect; closes any other. */
-  #greet(connection: Deno.TcpConn): void {
-    if (this.#unproven >= MAX_UNPROVEN) {
-      connection.close();
-      return;
-    }
-    this.#unproven++;
-    let unproven = true;
-    const proven = () => {
-      if (unproven) this.#unproven--;
-      unproven = false;
-    };
-    connection.setNoDelay(true);
-    const channel = new FrameChannel<
-      FromWorker | CallMessage | AbortMessage | Hello,
-      ToWorker | ReplyMessage
-    >(connection, HELLO_MAX_FRAME);
-    const timer = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
-    let forward:
-      | ((message: FromWorker | CallMessage | AbortMessage, bytes: number) => void)
-      | undefined;
-    let listened: PromiseWithResolvers<void> | undefined;
-    const done = channel.listen((message, bytes) => {
-      if (forward !== undefined) {
-        forward(message as FromWorker | CallMessage | AbortMessage, bytes);
-        return;
-      }
-      if (listened !== undefined) return; // Admitted, its handler not yet set.
-      clearTimeout(timer);
-      proven();
-      const hello = message as Hello;
-      const admit = hello?.type === "hello" && typeof hello.token === "string"
-        ? this.#expected.get(hello.token)
-        : undefined;
-      if (admit === undefined) {
-        channel.close();
-        return;
-      }
-      this.#expected.delete(hello.token);
-      channel.maxFrame = MAX_FRAME;
-      listened = Promise.withResolvers<void>();
-      admit(
-        channel as FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>,
-        (handler) => {
-          forward = handler;
-          return listened!.promise;
-        },
-      );
-    });
-    done.then(
-      () => listened?.resolve(),
-      // Once admitted, a stream that breaks the framing is the child's doing.
-      (error) => listened?.reject(error),
-    ).finally(() => {
-      clearTimeout(timer);
-      proven();
-      // A connection that ended or broke the framing before it was admitted is closed here.
-      if (listened === undefined) channel.close();
-    });
-  }
-
-  /** Registers a child's token; `admit` receives its channel once it connects. */
-  expect(token: string, admit: Admit): void {
-    this.#users++;
-    this.#expected.set(token, admit);
-  }
-
-  /** A child is gone; the last one out closes the socket and removes the directory. */
-  release(token: string): void {
-    this.#expected.delete(token);
-    if (--this.#users > 0) return;
-    this.close();
-    if (rendezvous === this) rendezvous = undefined;
-  }
-
-  close(): void {
-    this.#closed = true;
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
-    }
-    try {
-      Deno.removeSync(this.dir, { recursive: true });
-    } catch {
-      // Already removed.
-    }
-  }
-}
-
-let rendezvous: Rendezvous | undefined;
-globalThis.addEventListener("unload", () => rendezvous?.close());
-
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-/** The task ids a dead child journalled as started. */
 /**
- * The task ids a dead child journalled as started. The child can write its
- * journal, so at most `given` entries (one per task it was given) are read.
+ * How long the rest of a frame may take once its start has arrived. A child
+ * writes a frame with one synchronous call, so it never stops halfway.
  */
-function readJournal(path: string, given: number): Set<number> {
-  const started = new Set<number>();
+const FRAME_STALL_MS = 5_000;
+
+/** How long a dead child's stdout may stay open (a grandchild holding it) before it is let go. */
+const OUTPUT_GRACE_MS = 1_000;
+
+/** Set on a `Process`'s options: its child starts its watchdog before its first job. */
+export const GUARD_AT_ONCE: unique symbol = Symbol("guard at once");
+
+/** The configuration `spawnProcess` receives. */
+interface ProcessConfig {
+  permissions: ResolvedPermissions;
+  guardAtOnce: boolean;
+}
+
+/** Writes a child's own output to this program's stdout, in order. */
+function forwardOutput(bytes: Uint8Array): void {
+  let offset = 0;
   try {
-    using file = Deno.openSync(path);
-    const bytes = new Uint8Array(Math.min(given, MAX_JOURNAL_ENTRIES) * 4);
-    let filled = 0;
-    while (filled < bytes.byteLength) {
-      const read = file.readSync(bytes.subarray(filled));
-      if (read === null || read === 0) break;
-      filled += read;
-    }
-    const view = new DataView(bytes.buffer, 0, filled);
-    for (let offset = 0; offset + 4 <= filled; offset += 4) {
-      started.add(view.getInt32(offset, true));
-    }
+    while (offset < bytes.byteLength) offset += Deno.stdout.writeSync(bytes.subarray(offset));
   } catch {
-    // No journal: the child started nothing.
+    // Our own stdout is closed: the output has nowhere to go.
   }
-  return started;
 }
 
 function spawnProcess(
   init: Omit<WorkerInit, "jobStates">,
   capacity: number,
-  permissions: ResolvedPermissions,
+  config: ProcessConfig,
 ): WorkerHandle {
-  rendezvous ??= new Rendezvous();
-  const meeting = rendezvous;
-  const token = randomToken();
-  const journal = `${meeting.dir}/journal-${init.id}`;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...childFlags(permissions, {
-        write: [journal],
-        net: [`127.0.0.1:${meeting.port}`],
-        moduleUrl: childUrl,
-      }),
+      ...childFlags(config.permissions, { moduleUrl: childUrl }),
       childUrl.href,
-      String(meeting.port),
-      journal,
       String(capacity),
+      config.guardAtOnce ? "now" : "later",
     ],
     stdin: "piped",
-    stdout: "inherit",
+    stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const stdin = child.stdin.getWriter();
-  stdin.write(new TextEncoder().encode(token + "\n")).catch(() => {});
-
-  let channel:
-    | FrameChannel<FromWorker | CallMessage | AbortMessage, ToWorker | ReplyMessage>
-    | undefined;
+  const channel = new FrameSender<ToWorker | ReplyMessage>(child.stdin.getWriter());
   const ledger = new ChildLedger(capacity);
-  /** How many tasks the child was given: the most journal entries worth reading. */
-  let given = 0;
   /** Set when the child sent what no honest child sends: the cause of its end. */
   let violation: Error | undefined;
-  const violate = (reason: string) => {
-    if (violation !== undefined) return;
-    violation = new Error(`the child broke the protocol and was ended: it sent ${reason}`);
-    session.close();
+  const kill = () => {
     try {
       child.kill("SIGKILL");
     } catch {
       // Already gone.
     }
   };
-  const session = new BrokerSession((reply) => channel?.send(reply), violate);
+  const violate = (reason: string) => {
+    if (violation !== undefined) return;
+    violation = new Error(`the child broke the protocol and was ended: it sent ${reason}`);
+    session.close();
+    kill();
+  };
+  const session = new BrokerSession((reply) => channel.send(reply), violate);
   /** Checks a message from the child and acts on it; ends the child on anything malformed. */
   const receive = (raw: unknown, bytes: number) => {
     if (violation !== undefined) return;
@@ -276,7 +109,7 @@ function spawnProcess(
       if (message.type === "call") {
         session.perform(message, bytes).catch((error) => violate(`a bad call (${error})`));
         // A child that does not read its replies must not make the parent hold them.
-        if ((channel?.backlog ?? 0) > MAX_FRAME) violate("more replies than it reads");
+        if (channel.backlog > MAX_FRAME) violate("more replies than it reads");
       } else if (message.type === "abort") session.abort(message);
       else if (!alive) return;
       else if (message.type === "done") handle.onMessage(reviveResults(message as CheckedDone));
@@ -298,18 +131,37 @@ function spawnProcess(
     }
     return { ...message, values };
   };
-  let outbox: ToWorker[] = [];
   let alive = true;
-  let started: Set<number> | undefined;
-  const idBySlot = new Map<number, number>();
-  let reading: Promise<void> = Promise.resolve();
+  /** Set once the child has exited and its stdout has been read to the end. */
+  let dead = false;
 
-  meeting.expect(token, (connected, listen) => {
-    channel = connected;
-    for (const message of outbox) channel.send(message);
-    outbox = [];
-    reading = listen(receive).catch((error) => violate((error as Error).message));
-  });
+  const output = child.stdout.getReader();
+  const reader = new FrameReader<FromWorker | CallMessage | AbortMessage>(
+    async () => {
+      const { value, done } = await output.read();
+      return done ? null : value;
+    },
+    { passThrough: forwardOutput },
+  );
+  let stall: ReturnType<typeof setTimeout> | undefined;
+  const reading = reader.listen((message, bytes) => {
+    receive(message, bytes);
+    // A frame begun and never finished would hide everything after it.
+    clearTimeout(stall);
+    stall = undefined;
+  }).catch((error) => violate((error as Error).message));
+  const watchStall = setInterval(() => {
+    if (!reader.midFrame) {
+      clearTimeout(stall);
+      stall = undefined;
+    } else {
+      stall ??= setTimeout(() => {
+        if (reader.midFrame) {
+          violate(`the start of a frame and not the rest (${FRAME_STALL_MS} ms)`);
+        }
+      }, FRAME_STALL_MS);
+    }
+  }, FRAME_STALL_MS / 5);
 
   const shown: ChildStatus = {
     pid: child.pid,
@@ -322,26 +174,22 @@ function spawnProcess(
     session.close();
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
-    // Let the last outcomes the child wrote arrive before reporting its end.
-    await reading;
+    // Read what the child wrote before it died; a grandchild may hold its stdout open.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      reading,
+      new Promise((resolve) => timer = setTimeout(resolve, OUTPUT_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
+    clearInterval(watchStall);
+    clearTimeout(stall);
+    await output.cancel().catch(() => {});
+    await channel.close();
+    dead = true;
     return status;
   })();
 
-  const cleanUp = async () => {
-    const status = await finished;
-    meeting.release(token);
-    await stdin.close().catch(() => {});
-    channel?.close();
-    try {
-      Deno.removeSync(journal);
-    } catch {
-      // Never written.
-    }
-    return status;
-  };
-
   finished.then((status) => {
-    started = readJournal(journal, given);
     if (!alive) return;
     alive = false;
     handle.onExit(
@@ -355,55 +203,36 @@ function spawnProcess(
       } satisfies ExitInfo,
     );
   });
-  const ended = cleanUp();
 
   const handle: WorkerHandle = {
     send(message: ToWorker) {
-      if (message.type === "run") {
-        ledger.give(message.slots);
-        given += message.slots.length;
-        for (let i = 0; i < message.slots.length; i++) {
-          idBySlot.set(message.slots[i], message.ids[i]);
-        }
-      }
-      if (channel === undefined) {
-        // Encode now, so that a message that cannot be sent fails at once.
-        encodeFrame(message);
-        outbox.push(message);
-      } else {
-        channel.send(message);
-      }
+      if (message.type === "run") ledger.give(message.slots);
+      channel.send(message);
     },
     withdraw(slot) {
-      // Only a dead child's journal is final.
-      if (started === undefined) return false;
-      const id = idBySlot.get(slot);
-      return id !== undefined && !started.has(id);
+      // Only a dead child's account of what it started is final.
+      return dead && !ledger.hasStarted(slot);
     },
+    drop(slot) {
+      if (dead) return !ledger.hasStarted(slot);
+      if (!ledger.drop(slot)) return false;
+      channel.send({ type: "cancel", slot });
+      return true;
+    },
+    started: (slot) => ledger.hasStarted(slot),
     cancel() {
-      // A process can be stopped: kill it, and the journal sorts out the rest when it exits.
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone: its exit is on its way.
-      }
+      // A running job is stopped by killing its child; its exit sorts out the rest.
+      kill();
       return true;
     },
     async terminate() {
       alive = false;
       // The pool is done with this child: it is served no more calls.
       session.close();
-      // Closing the channel ends an idle child with exit code 0; kill one that lingers.
-      // (Its stdin stays open until it has exited, or its watchdog would kill it.)
-      channel?.close();
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }, channel === undefined ? 0 : GRACEFUL_EXIT_MS);
-      await ended;
+      // Closing its stdin ends an idle child with exit code 0; kill one that lingers.
+      channel.close();
+      const timer = setTimeout(kill, GRACEFUL_EXIT_MS);
+      await finished;
       clearTimeout(timer);
     },
     onMessage: () => {},
@@ -415,58 +244,31 @@ function spawnProcess(
 }
 
 registerTransport("process", {
-  spawn: (init, capacity, permissions) =>
-    spawnProcess(init, capacity, permissions as ResolvedPermissions),
+  spawn: (init, capacity, config) => spawnProcess(init, capacity, config as ProcessConfig),
   extraOptions: ["permissions"],
   context: parentContext,
   check: encodeFrame,
-  configure: (options, where) => {
+  configure: (options, where): ProcessConfig => {
     checkParentCanSpawn(where);
-    return resolvePermissions(options.permissions, where);
+    return {
+      permissions: resolvePermissions(options.permissions, where),
+      guardAtOnce: (options as { [GUARD_AT_ONCE]?: boolean })[GUARD_AT_ONCE] === true,
+    };
   },
 });
 
-/**
- * Fails early, with the flags to add, when this program may not start
- * children or listen for them.
- */
+/** Fails early, with the flag to add, when this program may not start children. */
 function checkParentCanSpawn(where: string): void {
-  const missing: string[] = [];
-  const state = (descriptor: Deno.PermissionDescriptor) => {
-    try {
-      return Deno.permissions.querySync(descriptor).state;
-    } catch {
-      return "denied";
-    }
-  };
-  if (state({ name: "run", command: Deno.execPath() }) !== "granted") missing.push("--allow-run");
-  if (state({ name: "net", host: "127.0.0.1" }) !== "granted") {
-    missing.push("--allow-net=127.0.0.1");
-  }
-  if (
-    state({ name: "write" }) !== "granted" &&
-    state({ name: "write", path: tempDir() }) !== "granted"
-  ) {
-    missing.push(`--allow-write=${tempDir()}`);
-  }
-  if (
-    state({ name: "read" }) !== "granted" && state({ name: "read", path: tempDir() }) !== "granted"
-  ) {
-    missing.push(`--allow-read=${tempDir()}`);
-  }
-  if (missing.length > 0) {
-    throw new TypeError(
-      `${where}: child processes need ${missing.join(" ")} (to start \`deno\`, meet the child on ` +
-        `127.0.0.1 and keep its journal in the temporary directory); run with those flags or -A`,
-    );
-  }
-}
-
-function tempDir(): string {
+  let state: Deno.PermissionState;
   try {
-    return Deno.env.get("TMPDIR") || "/tmp";
+    state = Deno.permissions.querySync({ name: "run", command: Deno.execPath() }).state;
   } catch {
-    return "/tmp";
+    state = "denied";
+  }
+  if (state !== "granted") {
+    throw new TypeError(
+      `${where}: child processes need --allow-run (to start \`deno\`); run with it or -A`,
+    );
   }
 }
 

@@ -7,14 +7,16 @@
  *
  * A child may send, in this order: the broker's calls and aborts at any time;
  * `init-failed` or `ready` once; then `started` and `done` only for tasks it
- * was given and has not answered, each answered once. Anything else is a
- * {@linkcode ChildViolation}, and the transport ends that child.
+ * was given and has not answered, each started once and answered once, and
+ * answered "skipped" only if the parent cancelled it before it started.
+ * Anything else is a {@linkcode ChildViolation}, and the transport ends that
+ * child.
  *
  * @module
  */
 
 import { type AbortMessage, type CallMessage, ChildViolation } from "../internal/broker.ts";
-import { type DoneMessage, FAILED, type FromWorker, OK } from "../internal/protocol.ts";
+import { type DoneMessage, FAILED, type FromWorker, OK, SKIPPED } from "../internal/protocol.ts";
 
 /** A message from a child, once checked. */
 export type FromChild = FromWorker | CallMessage | AbortMessage;
@@ -33,6 +35,8 @@ export class ChildLedger {
   readonly #given = new Set<number>();
   /** Those of them the child said it started. */
   readonly #started = new Set<number>();
+  /** Those of them the parent cancelled before the child said it started them. */
+  readonly #dropped = new Set<number>();
 
   /** @param capacity The most jobs the child may hold at once. */
   constructor(capacity: number) {
@@ -42,6 +46,21 @@ export class ChildLedger {
   /** The parent sent the child the tasks in `slots`. */
   give(slots: readonly number[]): void {
     for (const slot of slots) this.#given.add(slot);
+  }
+
+  /** Whether the child said it started the task in `slot` (and has not answered it). */
+  hasStarted(slot: number): boolean {
+    return this.#started.has(slot);
+  }
+
+  /**
+   * The parent cancels the task in `slot` if the child has not said it
+   * started it: the child may then answer it "skipped". Returns whether it did.
+   */
+  drop(slot: number): boolean {
+    if (!this.#given.has(slot) || this.#started.has(slot)) return false;
+    this.#dropped.add(slot);
+    return true;
   }
 
   /** Checks a message from the child; returns it, or throws a {@linkcode ChildViolation}. */
@@ -97,10 +116,16 @@ export class ChildLedger {
     const handles: number[] = [];
     for (let i = 0; i < slots.length; i++) {
       const status = statuses[i];
-      // SKIPPED answers a withdrawal, and a parent withdraws nothing from a live child.
-      if (status !== OK && status !== FAILED) {
+      // SKIPPED answers a cancellation that arrived before the task started.
+      const skipped = status === SKIPPED && this.#dropped.has(slots[i]) &&
+        !this.#started.has(slots[i]);
+      if (status !== OK && status !== FAILED && !skipped) {
         throw new ChildViolation(
-          `a result of unknown status ${typeof status === "number" ? status : typeof status}`,
+          status === SKIPPED
+            ? `a task answered as skipped that it had started or was not asked to skip (slot ${
+              typeof slots[i] === "number" ? slots[i] : typeof slots[i]
+            })`
+            : `a result of unknown status ${typeof status === "number" ? status : typeof status}`,
         );
       }
       if (!this.#given.delete(slots[i])) {
@@ -111,6 +136,7 @@ export class ChildLedger {
         );
       }
       this.#started.delete(slots[i]);
+      this.#dropped.delete(slots[i]);
       // A child names the values that hold handles; what it names to import is ignored.
       if (status === OK && modules !== undefined && Object.hasOwn(modules, i)) handles.push(i);
     }

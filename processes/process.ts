@@ -9,7 +9,7 @@ import { Solo } from "../internal/solo.ts";
 import type { TaskFunction } from "../tasks.ts";
 import { type Permissions, resolvePermissions } from "./_permissions.ts";
 import type { PoolOptions } from "../internal/pool.ts";
-import { childStatus } from "./_transport.ts";
+import { childStatus, GUARD_AT_ONCE } from "./_transport.ts";
 
 /** What a {@linkcode Process} runs, and with which permissions. */
 export interface ProcessOptions<A extends unknown[], R> {
@@ -51,7 +51,9 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
   constructor(options: ProcessOptions<A, R>) {
     const { permissions, ...rest } = options;
     resolvePermissions(permissions, "Cannot create Process");
-    this.#solo = new Solo("process", "Process", rest, [], { permissions } as PoolOptions);
+    // Its one job may never yield: its child guards against an orphaned life before it starts.
+    const config = { permissions, [GUARD_AT_ONCE]: true };
+    this.#solo = new Solo("process", "Process", rest, [], config as PoolOptions);
   }
 
   /** The process's name. */

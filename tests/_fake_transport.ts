@@ -23,7 +23,8 @@ export class FakeWorker {
   terminated = false;
   /**
    * Plays a child process: a cancel kills it, and it can withdraw jobs only
-   * once it is dead (its journal says which had started).
+   * once it is dead (what it wrote says which had started); a live one can
+   * only drop a job it has not said it started.
    */
   likeProcess = false;
   exited = false;
@@ -39,6 +40,11 @@ export class FakeWorker {
       },
       withdraw: (slot) => {
         if (this.started.has(slot) || (this.likeProcess && !this.exited)) return false;
+        this.withdrawn.add(slot);
+        return true;
+      },
+      drop: (slot) => {
+        if (this.started.has(slot)) return false;
         this.withdrawn.add(slot);
         return true;
       },

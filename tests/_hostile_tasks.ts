@@ -1,18 +1,18 @@
 // Tasks that play a hostile child: each attacks its parent through the
 // channel, the broker or the codec, using only what a task can reach (the
 // library's own modules, which share its realm, and global prototypes).
-import type { Mutex, Queue, Value } from "../mod.ts";
+import type { Mutex, Queue } from "../mod.ts";
 import { revive } from "../internal/codec.ts";
 import { childContext } from "../internal/broker.ts";
-import { FrameChannel } from "../processes/_channel.ts";
+import { FrameWriter } from "../processes/_channel.ts";
 
 type Message = Record<string, unknown>;
 
 /** Runs `edit` on the next message this child sends, once. */
 function onNextSend(edit: (message: Message, send: (message: unknown) => void) => void): void {
-  const original = FrameChannel.prototype.send;
-  FrameChannel.prototype.send = function (this: FrameChannel<unknown, unknown>, message) {
-    FrameChannel.prototype.send = original;
+  const original = FrameWriter.prototype.send;
+  FrameWriter.prototype.send = function (this: FrameWriter<unknown>, message: unknown) {
+    FrameWriter.prototype.send = original;
     edit(message as Message, (forged) => original.call(this, forged));
   };
 }
@@ -44,8 +44,8 @@ export async function importThroughModuleLists(
     if (items.some((x) => typeof x === "string" && x.startsWith("file:"))) items.unshift(url);
     yield* items;
   } as typeof iterate;
-  const send = FrameChannel.prototype.send;
-  FrameChannel.prototype.send = function (this: FrameChannel<unknown, unknown>, message) {
+  const send = FrameWriter.prototype.send;
+  FrameWriter.prototype.send = function (this: FrameWriter<unknown>, message: unknown) {
     const forged = { ...(message as Message) };
     if (forged.type === "call") forged.modules = [url];
     if (forged.type === "done") forged.modules = { 0: [url] };
@@ -252,20 +252,6 @@ export function dagError(): never {
 /** Gets an item the parent cannot send as JSON within the frame limit (honest use). */
 export async function itemLength(given: Queue<string>): Promise<number> {
   return (await given.get()).length;
-}
-
-/** Counts its run, erases its journal (the child may write it), and exits. */
-export async function eraseJournal(runs: Value<"int32">): Promise<never> {
-  await runs.add(1);
-  Deno.truncateSync(Deno.args[1], 0);
-  Deno.exit(1);
-}
-
-/** Opens and closes `count` connections to the parent's port without a word. */
-export async function knockAndLeave(count: number): Promise<number> {
-  const port = Number(Deno.args[0]);
-  for (let i = 0; i < count; i++) (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-  return count;
 }
 
 /** Leaves `count` puts of `mib` MiB each waiting on a full queue in the parent. */

@@ -30,6 +30,10 @@ function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): Wor
     worker.terminate();
     handle.onExit(exit);
   };
+  /** The compare-and-swap on the shared slot word decides, exactly. */
+  function withdraw(slot: number): boolean {
+    return Atomics.compareExchange(jobStates, slot, QUEUED, CANCELLED) === QUEUED;
+  }
   const handle: WorkerHandle = {
     send(message: ToWorker, transfer: Transferable[] = []) {
       if (message.type === "run") {
@@ -37,7 +41,8 @@ function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): Wor
       }
       worker.postMessage(message, transfer);
     },
-    withdraw: (slot) => Atomics.compareExchange(jobStates, slot, QUEUED, CANCELLED) === QUEUED,
+    withdraw,
+    drop: withdraw,
     started: (slot) => Atomics.load(jobStates, slot) !== QUEUED,
     cancel(slot) {
       Atomics.store(jobStates, slot, CANCELLED);

@@ -1,0 +1,308 @@
+// A child talks to its parent over its own stdin and stdout: no socket, no
+// file, no permission beyond starting it. What a child wrote before it died
+// is read to the end, so every task that finished keeps its result, and a
+// task the child holds can be cancelled without touching the child.
+import assert from "node:assert/strict";
+import { Event, Process, ProcessPool, tasks, Value } from "../mod.ts";
+import { alive, failure, runProgram, within, work } from "./_helpers.ts";
+
+const pipes = tasks<typeof import("./_pipe_tasks.ts")>(
+  new URL("./_pipe_tasks.ts", import.meta.url),
+);
+const hostile = pipes;
+
+/** The inodes of the sockets process `pid` holds. */
+function socketInodes(pid: number): string[] {
+  const inodes: string[] = [];
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`));
+      if (match) inodes.push(match[1]);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return inodes;
+}
+
+async function waitUntil(done: () => boolean, ms = 10_000): Promise<void> {
+  await within(
+    (async () => {
+      while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
+    })(),
+    ms,
+  );
+}
+
+Deno.test("a ProcessPool needs only --allow-read --allow-run, and nothing listens on a socket", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const program = `${dir}/program.ts`;
+    await Deno.writeTextFile(
+      program,
+      `
+      import { ProcessPool } from "${new URL("../mod.ts", import.meta.url).href}";
+      await using pool = new ProcessPool({ maxWorkers: 2 });
+      const squares = await pool.map((x: number) => x * x, [1, 2, 3]);
+      const child = await pool.submit(() => Deno.pid);
+      console.log(JSON.stringify([squares, Deno.pid, child]));
+      await Deno.stdin.read(new Uint8Array(1)); // until the test has looked
+    `,
+    );
+    const program$ = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-run", "--no-config", program],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const lines = program$.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await within(lines.read());
+    const [squares, parent, child] = JSON.parse(value ?? "null") ?? [];
+    assert.deepEqual(squares, [1, 4, 9]);
+    // Every Deno process holds a socket pair of its own; none of theirs may be a network
+    // socket, or a Unix socket that listens.
+    const inodes = new Set([parent, child].flatMap(socketInodes));
+    const tcp = ["/proc/net/tcp", "/proc/net/tcp6"].flatMap((file) =>
+      Deno.readTextFileSync(file).split("\n").slice(1).filter((line) =>
+        inodes.has(line.trim().split(/\s+/)[9])
+      )
+    );
+    assert.deepEqual(tcp, []);
+    const listening = Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1).filter(
+      (line) => {
+        const fields = line.trim().split(/\s+/);
+        return inodes.has(fields[6]) && (parseInt(fields[3], 16) & 0x10000) !== 0;
+      },
+    );
+    assert.deepEqual(listening, []);
+    await program$.stdin.close();
+    await lines.cancel();
+    await program$.stderr.cancel();
+    assert.equal((await within(program$.status)).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a task's output reaches the parent's stdout in order, before its result", async () => {
+  const { code, stdout, stderr } = await runProgram(`
+    import { ProcessPool, tasks } from "@parallel/core";
+    const pipes = tasks(new URL(${JSON.stringify(new URL("./_pipe_tasks.ts", import.meta.url))}));
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    for (let i = 0; i < 3; i++) console.log("result " + await pool.submit(pipes.printed, i));
+    console.log("node " + await pool.submit(pipes.nodeStdout, "behind the back\\n"));
+    console.log("raw " + await pool.submit(pipes.rawBytes, [0xff, 0x41, 0xc0, 0x0a]));
+    console.log("last " + await pool.submit(pipes.printed, 9));
+  `);
+  assert.equal(code, 0, stderr);
+  const lines = stdout.split("\n");
+  assert.deepEqual(lines.slice(0, 12), [
+    "log 0",
+    "write 0",
+    "info 0",
+    "result 0",
+    "log 1",
+    "write 1",
+    "info 1",
+    "result 1",
+    "log 2",
+    "write 2",
+    "info 2",
+    "result 2",
+  ]);
+  // Bytes written behind the library's back pass through, even bytes that are not text.
+  assert.deepEqual(lines.slice(12, 14), ["behind the back", "node after"]);
+  assert.deepEqual(
+    new TextEncoder().encode(lines[14]),
+    Uint8Array.of(0xef, 0xbf, 0xbd, 0x41, 0xef, 0xbf, 0xbd),
+  );
+  assert.deepEqual(lines.slice(15), ["raw real", "log 9", "write 9", "info 9", "last 9", ""]);
+});
+
+for (const ending of ["exit", "kill", "uncaught"] as const) {
+  Deno.test(`a task that ends its child (${ending}) fails alone; every other task runs once`, async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    // Tiny tasks first: the pool then sends many jobs to the child in each batch.
+    await within(Promise.all(Array.from({ length: 100 }, (_, i) => pool.submit(work.add, i, 1))));
+    const runs = new Value("int32", 0);
+    const count = 120;
+    const outcomes = await within(
+      Promise.allSettled(
+        Array.from(
+          { length: count },
+          (_, i) =>
+            pool.submit(pipes.counted, runs, i, i === 60 ? ending : i === 30 ? "throw" : "none"),
+        ),
+      ),
+      30_000,
+    );
+    for (const [i, outcome] of outcomes.entries()) {
+      if (i === 60) {
+        assert.equal(outcome.status, "rejected");
+        assert.equal((outcome as PromiseRejectedResult).reason.name, "WorkerCrashedError");
+      } else if (i === 30) {
+        assert.equal(outcome.status, "rejected");
+        assert.equal((outcome as PromiseRejectedResult).reason.name, "TypeError");
+      } else {
+        assert.deepEqual(outcome, { status: "fulfilled", value: i }, `task ${i}`);
+      }
+    }
+    // The task that ended its child ran once; none ran twice.
+    assert.equal(runs.loadSync(), count);
+    assert.equal(pool.stats.crashedWorkers, 1);
+  });
+}
+
+Deno.test("cancelling a task the child holds leaves the child and every other task alone", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  await within(Promise.all(Array.from({ length: 100 }, (_, i) => pool.submit(work.add, i, 1))));
+  const event = new Event();
+  const first = pool.submit(pipes.pidAfter, event);
+  const held = Array.from({ length: 4 }, () => pool.submit(pipes.pid));
+  await waitUntil(() => pool.stats.runningTasks === 1);
+  // Held by the child but not started: pending, not running.
+  assert.equal(pool.stats.pendingTasks, 4);
+  assert.equal(held[1].cancel(), true);
+  assert.equal((await failure(held[1])).name, "CancelledError");
+  event.set();
+  const pids = await within(Promise.all([first, held[0], held[2], held[3]]));
+  assert.equal(new Set(pids).size, 1, "one child ran them all");
+  assert.equal(alive(pids[0]), true);
+  assert.equal(pool.stats.crashedWorkers, 0);
+});
+
+Deno.test("cancelling tasks while the child starts them: each is cancelled or runs, no other is touched", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  await within(Promise.all(Array.from({ length: 100 }, (_, i) => pool.submit(work.add, i, 1))));
+  for (let round = 0; round < 5; round++) {
+    const submitted = Array.from({ length: 300 }, (_, i) => pool.submit(work.add, i, 1));
+    await new Promise((resolve) => setTimeout(resolve, round));
+    const cancelled = submitted.map((task, i) => i % 3 === 0 && task.cancel());
+    const outcomes = await within(Promise.allSettled(submitted));
+    for (const [i, outcome] of outcomes.entries()) {
+      if (cancelled[i]) {
+        assert.equal(outcome.status, "rejected", `task ${i}`);
+        assert.equal((outcome as PromiseRejectedResult).reason.name, "CancelledError");
+      } else {
+        assert.deepEqual(outcome, { status: "fulfilled", value: i + 1 }, `task ${i}`);
+      }
+    }
+  }
+  assert.equal(pool.stats.crashedWorkers, 0);
+});
+
+Deno.test("a Process whose target calls Deno.exit(0) ends normally", async () => {
+  const child = new Process({ target: () => Deno.exit(0) }).start();
+  assert.equal(await within(child.join()), undefined);
+  assert.equal(child.exitCode, 0);
+});
+
+for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
+  Deno.test(`children exit when their parent gets ${signal}, even in a synchronous loop; nothing is left on disk`, async () => {
+    const dir = await Deno.makeTempDir();
+    const tmp = `${dir}/tmp`;
+    await Deno.mkdir(tmp);
+    try {
+      const program = `${dir}/parent.ts`;
+      await Deno.writeTextFile(
+        program,
+        `
+        import { Process, ProcessPool } from "${new URL("../mod.ts", import.meta.url).href}";
+        const spin = () => { console.log("child", Deno.pid); const end = Date.now() + 60_000; while (Date.now() < end) {} };
+        // A Process guards its child before its target starts.
+        new Process({ target: spin }).start();
+        // A pool's child guards itself once it has sent its first result.
+        const spinning = new ProcessPool({ maxWorkers: 1 });
+        await spinning.submit(() => 0);
+        spinning.submit(spin);
+        const waiting = new ProcessPool({ maxWorkers: 1 });
+        waiting.submit(() => { console.log("child", Deno.pid); return new Promise(() => {}); });
+      `,
+      );
+      const parent = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--no-config", program],
+        env: { TMPDIR: tmp },
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      const pids: number[] = [];
+      await within(
+        (async () => {
+          while (pids.length < 3) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            text += value;
+            pids.splice(0, pids.length, ...[...text.matchAll(/child (\d+)/g)].map((m) => +m[1]));
+          }
+        })(),
+      );
+      assert.equal(pids.length, 3, text);
+      // Let each pool child start its watchdog after its first result.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      parent.kill(signal);
+      await parent.status;
+      await reader.cancel();
+      await waitUntil(() => !pids.some(alive), 5_000);
+      assert.deepEqual([...Deno.readDirSync(tmp)], []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+// ---- a hostile task writes to fd 1 itself ----------------------------------
+
+const MAGIC = [0xff, 0xc0, 0xfe, 0xc1];
+
+/** A frame as the channel writes it: magic, length, format, body. */
+function frame(format: string, body: Uint8Array | string, length?: number): number[] {
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const size = length ?? bytes.byteLength + 1;
+  return [
+    ...MAGIC,
+    size & 0xff,
+    (size >> 8) & 0xff,
+    (size >> 16) & 0xff,
+    size >>> 24,
+    format.charCodeAt(0),
+    ...bytes,
+  ];
+}
+
+async function assertEndedFor(pool: ProcessPool, bytes: number[], cause: RegExp): Promise<void> {
+  const error = await failure(pool.submit(hostile.rawBytes, bytes), 15_000);
+  assert.equal(error.name, "WorkerCrashedError", error.stack);
+  assert.match(String(error.cause?.message), cause);
+  assert.equal(await within(pool.submit((x: number) => x * 2, 21)), 42);
+}
+
+Deno.test("a forged result written to fd 1 for a task the child was not given ends that child", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1, permissions: "none" });
+  const forged = {
+    type: "done",
+    slots: [777],
+    statuses: [0],
+    values: ["forged"],
+    modules: {},
+    busyMs: 0,
+  };
+  await assertEndedFor(pool, frame("J", JSON.stringify(forged)), /task it was not given/);
+});
+
+Deno.test("garbage in a frame written to fd 1 ends that child", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1, permissions: "none" });
+  await assertEndedFor(pool, frame("J", "}{ not json"), /does not decode/);
+  await assertEndedFor(pool, frame("Q", "x"), /does not decode \(format 81\)/);
+});
+
+Deno.test("an oversized frame written to fd 1 ends that child before its body is read", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1, permissions: "none" });
+  await assertEndedFor(pool, frame("J", "", 0x7fff_fff0), /a frame of 2147483632 bytes/);
+});
+
+Deno.test("a frame begun on fd 1 and never finished ends that child, not a hang", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1, permissions: "none" });
+  await assertEndedFor(pool, frame("J", "{", 10_000_000), /the start of a frame and not the rest/);
+});
