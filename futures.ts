@@ -138,9 +138,19 @@ export class Task<R> implements PromiseLike<R> {
   }
 
   /**
-   * Cancels the task. A waiting task is removed from the queue; a running one
-   * fails at once with `CancelledError`, its worker is replaced, and the task
-   * sees `currentTask().cancelled` become true.
+   * Cancels the task; it fails at once with `CancelledError`. What happens
+   * to the work:
+   *
+   * - waiting in the pool's queue: removed;
+   * - held by a worker that has not started it: a thread never starts it; a
+   *   child process is told and skips it (if the child started it in the
+   *   instant the cancel crossed, it runs to its end there, sees
+   *   `currentTask().cancelled`, and its result is dropped). The worker and
+   *   every other task are untouched;
+   * - running in a thread: the task sees `currentTask().cancelled` become
+   *   true, and the thread is replaced (it ends when the task does);
+   * - running in a child process: the child is killed; the other tasks it
+   *   held run elsewhere.
    *
    * @returns `true` if the task was cancelled, `false` if it had already settled.
    */

@@ -1,6 +1,9 @@
-// ProcessPool against ThreadPool and a bare `deno run`, in the same run.
+// ProcessPool against ThreadPool, a bare `deno run` and (when `python3` is
+// present) Python's multiprocessing.Pool, in the same run.
 //   deno bench -A bench/process_pool_bench.ts
 import { ProcessPool, tasks, ThreadPool, Value } from "../mod.ts";
+import { childFlags } from "../processes/_permissions.ts";
+import { resolvePermissions } from "../processes/_permissions.ts";
 import { fib } from "./_fib.ts";
 
 const fibTasks = tasks<typeof import("./_fib.ts")>(new URL("./_fib.ts", import.meta.url));
@@ -35,35 +38,56 @@ Deno.bench({
   fn: () => submitMany(processes, TINY),
 });
 
-const items = Array.from({ length: 100_000 }, (_, i) => i);
+const MAP_ITEMS = 1_000_000;
+const items = Array.from({ length: MAP_ITEMS }, (_, i) => i);
+const python = await startPythonPeer();
+if (python) {
+  Deno.bench({
+    name: "Python multiprocessing.Pool(2).map, 1,000,000 items, default chunks",
+    group: "map",
+    baseline: true,
+    n: 10,
+    fn: () => python.map(MAP_ITEMS),
+  });
+}
 Deno.bench({
-  name: "ThreadPool.map, 100,000 items, automatic chunks",
+  name: "ProcessPool.map, 2 processes, 1,000,000 items, automatic chunks",
   group: "map",
-  baseline: true,
-  n: 20,
-  fn: async () => {
-    await threads.map(inc, items);
-  },
-});
-Deno.bench({
-  name: "ProcessPool.map, 100,000 items, automatic chunks",
-  group: "map",
-  n: 20,
+  baseline: !python,
+  n: 10,
   fn: async () => {
     await processes.map(inc, items);
   },
 });
-
 Deno.bench({
-  name: "bare `deno run --no-config` of a one-line script",
+  name: "ThreadPool.map, 2 threads, 1,000,000 items, automatic chunks",
+  group: "map",
+  n: 10,
+  fn: async () => {
+    await threads.map(inc, items);
+  },
+});
+
+// A child gets these flags under -A: the bare child is started with the same ones.
+const flags = childFlags(resolvePermissions(undefined, "bench"), {
+  moduleUrl: new URL("../processes/_child.ts", import.meta.url),
+});
+Deno.bench({
+  name: "bare `deno run` of a one-line script, to its first output",
   group: "start-up",
   baseline: true,
   n: 20,
-  fn: async () => {
-    await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", oneLine],
-      stdout: "null",
-    }).output();
+  fn: async (b) => {
+    b.start();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...flags, oneLine],
+      stdout: "piped",
+    }).spawn();
+    const output = child.stdout.getReader();
+    await output.read();
+    b.end();
+    await output.cancel();
+    await child.status;
   },
 });
 Deno.bench({
@@ -121,4 +145,46 @@ Deno.bench({
 globalThis.addEventListener("unload", () => {
   processes.shutdown();
   threads.shutdown();
+  python?.close();
 });
+
+/** Python's Pool.map in a long-lived `python3`, driven over its stdin; `undefined` without python3. */
+async function startPythonPeer() {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("python3", {
+      args: [new URL("./_python_map.py", import.meta.url).pathname],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+  } catch {
+    console.log("python3 not found: the map group has no Python peer");
+    return undefined;
+  }
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const writer = child.stdin.getWriter();
+  let text = "";
+  /** The next line python3 writes. */
+  const next = async () => {
+    while (!text.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error("python3 ended");
+      text += value;
+    }
+    const line = text.slice(0, text.indexOf("\n"));
+    text = text.slice(line.length + 1);
+    return line;
+  };
+  await next(); // "ready"
+  return {
+    async map(count: number) {
+      await writer.write(new TextEncoder().encode(`map ${count}\n`));
+      await next();
+    },
+    close() {
+      writer.close().catch(() => {});
+      lines.cancel().catch(() => {});
+    },
+  };
+}

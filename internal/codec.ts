@@ -127,16 +127,27 @@ function isPrimitive(value: unknown): boolean {
 /** Above this length an array is checked for holes before it is walked by index. */
 const SPARSE_CHECK = 65_536;
 
+/** Holes a long array may have before it is walked by the indexes it holds. */
+const HOLES_ALLOWED = 1_024;
+
 /**
  * For a long sparse array, the indexes that hold items; `undefined` for any
  * other array, which is walked by index. (A child can send an array 26
  * bytes long whose length is 2**32 - 2: it must be walked by what it holds.)
+ * A dense array is told by looking at its indexes, which is far cheaper than
+ * listing its keys; a sparse one shows itself within the first holes.
  */
 function heldIndexes(array: unknown[]): number[] | undefined {
   if (array.length <= SPARSE_CHECK) return undefined;
-  const keys = Object.keys(array);
-  if (keys.length >= array.length) return undefined;
-  return keys.map(Number).filter((i) => Number.isInteger(i) && i >= 0 && i < array.length);
+  let holes = 0;
+  for (let i = 0; i < array.length; i++) {
+    if (!(i in array) && ++holes > HOLES_ALLOWED) {
+      return Object.keys(array).map(Number).filter((index) =>
+        Number.isInteger(index) && index >= 0 && index < array.length
+      );
+    }
+  }
+  return undefined;
 }
 
 function count(array: unknown[], held: number[] | undefined): number {

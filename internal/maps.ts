@@ -10,6 +10,7 @@
 import { onSettled, type Task } from "../futures.ts";
 import type { TaskFunction } from "../tasks.ts";
 import { checkOptionNames, wholeNumber } from "./options.ts";
+import { plainArrays } from "./protocol.ts";
 
 /** Options of `map`, `starmap`, `imap` and `imapUnordered`. */
 export interface MapOptions {
@@ -58,20 +59,23 @@ export async function mapAll<R>(
     : wholeNumber(options.chunkSize, "chunkSize", 1, where);
   const chunks: Task<unknown[]>[] = [];
   for (let i = 0; i < all.length; i += chunkSize) {
-    chunks.push(pool.submit(fn, all.slice(i, i + chunkSize), mode, where));
+    const chunk = all.slice(i, i + chunkSize);
+    plainArrays.add(chunk);
+    chunks.push(pool.submit(fn, chunk, mode, where));
   }
   // As Python's map: the error of the first failing item in input order, not in time.
-  const results: Awaited<R>[] = [];
+  const results: Awaited<R>[][] = [];
   for (let i = 0; i < chunks.length; i++) {
     try {
-      results.push(...await chunks[i] as Awaited<R>[]);
+      results.push(await chunks[i] as Awaited<R>[]);
     } catch (error) {
       // As concurrent.futures: chunks not started yet are cancelled, running ones finish.
       for (const later of chunks.slice(i + 1)) pool.withdraw(later, `${where} failed`);
       throw error;
     }
   }
-  return results;
+  // One level: the chunks' arrays, not an item that is itself an array.
+  return results.flat() as Awaited<R>[];
 }
 
 /**
@@ -113,6 +117,7 @@ export function lazyMap<T, R>(
           chunk.push(next.value);
         }
         if (chunk.length === 0) continue;
+        plainArrays.add(chunk);
         const task = pool.submit(fn, chunk, "map", where);
         chunks.push(task);
         if (!ordered) {

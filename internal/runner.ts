@@ -7,7 +7,8 @@
  * awaited before the next starts, as one Python thread runs one call at a
  * time. Outcomes go back in batches too: when the queue runs dry, before
  * awaiting an async task, and at least every {@linkcode FLUSH_MS} during a
- * long run of quick tasks.
+ * long run of quick tasks; in a child process, before every job, with a
+ * `started` message for it (`RunnerHooks.reportEachJob`).
  *
  * @module
  */
@@ -24,6 +25,7 @@ import {
   type JobExtras,
   type JobMode,
   OK,
+  plainArrays,
   QUEUED,
   type RunMessage,
   RUNNING,
@@ -122,7 +124,8 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
     values: unknown[];
     modules: Record<number, string[]>;
   } {
-    return { slots: [], statuses: [], values: [], modules: {} };
+    // `modules` (integer keys) before `values`, for JSON.stringify's fast path (see pool.ts).
+    return { slots: [], statuses: [], modules: {}, values: [] };
   }
 
   function record(slot: number, status: number, value: unknown): void {
@@ -373,7 +376,13 @@ function apply(fn: AnyFunction, mode: JobMode, args: unknown[]): unknown {
     if (!async && isThenable(value)) async = true;
     results[i] = value;
   }
-  return async ? Promise.all(results) : results;
+  if (async) return Promise.all(results).then(markPlain);
+  return markPlain(results);
+}
+
+function markPlain(array: unknown[]): unknown[] {
+  plainArrays.add(array);
+  return array;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

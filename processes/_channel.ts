@@ -30,6 +30,7 @@
 
 import type * as V8 from "node:v8";
 import { SerializationError } from "../errors.ts";
+import { plainArrays } from "../internal/protocol.ts";
 
 /** The most bytes one message between processes may take, encoded: 256 MiB. */
 export const MAX_FRAME = 256 * 1024 * 1024;
@@ -74,25 +75,47 @@ export function canEncodeNow(message: unknown): boolean {
  * {@linkcode canEncodeNow}).
  */
 export function encodeFrame(message: unknown): Uint8Array {
-  let json = jsonExact(message, 0, new Set());
-  let body = json ? encoder.encode(JSON.stringify(message)) : serialize(message);
-  // JSON writes a control character as six bytes: `node:v8` may fit where it does not.
-  if (json && body.byteLength + 1 > MAX_FRAME) {
-    json = false;
-    body = serialize(message);
+  if (jsonExact(message, 0, new Set())) {
+    const frame = jsonFrame(JSON.stringify(message));
+    // JSON writes a control character as six bytes: `node:v8` may fit where it does not.
+    if (frame !== undefined) return frame;
   }
-  if (body.byteLength + 1 > MAX_FRAME) {
+  const body = serialize(message);
+  checkSize(body.byteLength);
+  const frame = header(V8_FRAME, body.byteLength);
+  frame.set(body, HEADER + 1);
+  return frame;
+}
+
+/** A JSON frame of `text`, or `undefined` when it would be over the limit. */
+function jsonFrame(text: string): Uint8Array | undefined {
+  if (text.length + 1 > MAX_FRAME) return undefined;
+  // Most JSON is ASCII, one byte per character: encoded in place, with no copy.
+  const frame = header(JSON_FRAME, text.length);
+  if (encoder.encodeInto(text, frame.subarray(HEADER + 1)).read === text.length) return frame;
+  const body = encoder.encode(text);
+  if (body.byteLength + 1 > MAX_FRAME) return undefined;
+  const wide = header(JSON_FRAME, body.byteLength);
+  wide.set(body, HEADER + 1);
+  return wide;
+}
+
+/** A frame with its header written and room for a body of `length` bytes. */
+function header(format: number, length: number): Uint8Array {
+  const frame = new Uint8Array(HEADER + 1 + length);
+  frame.set(MAGIC);
+  new DataView(frame.buffer).setUint32(4, length + 1, true);
+  frame[HEADER] = format;
+  return frame;
+}
+
+function checkSize(bodyLength: number): void {
+  if (bodyLength + 1 > MAX_FRAME) {
     throw new SerializationError(
-      `Cannot send a message of ${body.byteLength + 1} bytes between processes: ` +
+      `Cannot send a message of ${bodyLength + 1} bytes between processes: ` +
         `the limit is ${MAX_FRAME} bytes (256 MiB)`,
     );
   }
-  const frame = new Uint8Array(HEADER + 1 + body.byteLength);
-  frame.set(MAGIC);
-  new DataView(frame.buffer).setUint32(4, body.byteLength + 1, true);
-  frame[HEADER] = json ? JSON_FRAME : V8_FRAME;
-  frame.set(body, HEADER + 1);
-  return frame;
 }
 
 function serialize(message: unknown): Uint8Array {
@@ -426,7 +449,7 @@ function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
       if (depth > 32 || seen.has(value)) return false;
       seen.add(value);
       if (Array.isArray(value)) {
-        if (Object.keys(value).length !== value.length) return false;
+        if (!plainArrays.has(value) && Object.keys(value).length !== value.length) return false;
         for (let i = 0; i < value.length; i++) {
           if (!(i in value) || !jsonExact(value[i], depth + 1, seen)) return false;
         }
