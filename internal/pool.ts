@@ -799,6 +799,12 @@ export class Pool {
     switch (message.type) {
       case "started": {
         const record = worker.jobs.get(message.slot);
+        // Cancelled while held, it started before the worker heard (a child process reads the
+        // cancel only between jobs): stopped as a cancelled running task is.
+        if (record?.phase === "settled") {
+          this.#retire(worker, worker.handle.cancel(message.slot));
+          return;
+        }
         if (record && record.phase === "sent" && record.timeout !== Infinity) {
           record.timer = setTimeout(() => this.#timeOut(record), record.timeout);
         }

@@ -130,18 +130,27 @@ export type ReadChunk = () => Promise<Uint8Array | null>;
 export interface ReaderOptions {
   /** The longest frame accepted. Default {@linkcode MAX_FRAME}. */
   maxFrame?: number;
-  /** Receives the bytes outside frames (a child's own output); without it they are an error. */
-  passThrough?: (bytes: Uint8Array) => void;
+  /**
+   * Receives the bytes outside frames (a child's own output), in order;
+   * nothing more is read until a promise it returns settles. Without it,
+   * such bytes are an error.
+   */
+  passThrough?: (bytes: Uint8Array) => void | Promise<void>;
 }
+
+/** A buffer grown for a large frame is let go once empty, above this size. */
+const KEEP_BUFFER = 1024 * 1024;
 
 /** Reads whole messages from a stream of chunks, and passes other bytes through. */
 export class FrameReader<In> {
   readonly #read: ReadChunk;
   readonly #maxFrame: number;
-  readonly #passThrough?: (bytes: Uint8Array) => void;
+  readonly #passThrough?: (bytes: Uint8Array) => void | Promise<void>;
   #buffer = new Uint8Array(64 * 1024);
   #start = 0;
   #end = 0;
+  #chunks = 0;
+  #passing = false;
 
   constructor(read: ReadChunk, options: ReaderOptions = {}) {
     this.#read = read;
@@ -149,9 +158,19 @@ export class FrameReader<In> {
     this.#passThrough = options.passThrough;
   }
 
-  /** Whether part of a frame has arrived and the rest has not. */
+  /** Whether a frame's header has arrived and the rest of the frame has not. */
   get midFrame(): boolean {
-    return this.#end > this.#start && this.#buffer[this.#start] === MAGIC[0];
+    return this.#end - this.#start >= MAGIC.length && this.#startsWithMagic();
+  }
+
+  /** How many chunks have been read: the stream's progress. */
+  get chunks(): number {
+    return this.#chunks;
+  }
+
+  /** Whether the reader waits for output it passed through to be written. */
+  get passing(): boolean {
+    return this.#passing;
   }
 
   /**
@@ -165,37 +184,47 @@ export class FrameReader<In> {
       while (this.#end > this.#start) {
         const taken = this.#next();
         if (taken === MORE) break;
-        if (taken === undefined) continue;
+        if (taken instanceof Uint8Array) {
+          await this.#emit(taken);
+          continue;
+        }
         const [format, body] = taken;
         if (format === V8_FRAME && v8 === undefined) await loadV8();
         handler(decodeFrame(format, body) as In, body.byteLength + 1);
       }
       const chunk = await this.#read();
-      if (chunk === null) return;
+      if (chunk === null) {
+        // The start of a marker that never finished was output after all; a frame cut short
+        // by the child's death is dropped.
+        if (!this.midFrame) await this.#emit(this.#buffer.slice(this.#start, this.#end));
+        return;
+      }
+      this.#chunks++;
       this.#append(chunk);
     }
   }
 
   /**
-   * Takes the next frame off the buffer; or passes the bytes before the next
-   * possible frame through (`undefined`); or says the rest of the frame has
-   * not arrived ({@linkcode MORE}).
+   * Takes the next frame off the buffer; or the bytes before the next
+   * possible frame, which are output; or says the rest of the frame has not
+   * arrived ({@linkcode MORE}).
    */
-  #next(): [number, Uint8Array] | undefined | typeof MORE {
+  #next(): [number, Uint8Array] | Uint8Array | typeof MORE {
     const buffer = this.#buffer;
-    if (buffer[this.#start] !== MAGIC[0] || !this.#startsWithMagic()) {
+    if (!this.#startsWithMagic()) {
       const next = buffer.subarray(this.#start + 1, this.#end).indexOf(MAGIC[0]);
       const stop = next < 0 ? this.#end : this.#start + 1 + next;
-      this.#emit(buffer.subarray(this.#start, stop));
+      const output = buffer.slice(this.#start, stop);
       this.#start = stop;
-      return undefined;
+      return output;
     }
     if (this.#end - this.#start < HEADER) return MORE;
     const length = new DataView(buffer.buffer, buffer.byteOffset + this.#start + 4, 4)
       .getUint32(0, true);
     if (length > this.#maxFrame || length === 0) {
       throw new FrameError(
-        `a frame of ${length} bytes (the limit is ${this.#maxFrame}, at least 1)`,
+        `a frame of ${length} bytes (the limit is ${this.#maxFrame}, at least 1; a task that ` +
+          `writes binary data to stdout may have written the frame marker FF C0 FE C1)`,
       );
     }
     if (this.#end - this.#start < HEADER + length) return MORE;
@@ -207,24 +236,32 @@ export class FrameReader<In> {
 
   /** Whether the buffer holds the magic at the start, or as much of it as has arrived. */
   #startsWithMagic(): boolean {
-    for (let i = 1; i < MAGIC.length; i++) {
-      if (this.#start + i >= this.#end) return true;
+    for (let i = 0; i < MAGIC.length && this.#start + i < this.#end; i++) {
       if (this.#buffer[this.#start + i] !== MAGIC[i]) return false;
     }
     return true;
   }
 
-  #emit(bytes: Uint8Array): void {
+  async #emit(bytes: Uint8Array): Promise<void> {
     if (bytes.byteLength === 0) return;
     if (this.#passThrough === undefined) {
       throw new FrameError(`${bytes.byteLength} bytes that are not a frame`);
     }
-    this.#passThrough(bytes.slice());
+    this.#passing = true;
+    try {
+      await this.#passThrough(bytes);
+    } finally {
+      this.#passing = false;
+    }
   }
 
   /** Appends a chunk, growing the buffer with what has arrived, never with what a length claims. */
   #append(chunk: Uint8Array): void {
     const kept = this.#end - this.#start;
+    if (kept === 0 && this.#buffer.byteLength > KEEP_BUFFER) {
+      this.#buffer = new Uint8Array(64 * 1024);
+      this.#start = this.#end = 0;
+    }
     if (this.#start > 0 && (kept === 0 || this.#end + chunk.byteLength > this.#buffer.byteLength)) {
       this.#buffer.copyWithin(0, this.#start, this.#end);
       this.#start = 0;
@@ -403,7 +440,9 @@ function decodeFrame(format: number, body: Uint8Array): unknown {
     throw new FrameError(`a frame that does not decode (format ${format})`);
   }
   try {
-    return v8!.deserialize(body);
+    // A copy: typed arrays in the message are views on the bytes they came from, and the
+    // reader reuses its buffer for the frames that follow.
+    return v8!.deserialize(body.slice());
   } catch (error) {
     // A stack overflow here is data nested too deep to rebuild.
     throw new FrameError(`a frame that does not decode (${(error as Error).message})`);

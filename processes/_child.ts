@@ -57,9 +57,16 @@ const stdin = Deno.stdin.read.bind(Deno.stdin);
 const writer = new FrameWriter<FromWorker | CallMessage | AbortMessage>((bytes) => {
   try {
     return stdout(bytes);
-  } catch {
-    // The parent is gone.
-    Deno.exit(0);
+  } catch (error) {
+    // The parent is gone, or a task closed this child's stdout.
+    try {
+      console.error(
+        `@parallel/core: a child process cannot write to its parent and exits: ${error}`,
+      );
+    } catch {
+      // No stderr either.
+    }
+    Deno.exit(70);
   }
 });
 

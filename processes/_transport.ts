@@ -39,13 +39,27 @@ const childUrl = new URL("./_child.ts", import.meta.url);
 const GRACEFUL_EXIT_MS = 2_000;
 
 /**
- * How long the rest of a frame may take once its start has arrived. A child
- * writes a frame with one synchronous call, so it never stops halfway.
+ * A frame whose header has arrived is stalled when the checks made every
+ * {@linkcode STALL_CHECK_MS} see no new byte this many times in a row (5 s).
+ * A child writes a frame with one synchronous call, so it never stops
+ * halfway; a parent whose own loop is busy makes fewer checks, so that
+ * never counts against the child.
  */
-const FRAME_STALL_MS = 5_000;
+const STALL_CHECKS = 5;
+const STALL_CHECK_MS = 1_000;
 
-/** How long a dead child's stdout may stay open (a grandchild holding it) before it is let go. */
+/**
+ * How long a dead child's stdout may stay open with nothing arriving (a
+ * grandchild holding it) before it is let go.
+ */
 const OUTPUT_GRACE_MS = 1_000;
+
+/**
+ * How long a running job being cancelled has to answer before its child is
+ * killed. The parent's view of what a child runs is as old as the last frame
+ * read: the job may have finished, and the child gone on to others.
+ */
+const CANCEL_GRACE_MS = 100;
 
 /** Set on a `Process`'s options: its child starts its watchdog before its first job. */
 export const GUARD_AT_ONCE: unique symbol = Symbol("guard at once");
@@ -56,11 +70,15 @@ interface ProcessConfig {
   guardAtOnce: boolean;
 }
 
-/** Writes a child's own output to this program's stdout, in order. */
-function forwardOutput(bytes: Uint8Array): void {
+/**
+ * Writes a child's own output to this program's stdout. The child's frames
+ * wait behind it (they are read after it), so a task's output comes before
+ * its result; a slow stdout slows that child, not this program.
+ */
+async function forwardOutput(bytes: Uint8Array): Promise<void> {
   let offset = 0;
   try {
-    while (offset < bytes.byteLength) offset += Deno.stdout.writeSync(bytes.subarray(offset));
+    while (offset < bytes.byteLength) offset += await Deno.stdout.write(bytes.subarray(offset));
   } catch {
     // Our own stdout is closed: the output has nowhere to go.
   }
@@ -143,25 +161,19 @@ function spawnProcess(
     },
     { passThrough: forwardOutput },
   );
-  let stall: ReturnType<typeof setTimeout> | undefined;
-  const reading = reader.listen((message, bytes) => {
-    receive(message, bytes);
-    // A frame begun and never finished would hide everything after it.
-    clearTimeout(stall);
-    stall = undefined;
-  }).catch((error) => violate((error as Error).message));
+  const reading = reader.listen(receive).catch((error) => violate((error as Error).message));
+  // A frame begun and never finished would hide everything after it.
+  let stalledChecks = 0;
+  let chunksSeen = 0;
   const watchStall = setInterval(() => {
-    if (!reader.midFrame) {
-      clearTimeout(stall);
-      stall = undefined;
-    } else {
-      stall ??= setTimeout(() => {
-        if (reader.midFrame) {
-          violate(`the start of a frame and not the rest (${FRAME_STALL_MS} ms)`);
-        }
-      }, FRAME_STALL_MS);
+    const progress = reader.chunks !== chunksSeen;
+    chunksSeen = reader.chunks;
+    if (!reader.midFrame || reader.passing || progress) stalledChecks = 0;
+    else if (++stalledChecks >= STALL_CHECKS) {
+      violate(`the start of a frame and not the rest (nothing for ${STALL_CHECKS} s)`);
     }
-  }, FRAME_STALL_MS / 5);
+  }, STALL_CHECK_MS);
+  const cancelTimers = new Set<ReturnType<typeof setTimeout>>();
 
   const shown: ChildStatus = {
     pid: child.pid,
@@ -175,14 +187,19 @@ function spawnProcess(
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
     // Read what the child wrote before it died; a grandchild may hold its stdout open.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      reading,
-      new Promise((resolve) => timer = setTimeout(resolve, OUTPUT_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
+    let ended = false;
+    reading.finally(() => ended = true);
+    for (let seen = -1; !ended && (seen !== reader.chunks || reader.passing);) {
+      seen = reader.chunks;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        reading,
+        new Promise((resolve) => timer = setTimeout(resolve, OUTPUT_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
+    }
     clearInterval(watchStall);
-    clearTimeout(stall);
+    for (const timer of cancelTimers) clearTimeout(timer);
     await output.cancel().catch(() => {});
     await channel.close();
     dead = true;
@@ -220,9 +237,16 @@ function spawnProcess(
       return true;
     },
     started: (slot) => ledger.hasStarted(slot),
-    cancel() {
-      // A running job is stopped by killing its child; its exit sorts out the rest.
-      kill();
+    cancel(slot) {
+      // Tell the child (a task watching its signal stops), and kill it unless the job answers
+      // in time; its exit sorts out the rest. A child that answers finishes what it holds and
+      // is ended by the pool.
+      channel.send({ type: "cancel", slot });
+      const timer = setTimeout(() => {
+        cancelTimers.delete(timer);
+        if (ledger.hasStarted(slot)) kill();
+      }, CANCEL_GRACE_MS);
+      cancelTimers.add(timer);
       return true;
     },
     async terminate() {

@@ -1,6 +1,6 @@
 // Tasks for tests/process_pipes_test.ts: a child's output, its ways to die,
 // and what it holds when a task is cancelled.
-import type { Event, Value } from "../mod.ts";
+import type { Event, Queue, Value } from "../mod.ts";
 
 /** How a task may end its child, or fail on its own. */
 export type Ending = "none" | "throw" | "exit" | "kill" | "uncaught";
@@ -56,4 +56,49 @@ export async function pidAfter(event: Event): Promise<number> {
 /** Returns this child's pid. */
 export function pid(): number {
   return Deno.pid;
+}
+
+/** Returns `i + 1` at once, or ends its child synchronously when `exit` is set. */
+export function addOrExit(i: number, exit: boolean): number {
+  if (exit) Deno.exit(3);
+  return i + 1;
+}
+
+/** `n` bytes of `fill`. */
+export function bytes(fill: number, n: number): Uint8Array {
+  return new Uint8Array(n).fill(fill);
+}
+
+/** Sums `data` after a broker answer has come through this child's reader. */
+export async function sumAfterGet(data: Uint8Array, queue: Queue<string>): Promise<string> {
+  const got = await queue.get();
+  return `got ${got.length}, sum=${data.reduce((a, b) => a + b, 0)}`;
+}
+
+/** Writes `bytes` to fd 1, then waits `ms` before it answers. */
+export async function bytesThenWait(bytes: number[], ms: number): Promise<string> {
+  Deno.stdout.writeSync(Uint8Array.from(bytes));
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return "done";
+}
+
+/** Busy for `ms` milliseconds, then returns how long it ran. */
+export function spin(ms: number): number {
+  const start = Date.now();
+  while (Date.now() < start + ms) {
+    // busy
+  }
+  return Date.now() - start;
+}
+
+/** Prints `mib` MiB of text. */
+export function printMuch(mib: number): string {
+  const line = "z".repeat(1023);
+  for (let i = 0; i < mib * 1024; i++) console.log(line);
+  return "printed";
+}
+
+/** A string of `mib` MiB. */
+export function bigText(mib: number): string {
+  return "q".repeat(mib * 1024 * 1024);
 }

@@ -3,7 +3,7 @@
 // is read to the end, so every task that finished keeps its result, and a
 // task the child holds can be cancelled without touching the child.
 import assert from "node:assert/strict";
-import { Event, Process, ProcessPool, tasks, Value } from "../mod.ts";
+import { Event, Process, ProcessPool, Queue, tasks, Value } from "../mod.ts";
 import { alive, failure, runProgram, within, work } from "./_helpers.ts";
 
 const pipes = tasks<typeof import("./_pipe_tasks.ts")>(
@@ -159,12 +159,15 @@ Deno.test("cancelling a task the child holds leaves the child and every other ta
   const event = new Event();
   const first = pool.submit(pipes.pidAfter, event);
   const held = Array.from({ length: 4 }, () => pool.submit(pipes.pid));
-  await waitUntil(() => pool.stats.runningTasks === 1);
-  // Held by the child but not started: pending, not running.
-  assert.equal(pool.stats.pendingTasks, 4);
-  assert.equal(held[1].cancel(), true);
-  assert.equal((await failure(held[1])).name, "CancelledError");
-  event.set();
+  try {
+    await waitUntil(() => pool.stats.runningTasks === 1);
+    // Held by the child but not started: pending, not running.
+    assert.equal(pool.stats.pendingTasks, 4);
+    assert.equal(held[1].cancel(), true);
+    assert.equal((await failure(held[1])).name, "CancelledError");
+  } finally {
+    event.set();
+  }
   const pids = await within(Promise.all([first, held[0], held[2], held[3]]));
   assert.equal(new Set(pids).size, 1, "one child ran them all");
   assert.equal(alive(pids[0]), true);
@@ -302,7 +305,140 @@ Deno.test("an oversized frame written to fd 1 ends that child before its body is
   await assertEndedFor(pool, frame("J", "", 0x7fff_fff0), /a frame of 2147483632 bytes/);
 });
 
+/** A pool whose disposal fails the test after `ms` instead of waiting for ever. */
+function boundedPool(options: ConstructorParameters<typeof ProcessPool>[0], ms = 20_000) {
+  const pool = new ProcessPool(options);
+  return Object.assign(pool, {
+    [Symbol.asyncDispose]: () => within(pool.shutdown({ cancelPending: true }), ms),
+  });
+}
+
 Deno.test("a frame begun on fd 1 and never finished ends that child, not a hang", async () => {
-  await using pool = new ProcessPool({ maxWorkers: 1, permissions: "none" });
+  await using pool = boundedPool({ maxWorkers: 1, permissions: "none" });
   await assertEndedFor(pool, frame("J", "{", 10_000_000), /the start of a frame and not the rest/);
+});
+
+Deno.test("a synchronous task that ends its child loses none of the results before it", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  await within(
+    Promise.all(Array.from({ length: 100 }, (_, i) => pool.submit(pipes.addOrExit, i, false))),
+  );
+  for (let round = 0; round < 3; round++) {
+    const outcomes = await within(
+      Promise.allSettled(
+        Array.from({ length: 200 }, (_, i) => pool.submit(pipes.addOrExit, i, i === 150)),
+      ),
+      30_000,
+    );
+    for (const [i, outcome] of outcomes.entries()) {
+      if (i === 150) {
+        assert.equal((outcome as PromiseRejectedResult).reason?.name, "WorkerCrashedError");
+      } else {
+        assert.deepEqual(outcome, { status: "fulfilled", value: i + 1 }, `task ${i}`);
+      }
+    }
+  }
+});
+
+Deno.test("a task held by a busy child is not taken back while the child lives: each runs once", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 2, minWorkers: 2 });
+  await within(Promise.all(Array.from({ length: 20 }, (_, i) => pool.submit(work.add, i, 1))));
+  const runs = new Value("int32", 0);
+  const event = new Event();
+  const first = pool.submit(pipes.pidAfter, event);
+  const count = 8;
+  const counted = Array.from(
+    { length: count },
+    (_, i) => pool.submit(pipes.counted, runs, i, "none"),
+  );
+  // The other child runs dry at once while the busy one holds some of the tasks.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  event.set();
+  await within(Promise.all([first, ...counted]));
+  // A task taken back from the live child would also run there once it is free.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(runs.loadSync(), count);
+});
+
+Deno.test("typed arrays from a child stay intact while later frames arrive", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const first = await within(pool.submit(pipes.bytes, 7, 1000));
+  for (let i = 0; i < 5; i++) await within(pool.submit(pipes.bytes, 9, 1000));
+  assert.deepEqual([...new Set(first)], [7]);
+  // And in the child: an argument read after a broker answer has come through its reader.
+  const queue = new Queue<string>();
+  queue.putSync("y".repeat(5000));
+  assert.equal(
+    await within(pool.submit(pipes.sumAfterGet, new Uint8Array(100).fill(1), queue)),
+    "got 5000, sum=100",
+  );
+});
+
+Deno.test("a held task cancelled while its child runs synchronous tasks never holds up the rest", async () => {
+  await using pool = boundedPool({ maxWorkers: 1 });
+  await within(Promise.all(Array.from({ length: 50 }, () => pool.submit(pipes.pid))));
+  const short = Array.from({ length: 5 }, () => pool.submit(pipes.spin, 200));
+  // Cancelled before it starts; the child, busy, reads the cancel only after it began it.
+  const endless = pool.submit(pipes.spin, 3_600_000);
+  const after = pool.submit(pipes.pid);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(endless.cancel(), true);
+  assert.equal((await failure(endless)).name, "CancelledError");
+  await within(Promise.all(short));
+  assert.equal(typeof await within(after), "number");
+});
+
+Deno.test("an honest task whose binary output ends in a byte of the marker is not ended", async () => {
+  await using pool = boundedPool({ maxWorkers: 1 });
+  // 0xFF starts the frame marker; the task then works on for longer than a stall may last.
+  assert.equal(await within(pool.submit(pipes.bytesThenWait, [0x41, 0xff], 6_000)), "done");
+  assert.equal(pool.stats.crashedWorkers, 0);
+});
+
+Deno.test("a child's output does not stop the parent while the parent's stdout is not read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const program = `${dir}/program.ts`;
+    await Deno.writeTextFile(
+      program,
+      `
+      import { ProcessPool, tasks } from "${new URL("../mod.ts", import.meta.url).href}";
+      const pipes = tasks(new URL("${new URL("./_pipe_tasks.ts", import.meta.url).href}"));
+      const pool = new ProcessPool({ maxWorkers: 2, minWorkers: 2 });
+      await Promise.all([pool.submit(pipes.pid), pool.submit(pipes.pid)]);
+      const printing = pool.submit(pipes.printMuch, 2); // far more than a pipe holds
+      for (let i = 0; i < 20; i++) await pool.submit(pipes.pid);
+      console.error("the other child answered while the output waited");
+      await printing;
+      await pool.shutdown();
+    `,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", program],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Nobody reads the program's stdout until it says the other child kept answering.
+    const errors = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    await within(
+      (async () => {
+        while (!text.includes("answered while the output waited")) {
+          const { value, done } = await errors.read();
+          if (done) break;
+          text += value;
+        }
+      })(),
+      15_000,
+    ).catch((error) => {
+      child.kill("SIGKILL");
+      throw error;
+    });
+    assert.match(text, /answered while the output waited/);
+    await child.stdout.pipeTo(new WritableStream());
+    await errors.cancel();
+    assert.equal((await child.status).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
