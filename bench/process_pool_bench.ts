@@ -30,12 +30,12 @@ Deno.bench({
   name: "ThreadPool.submit, 2 workers, 20,000 tasks (x + 1)",
   group: "tiny tasks",
   baseline: true,
-  fn: () => submitMany(threads, TINY),
+  fn: async () => await submitMany(threads, TINY),
 });
 Deno.bench({
   name: "ProcessPool.submit, 2 processes, 20,000 tasks (x + 1)",
   group: "tiny tasks",
-  fn: () => submitMany(processes, TINY),
+  fn: async () => await submitMany(processes, TINY),
 });
 
 const MAP_ITEMS = 1_000_000;
@@ -47,7 +47,10 @@ if (python) {
     group: "map",
     baseline: true,
     n: 10,
-    fn: () => python.map(MAP_ITEMS),
+    // An async function: deno bench awaits only those.
+    async fn() {
+      await python.map(MAP_ITEMS);
+    },
   });
 }
 Deno.bench({
