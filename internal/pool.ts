@@ -1241,12 +1241,14 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     fns.push(fnId);
     arities.push(record.args.length);
     for (const arg of record.args) args.push(arg);
+    // Only the fields a job has: a field set to `undefined` would keep the message from going
+    // between processes as JSON.
     if (record.mode !== "call" || record.timeout !== Infinity || record.modules.length > 0) {
-      extras[i] = {
-        mode: record.mode === "call" ? undefined : record.mode,
-        timed: record.timeout !== Infinity || undefined,
-        modules: record.modules.length > 0 ? record.modules : undefined,
-      };
+      const extra: { mode?: JobMode; timed?: boolean; modules?: string[] } = {};
+      if (record.mode !== "call") extra.mode = record.mode;
+      if (record.timeout !== Infinity) extra.timed = true;
+      if (record.modules.length > 0) extra.modules = record.modules;
+      extras[i] = extra;
     }
     for (const item of record.transfer) transfer.push(item);
   }

@@ -56,13 +56,17 @@ const NO_EXTRAS: JobExtras = {};
 export interface RunnerHooks {
   /**
    * A child process: before each job, the outcomes so far and a `started`
-   * message for the job are posted, then `beforeJob` writes them out. The
-   * child writes synchronously, so a job that ends the child loses nothing
-   * that finished before it, and the parent knows which jobs never started.
+   * message for the job are posted, then `writeOut` writes them. The child
+   * writes synchronously, so a job that ends the child loses nothing that
+   * finished before it, and the parent knows which jobs never started.
    */
   reportEachJob?: boolean;
-  /** Called before each job once its `started` message is posted; the job waits for a promise. */
-  beforeJob?(): void | Promise<void>;
+  /**
+   * Writes out what was posted, at once: called before each job (after its
+   * `started` message) and whenever outcomes were sent before a wait. The
+   * job waits for a promise it returns.
+   */
+  writeOut?(): void | Promise<void>;
   /** The job-state words when the pool cannot share its own (a process makes them locally). */
   jobStates?: SharedArrayBuffer;
   /** How results are encoded and arguments revived (a process uses the broker's). */
@@ -199,6 +203,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
     const spec = specs.get(job.fn)!;
     try {
       flush();
+      hooks.writeOut?.();
       const fn = await found;
       const args = extras.modules ? await revive(job.args, extras.modules, context) : job.args;
       begin(job.slot);
@@ -215,6 +220,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
   /** Awaits an async task's result; the worker takes no other job meanwhile. */
   async function settleLater(job: QueuedJob, pending: PromiseLike<unknown>): Promise<void> {
     flush();
+    hooks.writeOut?.();
     try {
       record(job.slot, OK, await pending);
     } catch (error) {
@@ -241,7 +247,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
       if (hooks.reportEachJob || extras?.timed) {
         flush();
         post({ type: "started", slot: job.slot });
-        const written = hooks.beforeJob?.();
+        const written = hooks.writeOut?.();
         if (written) await written;
       }
       let found: AnyFunction | Promise<AnyFunction>;
@@ -280,6 +286,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
     head = 0;
     draining = false;
     flush();
+    hooks.writeOut?.();
   }
 
   function accept(message: RunMessage): void {

@@ -12,8 +12,9 @@
  * A child ends when its parent does: stdin ends, and the child exits. A main
  * thread stuck in a synchronous loop cannot see that, so a watchdog thread
  * polls `Deno.ppid` and kills the child once the parent is gone. Starting a
- * thread blocks this one for 10–40 ms, so a pool's child starts it after its
- * first result (`GUARD` is `later`); a `Process` starts it at once (`now`).
+ * thread blocks this one for 10–40 ms, so a pool's child starts it once its
+ * first result has left (`GUARD` is `later`); a `Process` starts it at once
+ * (`now`).
  *
  * @module
  */
@@ -103,21 +104,20 @@ function repair(message: FromWorker): ((error: unknown) => FromWorker) | undefin
   return undefined;
 }
 
-let jobs = 0;
+let answered = false;
 const runner = startRunner((message) => {
   writer.send(message, repair(message));
-  // The first result leaves at the end of this turn; the watchdog may start after it.
-  if (message.type === "done" && !guarded) setTimeout(startWatchdog, 0);
+  if (message.type === "done") answered = true;
 }, {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),
   context: childContext,
   check: encodeFrame,
   reportEachJob: true,
-  beforeJob() {
+  writeOut() {
     const written = writer.writeNow();
-    // Before the second job the first result has left: the watchdog may cost its time now,
-    // before a job that might never yield.
-    if (++jobs === 2) startWatchdog();
+    // Once the first result has left, the watchdog may cost its time, before any job that
+    // might never yield.
+    if (answered) startWatchdog();
     return written;
   },
 });
