@@ -143,14 +143,14 @@ export class Task<R> implements PromiseLike<R> {
    *
    * - waiting in the pool's queue: removed;
    * - held by a worker that has not started it: a thread never starts it; a
-   *   child process is told and skips it (if the child started it in the
-   *   instant the cancel crossed, it runs to its end there, sees
-   *   `currentTask().cancelled`, and its result is dropped). The worker and
-   *   every other task are untouched;
+   *   child process is told and skips it (if the child had started it
+   *   before it read the cancel, it is stopped as a running task). The
+   *   worker and every other task are untouched;
    * - running in a thread: the task sees `currentTask().cancelled` become
    *   true, and the thread is replaced (it ends when the task does);
-   * - running in a child process: the child is killed; the other tasks it
-   *   held run elsewhere.
+   * - running in a child process: the task sees `currentTask().cancelled`,
+   *   and the child is replaced; if the task has not ended 100 ms later the
+   *   child is killed and the other tasks it held run elsewhere.
    *
    * @returns `true` if the task was cancelled, `false` if it had already settled.
    */

@@ -106,9 +106,9 @@ export interface WorkerHandle {
   /**
    * Cancels a job the worker holds and, as far as the pool can tell, has not
    * started, without ending the worker; `true` if it did. Unlike `withdraw`,
-   * a child process may have started it in the meantime: then it runs to its
-   * end there and its outcome is dropped. So it is for cancelling, never for
-   * running the job elsewhere.
+   * a child process may have started it in the meantime: its `started`
+   * message then arrives for a settled task, and the pool stops it as a
+   * running one. So it is for cancelling, never for running the job elsewhere.
    */
   drop(slot: number): boolean;
   /** Whether a job sent to the worker has started, where the transport can tell. */
@@ -307,7 +307,8 @@ export class Pool {
 
   readonly #pending: TaskRecord[] = [];
   readonly #workers = new Set<WorkerRecord>();
-  #retiring = 0;
+  /** Workers out of service that still hold jobs (see `#retire`); not in `#workers`. */
+  readonly #retiring = new Set<WorkerRecord>();
   #stealTimer?: ReturnType<typeof setTimeout>;
   /** Workers in a row that died before answering; at 3 the pool is broken. */
   #failedStarts = 0;
@@ -533,7 +534,10 @@ export class Pool {
   shutdown(options?: { cancelPending?: boolean }): Promise<void> {
     this.#closed = true;
     if (options?.cancelPending) {
-      const handed = [...this.#workers].flatMap((worker) => [...worker.jobs.values()]);
+      // A retiring child process may still hold jobs it has not started.
+      const handed = [...this.#workers, ...this.#retiring].flatMap((worker) => [
+        ...worker.jobs.values(),
+      ]);
       for (const record of [...this.#pending, ...handed]) {
         if (record) this.#withdraw(record, "the pool was shut down");
       }
@@ -553,7 +557,7 @@ export class Pool {
     let busy = 0;
     let running = 0;
     let held = 0;
-    for (const worker of this.#workers) {
+    for (const worker of [...this.#workers, ...this.#retiring]) {
       let holds = 0;
       for (const [slot, record] of worker.jobs) {
         if (record === undefined || record.phase !== "sent") continue;
@@ -561,7 +565,7 @@ export class Pool {
         if (worker.handle.started?.(slot) ?? true) running++;
         else held++;
       }
-      if (holds > 0) busy++;
+      if (holds > 0 && inService(worker)) busy++;
     }
     return {
       workers: this.#workers.size,
@@ -757,7 +761,7 @@ export class Pool {
   #startWorker(): WorkerRecord | undefined {
     const id = nextWorkerId++;
     const name = this.#workerName ??
-      `${this.#label}-worker-${this.#workers.size + this.#retiring + 1}`;
+      `${this.#label}-worker-${this.#workers.size + this.#retiring.size + 1}`;
     let handle: WorkerHandle;
     try {
       handle = this.#spawn(
@@ -935,7 +939,7 @@ export class Pool {
 
   /** Any state → gone: the pool forgets `worker`. Its transport ends it, or it has ended. */
   #remove(worker: WorkerRecord): void {
-    if (worker.state === "retiring") this.#retiring--;
+    this.#retiring.delete(worker);
     worker.state = "gone";
     clearTimeout(worker.idleTimer);
     clearTimeout(worker.graceTimer);
@@ -1030,7 +1034,7 @@ export class Pool {
     if (!inService(worker)) return;
     worker.state = "retiring";
     this.#workers.delete(worker);
-    this.#retiring++;
+    this.#retiring.add(worker);
     this.#takeBack(worker);
     // A worker being ended (a killed process) reports what it had started when it exits:
     // failing its jobs after a grace period could fail some that never ran.
@@ -1063,7 +1067,7 @@ export class Pool {
   #breakPool(why: string, cause: unknown): void {
     this.#broken = new BrokenPoolError(`${this.#label} is broken: ${why}`, { cause });
     for (const record of this.#pending.splice(0)) this.#fail(record, this.#broken);
-    for (const w of [...this.#workers]) {
+    for (const w of [...this.#workers, ...this.#retiring]) {
       for (const record of w.jobs.values()) if (record) this.#fail(record, this.#broken);
       w.jobs.clear();
       this.#endWorker(w);
@@ -1172,7 +1176,7 @@ export class Pool {
     for (const worker of [...this.#workers]) this.#endWorker(worker);
     clearTimeout(this.#stealTimer);
     this.#stealTimer = undefined;
-    if (this.#retiring === 0 && this.#workers.size === 0) {
+    if (this.#retiring.size === 0 && this.#workers.size === 0) {
       const resolve = this.#drained.resolve;
       Promise.all(this.#ending).then(() => resolve());
     }

@@ -54,6 +54,9 @@ const STALL_CHECK_MS = 1_000;
  */
 const OUTPUT_GRACE_MS = 1_000;
 
+/** The longest a dead child's stdout is read, however much keeps coming. */
+const OUTPUT_MAX_MS = 5_000;
+
 /**
  * How long a running job being cancelled has to answer before its child is
  * killed. The parent's view of what a child runs is as old as the last frame
@@ -186,15 +189,19 @@ function spawnProcess(
     session.close();
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
-    // Read what the child wrote before it died; a grandchild may hold its stdout open.
+    // Read what the child wrote before it died. A grandchild may hold its stdout open: it is
+    // let go once nothing has come for OUTPUT_GRACE_MS, or after OUTPUT_MAX_MS in all.
     let ended = false;
     reading.finally(() => ended = true);
+    const giveUpAt = performance.now() + OUTPUT_MAX_MS;
     for (let seen = -1; !ended && (seen !== reader.chunks || reader.passing);) {
+      const left = giveUpAt - performance.now();
+      if (left <= 0) break;
       seen = reader.chunks;
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         reading,
-        new Promise((resolve) => timer = setTimeout(resolve, OUTPUT_GRACE_MS)),
+        new Promise((resolve) => timer = setTimeout(resolve, Math.min(OUTPUT_GRACE_MS, left))),
       ]);
       clearTimeout(timer);
     }

@@ -115,8 +115,18 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
    *
    * @returns A promise that resolves once the process has ended.
    */
-  terminate(): Promise<void> {
-    return this.#solo.terminate();
+  async terminate(): Promise<void> {
+    const ended = this.#solo.terminate();
+    // At once: a target that would answer the cancel within the pool's grace is not waited for.
+    const status = this.#status();
+    if (status !== undefined && status.exitCode === null && status.signal === null) {
+      try {
+        status.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    await ended;
   }
 
   /**

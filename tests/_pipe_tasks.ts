@@ -102,3 +102,25 @@ export function printMuch(mib: number): string {
 export function bigText(mib: number): string {
   return "q".repeat(mib * 1024 * 1024);
 }
+
+/**
+ * Starts a background shell that prints a dot to this child's stdout every
+ * 0.2 s, and outlives it; returns the shell's pid, read from `pidFile`.
+ */
+export async function chattyGrandchild(pidFile: string): Promise<number> {
+  await new Deno.Command("sh", {
+    args: ["-c", `(while :; do printf .; sleep 0.2; done) & echo $! > ${pidFile}`],
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "null",
+  }).output();
+  return Number(Deno.readTextFileSync(pidFile).trim());
+}
+
+/** Resolves once its task is cancelled. */
+export async function untilCancelled(): Promise<string> {
+  const { currentTask } = await import("../mod.ts");
+  const signal = currentTask().signal;
+  await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  return "cancelled";
+}

@@ -442,3 +442,40 @@ Deno.test("a child's output does not stop the parent while the parent's stdout i
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("shutdown ends even while a grandchild keeps writing to the child's stdout", async () => {
+  const dir = await Deno.makeTempDir();
+  let grandchild = 0;
+  try {
+    const pool = new ProcessPool({ maxWorkers: 1 });
+    grandchild = await within(pool.submit(pipes.chattyGrandchild, `${dir}/pid`));
+    await within(pool.shutdown(), 10_000);
+  } finally {
+    if (grandchild > 0) Deno.kill(grandchild, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("shutdown({ cancelPending }) cancels what a retiring child holds and has not started", async () => {
+  await using pool = boundedPool({ maxWorkers: 1 });
+  await within(Promise.all(Array.from({ length: 40 }, () => pool.submit(pipes.pid))));
+  const cancelled = pool.submit(pipes.untilCancelled);
+  const behind = [pool.submit(pipes.spin, 300), pool.submit(pipes.spin, 300)];
+  await waitUntil(() => pool.stats.runningTasks === 1);
+  // It answers the cancel in time: its child retires, still holding the two behind it.
+  cancelled.cancel();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await within(pool.shutdown({ cancelPending: true }));
+  const outcomes = await Promise.allSettled(behind);
+  assert.equal(outcomes[1].status, "rejected");
+  assert.equal((outcomes[1] as PromiseRejectedResult).reason.name, "CancelledError");
+});
+
+Deno.test("Process.terminate() kills its child at once, even a target that would answer the cancel", async () => {
+  const child = new Process({ target: pipes.untilCancelled }).start();
+  await waitUntil(() => child.pid !== null);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await within(child.terminate());
+  assert.equal(child.signal, "SIGKILL");
+  assert.equal((await failure(child.join())).name, "CancelledError");
+});
