@@ -61,6 +61,8 @@ export class CellStore {
   readonly guard: Int32Array;
   readonly #float: boolean;
   readonly #big: boolean;
+  /** One cell of this type, not shared: wraps a value as the cells do, with no allocation. */
+  readonly #scratch: Cells;
 
   constructor(
     type: CellType,
@@ -74,6 +76,7 @@ export class CellStore {
     this.guard = new Int32Array(state?.guard ?? new SharedArrayBuffer(4));
     this.#float = type === "float32" || type === "float64";
     this.#big = type === "bigint64" || type === "biguint64";
+    this.#scratch = new View(1);
   }
 
   /** The buffers a thread needs to rebuild this store. */
@@ -129,9 +132,8 @@ export class CellStore {
     }
     const before: any = Atomics.add(this.cells as AtomicCells, index, delta as number);
     // The new value, wrapped as the cell's type wraps it.
-    const wrapped = this.#scratch();
-    wrapped[0] = before + (delta as any);
-    return wrapped[0];
+    this.#scratch[0] = before + (delta as any);
+    return this.#scratch[0];
   }
 
   /** Sets the cell to `value` if it holds `expected`; returns whether it did. */
@@ -143,19 +145,15 @@ export class CellStore {
         return true;
       });
     }
-    const normalized = this.#scratch();
-    normalized[0] = expected;
+    this.#scratch[0] = expected;
+    const normalized = this.#scratch[0];
     const found = Atomics.compareExchange(
       this.cells as AtomicCells,
       index,
-      normalized[0],
+      normalized,
       value as number,
     );
-    return found === normalized[0];
-  }
-
-  #scratch(): Cells {
-    return new (CELL_TYPES[this.type] as unknown as CellsConstructor)(1);
+    return found === normalized;
   }
 
   #guarded<T>(operation: () => T): T {

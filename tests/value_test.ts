@@ -17,6 +17,13 @@ Deno.test("Value.addSync from two threads is exact, and add returns the new valu
 Deno.test("each type wraps, checks and compares as it should", async () => {
   const byte = new Value("uint8", 255);
   assert.equal(byte.addSync(1), 0);
+  // The expected value is taken as the cell's type takes it: -1 is 255 in a uint8.
+  byte.storeSync(255);
+  assert.equal(byte.compareExchangeSync(-1, 3), true);
+  assert.equal(byte.loadSync(), 3);
+  const small = new Value("int8", 127);
+  assert.equal(small.addSync(1), -128);
+  assert.equal(small.addSync(1), -127, "the same scratch cell serves every call");
   const big = new Value("bigint64", 1n);
   assert.equal(await big.add(2n), 3n);
   assert.equal(big.compareExchangeSync(3n, 10n), true);
