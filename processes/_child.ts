@@ -13,8 +13,8 @@
  * thread stuck in a synchronous loop cannot see that, so a watchdog thread
  * polls `Deno.ppid` and kills the child once the parent is gone. Starting a
  * thread blocks this one for 10–40 ms, so a pool's child starts it once its
- * first result has left (`GUARD` is `later`); a `Process` starts it at once
- * (`now`).
+ * first result has left, or at once if it starts with no task (`GUARD` is
+ * `later`); a `Process` starts it at once (`now`).
  *
  * @module
  */
@@ -127,9 +127,14 @@ const reader = new FrameReader<ToWorker | ReplyMessage>(async () => {
   const read = await stdin(chunk);
   return read === null ? null : chunk.subarray(0, read);
 });
+let given = false;
 await reader.listen((message) => {
   if (message.type === "reply") settleCall(message);
   else runner.receive(message);
+  if (message.type === "run") given = true;
+  // A child started before any task was (`minWorkers`) has nothing to delay: it guards itself
+  // now, unless a task arrives in the same read.
+  if (message.type === "init") setTimeout(() => given || startWatchdog(), 0);
 });
 // The parent closed stdin: nothing more to do.
 Deno.exit(0);

@@ -220,6 +220,10 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
         spinning.submit(spin);
         const waiting = new ProcessPool({ maxWorkers: 1 });
         waiting.submit(() => { console.log("child", Deno.pid); return new Promise(() => {}); });
+        // A child started before any task guards itself at once: its first task may spin.
+        const ready = new ProcessPool({ maxWorkers: 1, minWorkers: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        ready.submit(spin);
       `,
       );
       const parent = new Deno.Command(Deno.execPath(), {
@@ -233,7 +237,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
       const pids: number[] = [];
       await within(
         (async () => {
-          while (pids.length < 3) {
+          while (pids.length < 4) {
             const { value, done } = await reader.read();
             if (done) break;
             text += value;
@@ -241,7 +245,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
           }
         })(),
       );
-      assert.equal(pids.length, 3, text);
+      assert.equal(pids.length, 4, text);
       // Let each pool child start its watchdog after its first result.
       await new Promise((resolve) => setTimeout(resolve, 300));
       parent.kill(signal);
