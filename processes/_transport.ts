@@ -9,9 +9,10 @@
  * before the next job begins, synchronously, so once a dead child's stdout
  * has been read to its end the parent knows which jobs it started. Until
  * then a job cannot be taken back for another worker. A job the child holds
- * and has not said it started can still be cancelled: the child skips it,
- * or, if it had started it in the meantime, runs it and its outcome is
- * dropped. Cancelling a running job kills the child.
+ * and has not said it started can still be cancelled: the child skips it
+ * (if it had started it meanwhile, the pool stops it as a running job).
+ * Cancelling a running job tells the child and kills it unless the job
+ * answers within {@linkcode CANCEL_GRACE_MS}.
  *
  * @module
  */
