@@ -205,6 +205,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
     const dir = await Deno.makeTempDir();
     const tmp = `${dir}/tmp`;
     await Deno.mkdir(tmp);
+    const pids: number[] = [];
     try {
       const program = `${dir}/parent.ts`;
       await Deno.writeTextFile(
@@ -220,9 +221,11 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
         spinning.submit(spin);
         const waiting = new ProcessPool({ maxWorkers: 1 });
         waiting.submit(() => { console.log("child", Deno.pid); return new Promise(() => {}); });
-        // A child started before any task guards itself at once: its first task may spin.
+        // A child started before any task guards itself as soon as it has read its init: its
+        // first task may spin. (2 s for that: a child of a loaded machine starts slowly, and a
+        // task that arrives with the init is a waiting task's, guarded after its first result.)
         const ready = new ProcessPool({ maxWorkers: 1, minWorkers: 1 });
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
         ready.submit(spin);
       `,
       );
@@ -234,7 +237,6 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
       }).spawn();
       const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
       let text = "";
-      const pids: number[] = [];
       await within(
         (async () => {
           while (pids.length < 4) {
@@ -244,16 +246,24 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
             pids.splice(0, pids.length, ...[...text.matchAll(/child (\d+)/g)].map((m) => +m[1]));
           }
         })(),
-      );
+        20_000,
+      ).catch(async (error) => {
+        parent.kill("SIGKILL");
+        await parent.status;
+        await reader.cancel();
+        throw error;
+      });
       assert.equal(pids.length, 4, text);
       // Let each pool child start its watchdog after its first result.
       await new Promise((resolve) => setTimeout(resolve, 300));
       parent.kill(signal);
       await parent.status;
       await reader.cancel();
-      await waitUntil(() => !pids.some(alive), 5_000);
+      await waitUntil(() => !pids.some(alive), 10_000);
       assert.deepEqual([...Deno.readDirSync(tmp)], []);
     } finally {
+      // A failed run must not leave spinning children to slow the tests after it.
+      for (const pid of pids) if (alive(pid)) Deno.kill(pid, "SIGKILL");
       await Deno.remove(dir, { recursive: true });
     }
   });
