@@ -296,14 +296,18 @@ function encodeNode(
 const MAX_DEPTH = 1_000;
 
 /**
- * Prototypes of the built-in objects a copy carries whole, though they have
- * no own properties. Built on first use: Deno loads `Blob`, `MessagePort` and
- * the streams only when a program first touches them, which costs every
- * program that imports the library a few milliseconds.
+ * `make()`, called once, on first use. Deno loads `Blob`, `MessagePort` and
+ * the streams only when a program first touches them: a table that names
+ * them at import would cost every program a few milliseconds.
  */
-let copiedWhole: ReadonlySet<object> | undefined;
-const COPIED_WHOLE = (): ReadonlySet<object> =>
-  copiedWhole ??= new Set<object>([
+function onFirstUse<T>(make: () => T): () => T {
+  let made: T | undefined;
+  return () => made ??= make();
+}
+
+/** Prototypes of the built-in objects a copy carries whole, though they have no own properties. */
+const copiedWhole = onFirstUse((): ReadonlySet<object> =>
+  new Set<object>([
     Date.prototype,
     RegExp.prototype,
     ArrayBuffer.prototype,
@@ -316,7 +320,8 @@ const COPIED_WHOLE = (): ReadonlySet<object> =>
     Blob.prototype,
     File.prototype,
     MessagePort.prototype,
-  ]);
+  ])
+);
 
 /**
  * Whether a copy of `node` would arrive as `{}`: an instance of a class
@@ -328,7 +333,7 @@ const COPIED_WHOLE = (): ReadonlySet<object> =>
 function losesState(node: object): boolean {
   if (ArrayBuffer.isView(node) || node instanceof Error) return false;
   const proto = Object.getPrototypeOf(node);
-  if (proto === Object.prototype || proto === null || COPIED_WHOLE().has(proto)) return false;
+  if (proto === Object.prototype || proto === null || copiedWhole().has(proto)) return false;
   // A copy takes own enumerable string-keyed properties only.
   if (Object.keys(node).length > 0) return false;
   let copy: unknown;
@@ -336,19 +341,15 @@ function losesState(node: object): boolean {
     copy = structuredClone(node);
   } catch {
     // `structuredClone` refuses a URL that `postMessage` sends as {}; a stream only moves.
-    return !MOVED_ONLY().has(proto);
+    return !movedOnly().has(proto);
   }
   return Object.getPrototypeOf(copy) === Object.prototype;
 }
 
 /** Prototypes of objects that cannot be copied, only transferred: the send decides. */
-let movedOnly: ReadonlySet<object> | undefined;
-const MOVED_ONLY = (): ReadonlySet<object> =>
-  movedOnly ??= new Set<object>([
-    ReadableStream.prototype,
-    WritableStream.prototype,
-    TransformStream.prototype,
-  ]);
+const movedOnly = onFirstUse((): ReadonlySet<object> =>
+  new Set<object>([ReadableStream.prototype, WritableStream.prototype, TransformStream.prototype])
+);
 
 function remember(node: object, copy: object | undefined, seen: Map<object, unknown>): unknown {
   if (copy === undefined) return node;

@@ -20,7 +20,7 @@
  * a message first needs it ({@linkcode loadV8}); the parent provides it at once.
  *
  * What a child sends is untrusted, so reading trusts no length: a frame over
- * the reader's limit ends the stream before its body is read, the buffer
+ * {@linkcode MAX_FRAME} ends the stream before its body is read, the buffer
  * grows only as bytes arrive, and a frame that does not decode, or JSON
  * nested deeper than any honest sender writes, ends it too, with a
  * {@linkcode FrameError} that says why.
@@ -36,7 +36,7 @@ import { plainArrays } from "../internal/protocol.ts";
 export const MAX_FRAME = 256 * 1024 * 1024;
 
 /** The bytes every frame starts with: none of them can occur in UTF-8 text. */
-export const MAGIC: Uint8Array = Uint8Array.of(0xff, 0xc0, 0xfe, 0xc1);
+const MAGIC: Uint8Array = Uint8Array.of(0xff, 0xc0, 0xfe, 0xc1);
 
 /** Magic and length. */
 const HEADER = 8;
@@ -59,29 +59,36 @@ export function provideV8(module: typeof V8): void {
 }
 
 /** Loads `node:v8` for a child the first time a message needs it. */
-export function loadV8(): Promise<typeof V8> {
+function loadV8(): Promise<typeof V8> {
   return loadingV8 ??= import("node:v8").then((module) => v8 = module);
-}
-
-/** Whether `message` can be encoded now (JSON carries it, or `node:v8` is loaded). */
-export function canEncodeNow(message: unknown): boolean {
-  return v8 !== undefined || jsonExact(message, 0, new Set());
 }
 
 /**
  * Encodes a message as a whole frame. Throws a `SerializationError` when it
  * is too large, a `DataCloneError` when it cannot be serialized, and an
- * `Error` if it needs `node:v8` before {@linkcode loadV8} has finished (see
- * {@linkcode canEncodeNow}).
+ * `Error` if it needs `node:v8` before that has loaded.
  */
 export function encodeFrame(message: unknown): Uint8Array {
+  const frame = encodeIfReady(message);
+  if (frame === undefined) throw new Error("node:v8 is not loaded yet");
+  return frame;
+}
+
+/** As {@linkcode encodeFrame}, but `undefined` when the message needs `node:v8` not loaded yet. */
+function encodeIfReady(message: unknown): Uint8Array | undefined {
   if (jsonExact(message, 0, new Set())) {
     const frame = jsonFrame(JSON.stringify(message));
     // JSON writes a control character as six bytes: `node:v8` may fit where it does not.
     if (frame !== undefined) return frame;
   }
-  const body = serialize(message);
-  checkSize(body.byteLength);
+  if (v8 === undefined) return undefined;
+  const body = v8.serialize(message);
+  if (body.byteLength + 1 > MAX_FRAME) {
+    throw new SerializationError(
+      `Cannot send a message of ${body.byteLength + 1} bytes between processes: ` +
+        `the limit is ${MAX_FRAME} bytes (256 MiB)`,
+    );
+  }
   const frame = header(V8_FRAME, body.byteLength);
   frame.set(body, HEADER + 1);
   return frame;
@@ -109,34 +116,8 @@ function header(format: number, length: number): Uint8Array {
   return frame;
 }
 
-function checkSize(bodyLength: number): void {
-  if (bodyLength + 1 > MAX_FRAME) {
-    throw new SerializationError(
-      `Cannot send a message of ${bodyLength + 1} bytes between processes: ` +
-        `the limit is ${MAX_FRAME} bytes (256 MiB)`,
-    );
-  }
-}
-
-function serialize(message: unknown): Uint8Array {
-  if (v8 === undefined) throw new Error("node:v8 is not loaded yet");
-  return v8.serialize(message);
-}
-
 /** What a {@linkcode FrameReader} reads from: the next chunk of bytes, or `null` at the end. */
 export type ReadChunk = () => Promise<Uint8Array | null>;
-
-/** Options of a {@linkcode FrameReader}. */
-export interface ReaderOptions {
-  /** The longest frame accepted. Default {@linkcode MAX_FRAME}. */
-  maxFrame?: number;
-  /**
-   * Receives the bytes outside frames (a child's own output), in order;
-   * nothing more is read until a promise it returns settles. Without it,
-   * such bytes are an error.
-   */
-  passThrough?: (bytes: Uint8Array) => void | Promise<void>;
-}
 
 /** A buffer grown for a large frame is let go once empty, above this size. */
 const KEEP_BUFFER = 1024 * 1024;
@@ -144,7 +125,6 @@ const KEEP_BUFFER = 1024 * 1024;
 /** Reads whole messages from a stream of chunks, and passes other bytes through. */
 export class FrameReader<In> {
   readonly #read: ReadChunk;
-  readonly #maxFrame: number;
   readonly #passThrough?: (bytes: Uint8Array) => void | Promise<void>;
   #buffer = new Uint8Array(64 * 1024);
   #start = 0;
@@ -152,10 +132,15 @@ export class FrameReader<In> {
   #chunks = 0;
   #passing = false;
 
-  constructor(read: ReadChunk, options: ReaderOptions = {}) {
+  /**
+   * @param read Gives the next chunk of the stream.
+   * @param passThrough Receives the bytes outside frames (a child's own
+   *   output), in order; nothing more is read until a promise it returns
+   *   settles. Without it, such bytes are an error.
+   */
+  constructor(read: ReadChunk, passThrough?: (bytes: Uint8Array) => void | Promise<void>) {
     this.#read = read;
-    this.#maxFrame = options.maxFrame ?? MAX_FRAME;
-    this.#passThrough = options.passThrough;
+    this.#passThrough = passThrough;
   }
 
   /** Whether a frame's header has arrived and the rest of the frame has not. */
@@ -221,9 +206,9 @@ export class FrameReader<In> {
     if (this.#end - this.#start < HEADER) return MORE;
     const length = new DataView(buffer.buffer, buffer.byteOffset + this.#start + 4, 4)
       .getUint32(0, true);
-    if (length > this.#maxFrame || length === 0) {
+    if (length > MAX_FRAME || length === 0) {
       throw new FrameError(
-        `a frame of ${length} bytes (the limit is ${this.#maxFrame}, at least 1; a task that ` +
+        `a frame of ${length} bytes (the limit is ${MAX_FRAME}, at least 1; a task that ` +
           `writes binary data to stdout may have written the frame marker FF C0 FE C1)`,
       );
     }
@@ -334,10 +319,9 @@ export class FrameSender<Out> {
   }
 }
 
-/** A message waiting for `node:v8`, and what to send instead if it cannot be serialized. */
+/** A message waiting for `node:v8` to load. */
 interface Deferred<Out> {
   message: Out;
-  repair?: (error: unknown) => Out | undefined;
 }
 
 /**
@@ -348,28 +332,37 @@ interface Deferred<Out> {
  */
 export class FrameWriter<Out> {
   readonly #writeSync: (bytes: Uint8Array) => number;
+  readonly #repair: (message: Out, error: unknown) => Out | undefined;
   readonly #queue: (Uint8Array | Deferred<Out>)[] = [];
   #bytes = 0;
   #deferred = 0;
   #scheduled = false;
 
-  /** @param writeSync Writes some of the bytes at once; returns how many (`Deno.stdout.writeSync`). */
-  constructor(writeSync: (bytes: Uint8Array) => number) {
+  /**
+   * @param writeSync Writes some of the bytes at once; returns how many (`Deno.stdout.writeSync`).
+   * @param repair What to send instead of a message that had to wait for
+   *   `node:v8` and then could not be serialized (or nothing).
+   */
+  constructor(
+    writeSync: (bytes: Uint8Array) => number,
+    repair: (message: Out, error: unknown) => Out | undefined,
+  ) {
     this.#writeSync = writeSync;
+    this.#repair = repair;
   }
 
   /**
    * Queues a message. Throws at once if it cannot be serialized, except when
-   * it must wait for `node:v8` to load: then, if it turns out it cannot be,
-   * `repair` gives what to send instead (or nothing).
+   * it must wait for `node:v8` to load (see `repair`).
    */
-  send(message: Out, repair?: (error: unknown) => Out | undefined): void {
-    if (this.#deferred === 0 && canEncodeNow(message)) {
-      const frame = encodeFrame(message);
+  send(message: Out): void {
+    // One walk of the message: encoded now, or kept until node:v8 has loaded.
+    const frame = this.#deferred === 0 ? encodeIfReady(message) : undefined;
+    if (frame !== undefined) {
       this.#queue.push(frame);
       this.#bytes += frame.byteLength;
     } else {
-      this.#queue.push({ message, repair });
+      this.#queue.push({ message });
       this.#deferred++;
       loadV8();
     }
@@ -401,11 +394,11 @@ export class FrameWriter<Out> {
     });
   }
 
-  #encodeDeferred({ message, repair }: Deferred<Out>): Uint8Array {
+  #encodeDeferred({ message }: Deferred<Out>): Uint8Array {
     try {
       return encodeFrame(message);
     } catch (error) {
-      const instead = repair?.(error);
+      const instead = this.#repair(message, error);
       return instead === undefined ? new Uint8Array(0) : encodeFrame(instead);
     }
   }
@@ -509,7 +502,7 @@ function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
 }
 
 /** Joins `chunks` (`total` bytes) into one array; one chunk is returned as it is. */
-export function concat(chunks: Uint8Array[], total: number): Uint8Array {
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
   let offset = 0;

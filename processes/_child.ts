@@ -55,7 +55,10 @@ if (guard === "now") startWatchdog();
 // Bound now: a task that replaces `Deno.stdout.writeSync` does not reroute the frames.
 const stdout = Deno.stdout.writeSync.bind(Deno.stdout);
 const stdin = Deno.stdin.read.bind(Deno.stdin);
-const writer = new FrameWriter<FromWorker | CallMessage | AbortMessage>((bytes) => {
+/** The messages a child sends. */
+type Outgoing = FromWorker | CallMessage | AbortMessage;
+
+const writer = new FrameWriter<Outgoing>((bytes) => {
   try {
     return stdout(bytes);
   } catch (error) {
@@ -69,14 +72,27 @@ const writer = new FrameWriter<FromWorker | CallMessage | AbortMessage>((bytes) 
     }
     Deno.exit(70);
   }
-});
+}, repair);
 
-const settleCall = connectBroker((message) =>
-  writer.send(
-    message,
-    // A call whose arguments turn out to be unsendable once node:v8 has loaded fails here.
-    message.type === "call" && message.call !== 0
-      ? (error) => {
+const settleCall = connectBroker((message) => writer.send(message));
+
+/** What to send instead of a message that turned out to be unsendable once node:v8 loaded. */
+function repair(message: Outgoing, error: unknown): Outgoing | undefined {
+  switch (message.type) {
+    case "done":
+      return sendableDone(message as DoneMessage, encodeFrame);
+    case "init-failed":
+      return {
+        type: "init-failed",
+        error: packError(
+          new SerializationError(
+            `Cannot send the initializer's error: ${(error as Error).message}`,
+          ),
+        ),
+      };
+    case "call":
+      // The call fails in this child; one-way calls (call 0) have no one to tell.
+      if (message.call !== 0) {
         settleCall({
           type: "reply",
           call: message.call,
@@ -84,29 +100,16 @@ const settleCall = connectBroker((message) =>
           value: packError(error),
           modules: [],
         });
-        return undefined;
       }
-      : undefined,
-  )
-);
-
-/** What to send instead of an outcome that turns out to be unsendable. */
-function repair(message: FromWorker): ((error: unknown) => FromWorker) | undefined {
-  if (message.type === "done") return () => sendableDone(message as DoneMessage, encodeFrame);
-  if (message.type === "init-failed") {
-    return (error) => ({
-      type: "init-failed",
-      error: packError(
-        new SerializationError(`Cannot send the initializer's error: ${(error as Error).message}`),
-      ),
-    });
+      return undefined;
+    default:
+      return undefined;
   }
-  return undefined;
 }
 
 let answered = false;
 const runner = startRunner((message) => {
-  writer.send(message, repair(message));
+  writer.send(message);
   if (message.type === "done") answered = true;
 }, {
   jobStates: new SharedArrayBuffer(Number(capacity) * Int32Array.BYTES_PER_ELEMENT),

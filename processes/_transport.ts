@@ -163,7 +163,7 @@ function spawnProcess(
       const { value, done } = await output.read();
       return done ? null : value;
     },
-    { passThrough: forwardOutput },
+    forwardOutput,
   );
   const reading = reader.listen(receive).catch((error) => violate((error as Error).message));
   // A frame begun and never finished would hide everything after it.

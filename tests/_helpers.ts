@@ -16,6 +16,36 @@ export async function within<T>(promise: PromiseLike<T>, ms = 10_000): Promise<T
   }
 }
 
+/** Waits until `done()` returns true, checking every 10 ms, for at most `ms`. */
+export async function waitUntil(done: () => boolean, ms = 10_000): Promise<void> {
+  await within(
+    (async () => {
+      while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
+    })(),
+    ms,
+  );
+}
+
+/** Reads `reader` until the text read so far satisfies `done`, for at most `ms`; the text. */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  done: (text: string) => boolean,
+  ms = 10_000,
+): Promise<string> {
+  let text = "";
+  await within(
+    (async () => {
+      while (!done(text)) {
+        const { value, done: ended } = await reader.read();
+        if (ended) break;
+        text += value;
+      }
+    })(),
+    ms,
+  );
+  return text;
+}
+
 /** Waits until `flags[index]` is non-zero, for at most `ms`. */
 export async function flagSet(flags: Int32Array, index: number, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

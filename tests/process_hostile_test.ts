@@ -4,7 +4,7 @@
 // that child, and went on working.
 import assert from "node:assert/strict";
 import { Mutex, ProcessPool, Queue, tasks } from "../mod.ts";
-import { alive, failure, within } from "./_helpers.ts";
+import { alive, failure, waitUntil, within } from "./_helpers.ts";
 
 const hostile = tasks<typeof import("./_hostile_tasks.ts")>(
   new URL("./_hostile_tasks.ts", import.meta.url),
@@ -71,7 +71,7 @@ Deno.test("a result for a task the child was not given ends that child", async (
 Deno.test("a second result for a task ends that child; the first one stands", async () => {
   await using pool = sandboxedPool();
   const pid = await within(pool.submit(hostile.resultTwice));
-  await within(waitUntil(() => pool.stats.crashedWorkers === 1));
+  await waitUntil(() => pool.stats.crashedWorkers === 1);
   assert.equal(alive(pid), false);
   await assertStillWorks(pool);
 });
@@ -134,10 +134,6 @@ Deno.test("a child may not leave more than 10,000 calls waiting in the parent", 
   assert.equal(queue.tryGet()?.value, 1);
   await assertStillWorks(pool);
 });
-
-async function waitUntil(done: () => boolean): Promise<void> {
-  while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
-}
 
 // Found by a review that played the hostile child against the first version of these checks.
 

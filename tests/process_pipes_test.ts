@@ -4,7 +4,7 @@
 // task the child holds can be cancelled without touching the child.
 import assert from "node:assert/strict";
 import { Event, Process, ProcessPool, Queue, tasks, Value } from "../mod.ts";
-import { alive, failure, runProgram, within, work } from "./_helpers.ts";
+import { alive, failure, readUntil, runProgram, waitUntil, within, work } from "./_helpers.ts";
 
 const pipes = tasks<typeof import("./_pipe_tasks.ts")>(
   new URL("./_pipe_tasks.ts", import.meta.url),
@@ -23,15 +23,6 @@ function socketInodes(pid: number): string[] {
     }
   }
   return inodes;
-}
-
-async function waitUntil(done: () => boolean, ms = 10_000): Promise<void> {
-  await within(
-    (async () => {
-      while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
-    })(),
-    ms,
-  );
 }
 
 Deno.test("a ProcessPool needs only --allow-read --allow-run, and nothing listens on a socket", async () => {
@@ -236,18 +227,12 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
         stderr: "inherit",
       }).spawn();
       const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      await within(
-        (async () => {
-          while (pids.length < 4) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            text += value;
-            pids.splice(0, pids.length, ...[...text.matchAll(/child (\d+)/g)].map((m) => +m[1]));
-          }
-        })(),
-        20_000,
-      ).catch(async (error) => {
+      // `pids` fills as they come, so that a run that fails half way kills what it started.
+      const seen = (text: string) => {
+        pids.splice(0, pids.length, ...[...text.matchAll(/child (\d+)/g)].map((m) => +m[1]));
+        return pids.length >= 4;
+      };
+      const text = await readUntil(reader, seen, 20_000).catch(async (error) => {
         parent.kill("SIGKILL");
         await parent.status;
         await reader.cancel();
@@ -434,15 +419,9 @@ Deno.test("a child's output does not stop the parent while the parent's stdout i
     }).spawn();
     // Nobody reads the program's stdout until it says the other child kept answering.
     const errors = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    await within(
-      (async () => {
-        while (!text.includes("answered while the output waited")) {
-          const { value, done } = await errors.read();
-          if (done) break;
-          text += value;
-        }
-      })(),
+    const text = await readUntil(
+      errors,
+      (text) => text.includes("answered while the output waited"),
       15_000,
     ).catch((error) => {
       child.kill("SIGKILL");

@@ -3,7 +3,7 @@
 // no worker starts.
 import assert from "node:assert/strict";
 import { fakePool, fakes, setFailSend, setFailSpawnAt, settle } from "./_fake_transport.ts";
-import { failure, within } from "./_helpers.ts";
+import { failure, waitUntil, within } from "./_helpers.ts";
 import type { Pool } from "../internal/pool.ts";
 
 const same = (x: unknown) => x;
@@ -71,7 +71,7 @@ Deno.test("scheduler: an idle worker takes the jobs a silent busy one has not st
   b.ready();
   b.answer(onB);
   // After A has been silent a while, B takes A's two jobs that have not started.
-  await within(waitUntil(() => b.jobs.length === 5));
+  await waitUntil(() => b.jobs.length === 5);
   assert.deepEqual(b.jobs.slice(3).map((job) => job.id).sort(), onA.slice(1).sort());
   assert.equal(a.withdrawn.size, 2);
   b.answer(onA.slice(1));
@@ -239,7 +239,3 @@ Deno.test("scheduler: cancelling a process's running task fails only it, however
   assert.equal(pool.stats.crashedWorkers, 0);
   await within(pool.shutdown());
 });
-
-async function waitUntil(done: () => boolean): Promise<void> {
-  while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
