@@ -34,9 +34,9 @@ export class PermitLease implements Lease {
   #owner: Releasable | undefined;
   readonly previousOwnerDied: boolean;
 
-  constructor(owner: Releasable) {
+  constructor(owner: Releasable, previousOwnerDied: boolean = takeOwnerDied(owner)) {
     this.#owner = owner;
-    this.previousOwnerDied = takeOwnerDied(owner);
+    this.previousOwnerDied = previousOwnerDied;
   }
 
   [Symbol.dispose](): void {
@@ -44,6 +44,38 @@ export class PermitLease implements Lease {
     if (owner === undefined) return;
     this.#owner = undefined;
     owner.release();
+  }
+}
+
+/**
+ * The lease of a lock only one holder can have: one object per lock in this
+ * realm, armed again on each acquire, so acquiring allocates nothing. When a
+ * child died holding the lock, the new holder gets a lease of its own that
+ * says so.
+ */
+export class ExclusiveLease implements Lease {
+  readonly #owner: Releasable;
+  #armed = false;
+
+  constructor(owner: Releasable) {
+    this.#owner = owner;
+  }
+
+  get previousOwnerDied(): boolean {
+    return false;
+  }
+
+  /** The lease for a new hold of the lock. */
+  grant(): Lease {
+    if (takeOwnerDied(this.#owner)) return new PermitLease(this.#owner, true);
+    this.#armed = true;
+    return this;
+  }
+
+  [Symbol.dispose](): void {
+    if (!this.#armed) return;
+    this.#armed = false;
+    this.#owner.release();
   }
 }
 

@@ -49,8 +49,8 @@ import {
   adopting,
   adoption,
   checkThreadTransport,
+  ExclusiveLease,
   type Lease,
-  PermitLease,
   sharedWords,
 } from "./_shared.ts";
 
@@ -80,6 +80,7 @@ import {
  */
 export class Mutex {
   readonly #words: Int32Array;
+  readonly #lease: ExclusiveLease = new ExclusiveLease(this);
 
   /**
    * Creates an unlocked mutex.
@@ -134,7 +135,7 @@ export class Mutex {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex");
-    return new PermitLease(this);
+    return this.#lease.grant();
   }
 
   /**
@@ -159,7 +160,7 @@ export class Mutex {
    */
   acquireSync(options?: WaitOptions): Lease {
     acquirePermitSync(this.#words, options, "Mutex", 1);
-    return new PermitLease(this);
+    return this.#lease.grant();
   }
 
   /**
@@ -178,7 +179,7 @@ export class Mutex {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words, 1) ? new PermitLease(this) : undefined;
+    return takeFree(this.#words, 1) ? this.#lease.grant() : undefined;
   }
 
   /**

@@ -49,6 +49,20 @@ Deno.test("a lock held by a child that dies is released, and the next holder lea
   assert.equal(lease.previousOwnerDied, false);
 });
 
+Deno.test("the parent learns when a child died holding a lock, once", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const mutex = new Mutex();
+  const error = await failure(pool.submit(work.acquireAndDie, mutex));
+  assert.equal(error.name, "WorkerCrashedError");
+  const first = mutex.acquireSync({ timeout: 1_000 });
+  assert.equal(first.previousOwnerDied, true);
+  first[Symbol.dispose]();
+  assert.equal(mutex.locked, false);
+  using second = await mutex.acquire({ timeout: 1_000 });
+  assert.equal(second.previousOwnerDied, false);
+  assert.equal(mutex.locked, true);
+});
+
 Deno.test("an Event set in the parent wakes a child", async () => {
   await using pool = new ProcessPool({ maxWorkers: 1 });
   const event = new Event();

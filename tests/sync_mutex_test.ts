@@ -197,6 +197,11 @@ Deno.test("Mutex: a lease releases once; releasing an unlocked mutex throws and 
     assert.equal(mutex.tryAcquire(), undefined);
   }
   assert.equal(mutex.locked, false);
+  for (let i = 0; i < 3; i++) {
+    using _lock = i % 2 ? await mutex.acquire() : mutex.acquireSync();
+    assert.equal(mutex.locked, true);
+  }
+  assert.equal(mutex.locked, false);
   assert.ok(mutex.tryAcquire());
   mutex.release();
 });
