@@ -10,6 +10,7 @@
 const ROUNDS = 7;
 const here = new URL(".", import.meta.url);
 const lib = new URL("../mod.ts", import.meta.url).href;
+const threadsLib = new URL("../threads/mod.ts", import.meta.url).href;
 const echo = new URL("./_echo_worker.ts", import.meta.url).href;
 const dir = await Deno.makeTempDir({ prefix: "parallel-core-fresh-" });
 
@@ -17,6 +18,13 @@ const programs: Record<string, string> = {
   // The first answer from a new ThreadPool, counted from the process's start.
   poolFirst: `
     import { ThreadPool } from "${lib}";
+    const pool = new ThreadPool({ maxWorkers: 1 });
+    await pool.submit((x: number) => x + 1, 1);
+    console.log(performance.now());
+    await pool.shutdown();`,
+  // The same, importing only the threads entry point (no node:v8, no processes or queues).
+  poolFirstThreads: `
+    import { ThreadPool } from "${threadsLib}";
     const pool = new ThreadPool({ maxWorkers: 1 });
     await pool.submit((x: number) => x + 1, 1);
     console.log(performance.now());
@@ -100,6 +108,11 @@ try {
   }
   const pairs = [
     ["first result from a new ThreadPool (ms since start)", "poolFirst", "workerFirst"],
+    [
+      "the same, importing @parallel/core/threads (ms since start)",
+      "poolFirstThreads",
+      "workerFirst",
+    ],
     [
       "first result from a new ThreadPool (ms from its creation)",
       "poolFirstLoaded",

@@ -18,7 +18,9 @@ export interface Releasable {
 
 /**
  * What `acquire()` resolves to: disposing it (`using`) releases the permit,
- * once; a second dispose does nothing.
+ * once; a second dispose does nothing. A `Mutex` has one lease object per
+ * thread, armed again by each acquire (so acquiring allocates nothing): keep
+ * no copy of it past its scope.
  */
 export interface Lease extends Disposable {
   /**

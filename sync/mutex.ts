@@ -159,7 +159,9 @@ export class Mutex {
    * ```
    */
   acquireSync(options?: WaitOptions): Lease {
-    acquirePermitSync(this.#words, options, "Mutex", 1);
+    if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
+      acquirePermitSync(this.#words, options, "Mutex", 1);
+    }
     return this.#lease.grant();
   }
 
@@ -199,6 +201,7 @@ export class Mutex {
    * ```
    */
   release(): void {
+    if (Atomics.compareExchange(this.#words, COUNT, 0, 1) === 0) return;
     if (!releasePermit(this.#words, 1, 0)) {
       throw new Error("Cannot release Mutex: it is not locked");
     }
