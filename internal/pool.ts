@@ -119,6 +119,12 @@ export interface WorkerHandle {
    * follows and sorts out its other jobs.
    */
   cancel(slot: number): boolean;
+  /**
+   * Whether the worker keeps the program alive. The pool turns it off while
+   * no task is unsettled, so that an idle pool lets the program end (as
+   * Python's does), and on again when work arrives. Workers start on.
+   */
+  keepAlive?(on: boolean): void;
   /** Ends the worker; the promise, if any, resolves once it is gone. No `onExit` follows. */
   terminate(): void | Promise<void>;
   /** Set by the scheduler: called for every message from the worker. */
@@ -315,6 +321,8 @@ export class Pool {
   #pumpScheduled = false;
   /** Tasks in the "sent" phase: handed to a worker and not settled. */
   #sent = 0;
+  /** Tasks made and not settled; while there are none, no worker keeps the program alive. */
+  #unsettled = 0;
   #avgRunMs = Infinity;
   #closed = false;
   #broken?: BrokenPoolError;
@@ -627,6 +635,7 @@ export class Pool {
     };
     const task = new Task<unknown>(id, (why) => this.#cancelRecord(record, undefined, why));
     record.task = task;
+    if (this.#unsettled++ === 0) this.#keepAlive(true);
     if (signal !== undefined) {
       if (signal.aborted) {
         this.#settleCancelled(record, "its signal was already aborted", signal.reason);
@@ -793,7 +802,14 @@ export class Pool {
     handle.onMessage = (message) => this.#onMessage(worker, message);
     handle.onExit = (exit) => this.#onExit(worker, exit);
     this.#workers.add(worker);
+    if (this.#unsettled === 0) handle.keepAlive?.(false);
     return worker;
+  }
+
+  /** Lets every worker keep the program alive, or not: on while any task is unsettled. */
+  #keepAlive(on: boolean): void {
+    for (const worker of this.#workers) worker.handle.keepAlive?.(on);
+    for (const worker of this.#retiring) worker.handle.keepAlive?.(on);
   }
 
   #onMessage(worker: WorkerRecord, message: FromWorker): void {
@@ -883,6 +899,7 @@ export class Pool {
           this.#endWorker(worker);
         }
       }, this.#idleTimeout);
+      Deno.unrefTimer(worker.idleTimer);
     }
     this.#schedulePump();
   }
@@ -1086,6 +1103,7 @@ export class Pool {
   #finish(record: TaskRecord): boolean {
     if (record.phase === "settled") return false;
     this.#enter(record, "settled");
+    if (--this.#unsettled === 0) this.#keepAlive(false);
     clearTimeout(record.timer);
     record.detach?.();
     return true;

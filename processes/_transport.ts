@@ -177,6 +177,8 @@ function spawnProcess(
       violate(`the start of a frame and not the rest (nothing for ${STALL_CHECKS} s)`);
     }
   }, STALL_CHECK_MS);
+  Deno.unrefTimer(watchStall);
+  let kept = true;
   const cancelTimers = new Set<ReturnType<typeof setTimeout>>();
 
   const shown: ChildStatus = {
@@ -245,6 +247,13 @@ function spawnProcess(
       return true;
     },
     started: (slot) => ledger.hasStarted(slot),
+    keepAlive(on) {
+      if (on === kept) return;
+      kept = on;
+      // Covers the child's status and the pending read of its stdout.
+      if (on) child.ref();
+      else child.unref();
+    },
     cancel(slot) {
       // Tell the child (a task watching its signal stops), and kill it unless the job answers
       // in time; its exit sorts out the rest. A child that answers finishes what it holds and

@@ -38,3 +38,40 @@ Deno.test("a program with a finished Thread exits on its own", async () => {
   assert.equal(code, 0, stderr);
   assert.equal(stdout.trim(), "2");
 });
+
+for (const Pool of ["ThreadPool", "ProcessPool"]) {
+  Deno.test(`a program that never shuts its ${Pool} down ends once its tasks have settled`, async () => {
+    const { code, stdout, stderr } = await runProgram(`
+      import { ${Pool} } from "@parallel/core";
+      const pool = new ${Pool}({ maxWorkers: 2, minWorkers: 1 });
+      console.log(await pool.map((x: number) => x * 2, [1, 2, 3]));
+      // A task nobody awaits still runs to its end before the program does.
+      pool.submit(async (ms: number) => {
+        await new Promise((r) => setTimeout(r, ms));
+        console.log("unawaited task done");
+      }, 200);
+      // Work that arrives after the pool went idle still runs.
+      setTimeout(async () => console.log(await pool.submit((x: number) => x + 1, 41)), 400);
+    `);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(stdout.trim().split("\n"), ["[ 2, 4, 6 ]", "unawaited task done", "42"]);
+  });
+}
+
+for (const Kind of ["Thread", "Process"]) {
+  Deno.test(`a program waits for a ${Kind} it never joined, then ends`, async () => {
+    const { code, stdout, stderr } = await runProgram(`
+      import { ${Kind} } from "@parallel/core";
+      new ${Kind}({
+        target: async (ms: number) => {
+          await new Promise((r) => setTimeout(r, ms));
+          console.log("target done");
+        },
+        args: [200],
+      }).start();
+      console.log("main done");
+    `);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(stdout.trim().split("\n"), ["main done", "target done"]);
+  });
+}

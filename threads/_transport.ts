@@ -20,10 +20,31 @@ import {
 
 const workerUrl = new URL("./_worker.ts", import.meta.url);
 
+/**
+ * Deno's own switch for whether a Worker keeps the program alive, the one
+ * `node:worker_threads`' `ref()` and `unref()` call: in Deno 2.9.6 a method
+ * under an unnamed symbol on `Worker.prototype` that counts refs. Where it is
+ * not found, a worker always keeps the program alive, as before.
+ */
+const refWorker = (() => {
+  const proto = Worker.prototype as unknown as Record<symbol, unknown>;
+  for (const key of Object.getOwnPropertySymbols(proto)) {
+    const method = proto[key];
+    if (
+      key.description === undefined && typeof method === "function" && method.length === 1 &&
+      String(method).includes("unrefOpPromise")
+    ) {
+      return method as (this: Worker, ref: boolean) => void;
+    }
+  }
+  return undefined;
+})();
+
 function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): WorkerHandle {
   const jobStates = new Int32Array(new SharedArrayBuffer(capacity * Int32Array.BYTES_PER_ELEMENT));
   const worker = new Worker(workerUrl, { type: "module", name: init.name });
   let alive = true;
+  let kept = true;
   const exited = (exit: ExitInfo) => {
     if (!alive) return;
     alive = false;
@@ -48,6 +69,11 @@ function spawnThread(init: Omit<WorkerInit, "jobStates">, capacity: number): Wor
       Atomics.store(jobStates, slot, CANCELLED);
       if (alive) worker.postMessage({ type: "cancel", slot } satisfies ToWorker);
       return false; // a thread cannot be stopped: it retires
+    },
+    keepAlive(on) {
+      if (on === kept || !alive || refWorker === undefined) return;
+      kept = on;
+      refWorker.call(worker, on);
     },
     terminate() {
       alive = false;
