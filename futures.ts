@@ -77,6 +77,7 @@ export class Task<R> implements PromiseLike<R> {
   #state: "pending" | "fulfilled" | "rejected" = "pending";
   #cancelled = false;
   readonly #onCancel: (why?: string) => boolean;
+  readonly #isRunning?: () => boolean;
   #listeners?: (() => void)[];
 
   static {
@@ -94,10 +95,12 @@ export class Task<R> implements PromiseLike<R> {
    *
    * @param id The task's id.
    * @param onCancel Asks the pool to cancel the task.
+   * @param isRunning Asks the pool whether a worker has started the task.
    */
-  constructor(id: number, onCancel: (why?: string) => boolean) {
+  constructor(id: number, onCancel: (why?: string) => boolean, isRunning?: () => boolean) {
     this.id = id;
     this.#onCancel = onCancel;
+    this.#isRunning = isRunning;
   }
 
   #settled(): Promise<R> {
@@ -135,6 +138,70 @@ export class Task<R> implements PromiseLike<R> {
   /** Whether the task was cancelled (by `cancel()`, its signal, or a shutdown). */
   get cancelled(): boolean {
     return this.#cancelled;
+  }
+
+  /**
+   * Whether a worker is running the task now (Python's `Future.running()`):
+   * `false` while it waits for a worker or is held by one that has not
+   * started it, and once it has settled.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ThreadPool } from "@parallel/core";
+   * await using pool = new ThreadPool({ maxWorkers: 1 });
+   * const task = pool.submit((ms: number) => new Promise((r) => setTimeout(r, ms)), 100);
+   * assert.equal(task.running, false); // not sent yet
+   * while (!task.running) await new Promise((r) => setTimeout(r, 5));
+   * await task;
+   * assert.equal(task.running, false);
+   * ```
+   */
+  get running(): boolean {
+    return this.#state === "pending" && (this.#isRunning?.() ?? false);
+  }
+
+  /**
+   * Calls `callback(task)` once the task settles — at once if it already has
+   * — as Python's `Future.add_done_callback` does. Callbacks run in the order
+   * they were added. One that throws (or whose promise rejects) is reported
+   * on stderr and does not disturb the others; a failed task never becomes an
+   * unhandled rejection through a callback (ask `await task` inside it, with
+   * a `try`, for its error).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ThreadPool } from "@parallel/core";
+   * await using pool = new ThreadPool({ maxWorkers: 1 });
+   * const seen: string[] = [];
+   * const fails = pool.submit(() => { throw new Error("no"); });
+   * fails.addDoneCallback((task) => seen.push(task.done ? "done" : "not done"));
+   * await fails.catch(() => {});
+   * assert.deepEqual(seen, ["done"]);
+   * fails.addDoneCallback(() => seen.push("at once"));
+   * assert.equal(seen.at(-1), "at once");
+   * ```
+   *
+   * @param callback Called with this task once it has settled.
+   * @throws {TypeError} When `callback` is not a function.
+   */
+  addDoneCallback(callback: (task: this) => unknown): void {
+    if (typeof callback !== "function") {
+      throw new TypeError(
+        `Task.addDoneCallback: 'callback' must be a function: current value is ${show(callback)}`,
+      );
+    }
+    const report = (error: unknown) =>
+      console.error(`A done callback of task ${this.id} failed:`, error);
+    listen(this, () => {
+      try {
+        const result = callback(this);
+        if (result instanceof Promise) result.catch(report);
+      } catch (error) {
+        report(error);
+      }
+    });
   }
 
   /**

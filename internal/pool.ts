@@ -561,6 +561,11 @@ export class Pool {
   }
 
   /** What the pool is doing now. */
+  /** Whether the worker a sent record went to has started it. */
+  #started(record: TaskRecord): boolean {
+    return record.worker?.handle.started?.(record.slot) ?? true;
+  }
+
   get stats(): PoolStats {
     let busy = 0;
     let running = 0;
@@ -633,7 +638,11 @@ export class Pool {
       slot: -1,
       crashesNext: 0,
     };
-    const task = new Task<unknown>(id, (why) => this.#cancelRecord(record, undefined, why));
+    const task = new Task<unknown>(
+      id,
+      (why) => this.#cancelRecord(record, undefined, why),
+      () => record.phase === "reviving" || (record.phase === "sent" && this.#started(record)),
+    );
     record.task = task;
     if (this.#unsettled++ === 0) this.#keepAlive(true);
     if (signal !== undefined) {
