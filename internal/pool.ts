@@ -560,12 +560,12 @@ export class Pool {
     return this.shutdown();
   }
 
-  /** What the pool is doing now. */
   /** Whether the worker a sent record went to has started it. */
   #started(record: TaskRecord): boolean {
     return record.worker?.handle.started?.(record.slot) ?? true;
   }
 
+  /** What the pool is doing now. */
   get stats(): PoolStats {
     let busy = 0;
     let running = 0;

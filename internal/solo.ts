@@ -7,7 +7,7 @@
  */
 
 import { cancelTask, type Task } from "../futures.ts";
-import { WorkerCrashedError } from "../errors.ts";
+import { TimeoutError, WorkerCrashedError } from "../errors.ts";
 import type { TaskFunction } from "../tasks.ts";
 import {
   Pool,
@@ -18,12 +18,22 @@ import {
 } from "./pool.ts";
 import { checkArray, checkOptionNames, show } from "./options.ts";
 import { toFnSpec } from "./functions.ts";
+import { checkTimeout } from "./wait.ts";
 
 /** What `Thread` and `Process` take. */
 export interface SoloOptions<A extends unknown[], R> {
   target: TaskFunction<A, R>;
   args?: A;
   name?: string;
+}
+
+/** What `Thread.join()` and `Process.join()` take. */
+export interface JoinOptions {
+  /**
+   * Milliseconds to wait; then `join()` rejects with `TimeoutError` and the
+   * thread or process keeps running. Default: no limit.
+   */
+  timeout?: number;
 }
 
 const counters = new Map<string, number>();
@@ -117,13 +127,27 @@ export class Solo<A extends unknown[], R> {
     this.#finished = finished;
   }
 
-  join(): Promise<Awaited<R>> {
-    if (this.#finished === undefined) {
+  join(options?: JoinOptions): Promise<Awaited<R>> {
+    const where = `${this.#label}.join`;
+    checkOptionNames(options ?? {}, ["timeout"], where);
+    const timeout = checkTimeout(options?.timeout, where);
+    const finished = this.#finished;
+    if (finished === undefined) {
       return Promise.reject(
         new Error(`Cannot join ${this.#label} "${this.name}": it has not been started`),
       );
     }
-    return this.#finished;
+    if (timeout === Infinity) return finished;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new TimeoutError(
+            `${this.#label} "${this.name}" did not end within ${timeout} ms (it keeps running)`,
+          ),
+        );
+      }, timeout);
+      finished.then(resolve, reject).finally(() => clearTimeout(timer));
+    });
   }
 
   async terminate(): Promise<void> {

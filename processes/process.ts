@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Solo } from "../internal/solo.ts";
+import { type JoinOptions, Solo } from "../internal/solo.ts";
 import type { TaskFunction } from "../tasks.ts";
 import { type Permissions, resolvePermissions } from "./_permissions.ts";
 import type { PoolOptions } from "../internal/pool.ts";
@@ -105,9 +105,26 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
    *   Rejects with its error, `WorkerCrashedError` (with `exitCode` and
    *   `signal`) if the process ended first in any other way, `CancelledError`
    *   after `terminate()`, or an error if it was never started.
+   *   With `timeout`, rejects with `TimeoutError` when the time runs out; the
+   *   process keeps running (as with Python's `join(timeout)`).
+   *
+   * @example Wait at most a while
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Process, TimeoutError } from "@parallel/core";
+   * const slow = new Process({
+   *   target: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+   *   args: [300],
+   * }).start();
+   * await assert.rejects(slow.join({ timeout: 10 }), TimeoutError);
+   * assert.equal(slow.isAlive, true);
+   * await slow.join();
+   * ```
+   *
+   * @param options `timeout` in milliseconds (default: no limit).
    */
-  join(): Promise<Awaited<R>> {
-    return this.#solo.join();
+  join(options?: JoinOptions): Promise<Awaited<R>> {
+    return this.#solo.join(options);
   }
 
   /**

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { CancelledError, currentProcess, Process, WorkerCrashedError } from "../mod.ts";
+import {
+  CancelledError,
+  currentProcess,
+  Process,
+  TimeoutError,
+  WorkerCrashedError,
+} from "../mod.ts";
 import { failure, within, work } from "./_helpers.ts";
 
 Deno.test("a Process runs its target in a child and join returns the value", async () => {
@@ -54,4 +60,14 @@ Deno.test("bad Process options are named", () => {
     () => new Process({ target: () => 1, permissions: { disk: true } as never }),
     /unknown permission 'disk'/,
   );
+});
+
+Deno.test("join({ timeout }) rejects with TimeoutError and the process keeps running", async () => {
+  const child = new Process({ target: work.sleep, args: [500, "slept"], name: "sleeper" }).start();
+  const error = await failure(child.join({ timeout: 10 }));
+  assert.ok(error instanceof TimeoutError);
+  assert.equal(error.message, `Process "sleeper" did not end within 10 ms (it keeps running)`);
+  assert.equal(child.isAlive, true);
+  assert.equal(await within(child.join({ timeout: 10_000 })), "slept");
+  assert.equal(child.exitCode, 0);
 });

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { CancelledError, currentThread, Thread, WorkerCrashedError } from "../mod.ts";
+import {
+  CancelledError,
+  currentThread,
+  tasks,
+  Thread,
+  TimeoutError,
+  WorkerCrashedError,
+} from "../mod.ts";
 import { failure, flagSet, sharedFlags, within, work } from "./_helpers.ts";
 
 Deno.test("a Thread runs its target once and join returns the value", async () => {
@@ -64,4 +71,28 @@ Deno.test("bad Thread options are named", () => {
     () => new Thread({ target: () => 1, nmae: "x" } as never),
     /unknown option 'nmae'/,
   );
+});
+
+Deno.test("join({ timeout }) rejects with TimeoutError and the thread keeps running", async () => {
+  const flags = sharedFlags(3);
+  const stuck = tasks<typeof import("./_promise_tasks.ts")>(
+    new URL("./_promise_tasks.ts", import.meta.url),
+  ).stuckUntil;
+  const thread = new Thread({ target: stuck, args: [flags, 0, 1, 2, 10_000], name: "stuck" });
+  assert.throws(() => thread.join({ timout: 5 } as never), {
+    name: "TypeError",
+    message: /Thread\.join: unknown option 'timout'/,
+  });
+  thread.start();
+  await flagSet(flags, 0);
+  const error = await failure(thread.join({ timeout: 10 }));
+  assert.ok(error instanceof TimeoutError);
+  assert.equal(error.message, `Thread "stuck" did not end within 10 ms (it keeps running)`);
+  assert.equal(thread.isAlive, true);
+  assert.equal(Atomics.load(flags, 2), 0);
+  assert.throws(() => thread.join({ timeout: -1 }), { name: "RangeError", message: /'timeout'/ });
+  Atomics.store(flags, 1, 1);
+  Atomics.notify(flags, 1);
+  assert.equal(typeof await within(thread.join({ timeout: 10_000 })), "number");
+  assert.equal(Atomics.load(flags, 2), 1);
 });

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Solo } from "../internal/solo.ts";
+import { type JoinOptions, Solo } from "../internal/solo.ts";
 import type { TaskFunction } from "../tasks.ts";
 import "./_transport.ts";
 
@@ -72,9 +72,26 @@ export class Thread<A extends unknown[] = unknown[], R = unknown> {
    *   `Deno.exit(0)`, a normal end as Python's `sys.exit(0)`). Rejects with
    *   its error, `WorkerCrashedError` if the thread died any other way,
    *   `CancelledError` after `terminate()`, or an error if the thread was never started.
+   *   With `timeout`, rejects with `TimeoutError` when the time runs out; the
+   *   thread keeps running (as with Python's `join(timeout)`).
+   *
+   * @example Wait at most a while
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Thread, TimeoutError } from "@parallel/core";
+   * const slow = new Thread({
+   *   target: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+   *   args: [300],
+   * }).start();
+   * await assert.rejects(slow.join({ timeout: 10 }), TimeoutError);
+   * assert.equal(slow.isAlive, true);
+   * await slow.join();
+   * ```
+   *
+   * @param options `timeout` in milliseconds (default: no limit).
    */
-  join(): Promise<Awaited<R>> {
-    return this.#solo.join();
+  join(options?: JoinOptions): Promise<Awaited<R>> {
+    return this.#solo.join(options);
   }
 
   /**
