@@ -125,8 +125,12 @@ export interface WorkerHandle {
    * Python's does), and on again when work arrives. Workers start on.
    */
   keepAlive?(on: boolean): void;
-  /** Ends the worker; the promise, if any, resolves once it is gone. No `onExit` follows. */
-  terminate(): void | Promise<void>;
+  /**
+   * Ends the worker; the promise, if any, resolves once it is gone. No
+   * `onExit` follows. `now`: without letting it exit gracefully (a child
+   * process is killed at once).
+   */
+  terminate(now?: boolean): void | Promise<void>;
   /** Set by the scheduler: called for every message from the worker. */
   onMessage: (message: FromWorker) => void;
   /** Set by the scheduler: called once if the worker ends on its own. */
@@ -325,6 +329,8 @@ export class Pool {
   #unsettled = 0;
   #avgRunMs = Infinity;
   #closed = false;
+  /** Set by `terminate()`: workers are ended at once, not gracefully. */
+  #terminating = false;
   #broken?: BrokenPoolError;
   #drained?: { promise: Promise<void>; resolve: () => void };
   readonly #stats = { completed: 0, failed: 0, cancelled: 0, crashed: 0 };
@@ -550,6 +556,42 @@ export class Pool {
         if (record) this.#withdraw(record, "the pool was shut down");
       }
     }
+    this.#drained ??= Promise.withResolvers<void>();
+    this.#endIfDrained();
+    return this.#drained.promise;
+  }
+
+  /**
+   * Stops now, as Python's `Pool.terminate()` and piscina's `destroy()` do:
+   * tasks not started are cancelled, running ones fail with `CancelledError`,
+   * child processes are killed (SIGKILL) and threads are ended (a thread
+   * stuck in a synchronous loop is abandoned, see `shutdown()`). The pool
+   * takes no more tasks.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CancelledError, ThreadPool } from "@parallel/core";
+   * const pool = new ThreadPool({ maxWorkers: 1 });
+   * const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+   * const running = pool.submit(sleep, 10_000);
+   * const waiting = pool.submit(sleep, 10_000);
+   * await pool.terminate();
+   * await assert.rejects(running, CancelledError);
+   * await assert.rejects(waiting, CancelledError);
+   * ```
+   *
+   * @returns A promise that resolves once every worker has been ended.
+   */
+  terminate(): Promise<void> {
+    this.#closed = true;
+    this.#terminating = true;
+    const why = "terminate() was called";
+    for (const record of this.#pending.splice(0)) this.#settleCancelled(record, why);
+    for (const worker of [...this.#workers, ...this.#retiring]) {
+      for (const record of worker.jobs.values()) if (record) this.#settleCancelled(record, why);
+    }
+    for (const worker of [...this.#retiring]) this.#endWorker(worker);
     this.#drained ??= Promise.withResolvers<void>();
     this.#endIfDrained();
     return this.#drained.promise;
@@ -982,7 +1024,7 @@ export class Pool {
   }
 
   #terminate(worker: WorkerRecord): void {
-    const ended = worker.handle.terminate();
+    const ended = worker.handle.terminate(this.#terminating);
     if (ended) {
       this.#ending.add(ended);
       ended.finally(() => this.#ending.delete(ended));

@@ -266,10 +266,11 @@ function spawnProcess(
       cancelTimers.add(timer);
       return true;
     },
-    async terminate() {
+    async terminate(now) {
       alive = false;
       // The pool is done with this child: it is served no more calls.
       session.close();
+      if (now) kill();
       // Closing its stdin ends an idle child with exit code 0; kill one that lingers.
       channel.close();
       const timer = setTimeout(kill, GRACEFUL_EXIT_MS);
