@@ -101,13 +101,13 @@ export function* conditionWaitSteps(
  * `Condition.waitFor`: waits until `predicate()` is true or the deadline
  * passes, and returns the predicate's last value.
  */
-export function* waitForSteps(
+export function* waitForSteps<T>(
   words: Int32Array,
   lock: LockCore,
-  predicate: () => boolean,
+  predicate: () => T,
   deadline: Deadline,
   signal?: AbortSignal,
-): WaitSteps<boolean> {
+): WaitSteps<T> {
   let result = predicate();
   while (!result) {
     const notified = yield* conditionWaitSteps(words, lock, deadline, signal);

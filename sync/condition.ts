@@ -248,12 +248,13 @@ export class Condition {
   }
 
   /**
-   * Waits (as `wait`) until `predicate()` returns `true`, checking it first
+   * Waits (as `wait`) until `predicate()` returns a truthy value, checking it first
    * and after each wake-up, with the mutex held.
    *
    * @param predicate Reads the shared state; called with the mutex held.
    * @param options `timeout` in milliseconds for the whole wait, and a `signal`.
-   * @returns The predicate's last result: `false` only when `timeout` passed.
+   * @returns The predicate's last result (Python's `wait_for` too): falsy only
+   *   when `timeout` passed.
    * @throws {Error} When the mutex is not held (the promise rejects).
    * @throws {RangeError} When `timeout` is negative or not a number.
    * @throws When `signal` is aborted: the signal's `reason`.
@@ -267,18 +268,19 @@ export class Condition {
    * assert.equal(await condition.waitFor(() => true), true); // at once
    * ```
    */
-  async waitFor(predicate: () => boolean, options?: WaitOptions): Promise<boolean> {
+  async waitFor<T>(predicate: () => T, options?: WaitOptions): Promise<T> {
     const deadline = this.#check(options, "wait on");
     return await runAsync(this.#waitFor(predicate, deadline, options?.signal));
   }
 
   /**
-   * Blocks (as `waitSync`) until `predicate()` returns `true`. Meant for threads.
+   * Blocks (as `waitSync`) until `predicate()` returns a truthy value. Meant for threads.
    *
    * @param predicate Reads the shared state; called with the mutex held.
    * @param options `timeout` in milliseconds for the whole wait; a `signal`
    *   is only checked before waiting.
-   * @returns The predicate's last result: `false` only when `timeout` passed.
+   * @returns The predicate's last result (Python's `wait_for` too): falsy only
+   *   when `timeout` passed.
    * @throws {Error} When the mutex is not held.
    * @throws {RangeError} When `timeout` is negative or not a number.
    * @throws When `signal` is already aborted: the signal's `reason`.
@@ -292,7 +294,7 @@ export class Condition {
    * assert.equal(condition.waitForSync(() => true), true); // at once
    * ```
    */
-  waitForSync(predicate: () => boolean, options?: WaitOptions): boolean {
+  waitForSync<T>(predicate: () => T, options?: WaitOptions): T {
     const deadline = this.#check(options, "wait on");
     return runSync(this.#waitFor(predicate, deadline));
   }
@@ -391,7 +393,7 @@ export class Condition {
     throw new Error(`Cannot ${action} Condition: ${mutex}; acquire it first`);
   }
 
-  #waitFor(predicate: () => boolean, deadline: Deadline, signal?: AbortSignal): WaitSteps<boolean> {
+  #waitFor<T>(predicate: () => T, deadline: Deadline, signal?: AbortSignal): WaitSteps<T> {
     return waitForSteps(this.#words, this.#lock, predicate, deadline, signal);
   }
 }

@@ -177,3 +177,20 @@ Deno.test("Barrier: bad parties are refused with the value", () => {
   assert.throws(() => new Barrier(undefined as unknown as number), TypeError);
   assert.equal(new Barrier(2).parties, 2);
 });
+
+Deno.test("Condition.waitFor resolves to the predicate's last value, as Python's wait_for", async () => {
+  const condition = new Condition();
+  const flags = sharedFlags(1);
+  setTimeout(() => {
+    using _lock = condition.acquireSync();
+    flags[0] = 7;
+    condition.notifyAll();
+  }, 10);
+  using _lock = await condition.acquire();
+  const found = await within(
+    condition.waitFor(() => flags[0] > 0 && { item: flags[0] }, { timeout: 10_000 }),
+  );
+  assert.deepEqual(found, { item: 7 });
+  assert.equal(condition.waitForSync(() => flags[0] === 0 && "never", { timeout: 0 }), false);
+  assert.equal(condition.waitForSync(() => flags[0] || 0, { timeout: 0 }), 7);
+});
