@@ -29,7 +29,13 @@ import {
   type ReplyMessage,
 } from "../internal/broker.ts";
 import { encodeFrame, FrameReader, FrameSender, MAX_FRAME, provideV8 } from "./_channel.ts";
-import { childFlags, type ResolvedPermissions, resolvePermissions } from "./_permissions.ts";
+import {
+  childFlags,
+  type Permissions,
+  type ResolvedPermissions,
+  resolvePermissions,
+} from "./_permissions.ts";
+import { show, wholeNumber } from "../internal/options.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 provideV8(v8);
@@ -72,6 +78,120 @@ export const GUARD_AT_ONCE: unique symbol = Symbol("guard at once");
 interface ProcessConfig {
   permissions: ResolvedPermissions;
   guardAtOnce: boolean;
+  env?: Record<string, string>;
+  clearEnv: boolean;
+  cwd?: string;
+  maxHeapMB?: number;
+}
+
+/** What `Process` and `ProcessPool` take for their children, besides the pool options. */
+export interface ChildOptions {
+  /** The child's Deno permissions. Default `"inherit"`: the parent's global grants. */
+  permissions?: Permissions;
+  /**
+   * Environment variables added to the inherited ones (with `clearEnv`, the
+   * only ones). They never widen the `env` permission: a child reads them
+   * only if its permissions let it.
+   */
+  env?: Record<string, string>;
+  /**
+   * Start the child with only `env` (and `HOME`, `DENO_DIR` and
+   * `XDG_CACHE_HOME` when set, which `deno` needs to find its cache).
+   * Default `false`.
+   */
+  clearEnv?: boolean;
+  /** The child's working directory. Default: this program's. */
+  cwd?: string;
+  /**
+   * The child's V8 heap limit in MiB (`--max-old-space-size`). A child that
+   * exceeds it dies alone; its task fails with `WorkerCrashedError` saying
+   * it ran out of memory. Default: V8's own limit.
+   */
+  maxHeapMB?: number;
+}
+
+/** The option names of {@linkcode ChildOptions}. */
+export const CHILD_OPTIONS: readonly string[] = [
+  "permissions",
+  "env",
+  "clearEnv",
+  "cwd",
+  "maxHeapMB",
+];
+
+/** Checks the child options; throws a `TypeError` or `RangeError` naming the option and value. */
+export function checkChildOptions(
+  options: ChildOptions,
+  where: string,
+): Omit<ProcessConfig, "guardAtOnce"> {
+  const { env, clearEnv, cwd, maxHeapMB } = options;
+  if (env !== undefined) {
+    if (typeof env !== "object" || env === null || Array.isArray(env)) {
+      throw new TypeError(
+        `${where}: 'env' must be an object of strings: current value is ${show(env)}`,
+      );
+    }
+    for (const [name, value] of Object.entries(env)) {
+      if (typeof value !== "string" || name === "" || name.includes("=") || name.includes("\0")) {
+        throw new TypeError(
+          `${where}: 'env' must map names to strings: ${show(name)} is ${show(value)}`,
+        );
+      }
+    }
+  }
+  if (clearEnv !== undefined && typeof clearEnv !== "boolean") {
+    throw new TypeError(
+      `${where}: 'clearEnv' must be a boolean: current value is ${show(clearEnv)}`,
+    );
+  }
+  if (cwd !== undefined) {
+    if (typeof cwd !== "string" || cwd === "") {
+      throw new TypeError(
+        `${where}: 'cwd' must be a directory path: current value is ${show(cwd)}`,
+      );
+    }
+    let isDirectory = true;
+    try {
+      isDirectory = Deno.statSync(cwd).isDirectory;
+    } catch (error) {
+      // Without read access the child's start says what is wrong.
+      if (error instanceof Deno.errors.NotFound) isDirectory = false;
+    }
+    if (!isDirectory) {
+      throw new TypeError(
+        `${where}: 'cwd' must be an existing directory: current value is ${show(cwd)}`,
+      );
+    }
+  }
+  return {
+    permissions: resolvePermissions(options.permissions, where),
+    env: env === undefined ? undefined : { ...env },
+    clearEnv: clearEnv ?? false,
+    cwd,
+    maxHeapMB: maxHeapMB === undefined ? undefined : wholeNumber(maxHeapMB, "maxHeapMB", 16, where),
+  };
+}
+
+/** V8 stops a process that reaches its heap limit with SIGTRAP: says so after the signal. */
+function outOfMemory(signal: string, config: ProcessConfig): string {
+  if (signal !== "SIGTRAP") return "";
+  return config.maxHeapMB === undefined
+    ? " (V8 stops a process so when it runs out of memory)"
+    : `: it ran out of memory (maxHeapMB: ${config.maxHeapMB})`;
+}
+
+/** The environment a child starts with when `clearEnv` is set: what `deno` needs, then `env`. */
+function clearedEnv(env: Record<string, string> | undefined): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of ["HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    try {
+      const value = Deno.env.get(name);
+      if (value !== undefined) kept[name] = value;
+    } catch {
+      // No env access: deno falls back to its defaults.
+    }
+  }
+  return { ...kept, ...env };
 }
 
 /**
@@ -97,6 +217,9 @@ function spawnProcess(
     args: [
       "run",
       ...childFlags(config.permissions, { moduleUrl: childUrl }),
+      ...(config.maxHeapMB === undefined
+        ? []
+        : [`--v8-flags=--max-old-space-size=${config.maxHeapMB}`]),
       childUrl.href,
       String(capacity),
       config.guardAtOnce ? "now" : "later",
@@ -104,6 +227,9 @@ function spawnProcess(
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
+    cwd: config.cwd,
+    env: config.clearEnv ? clearedEnv(config.env) : config.env,
+    clearEnv: config.clearEnv,
   }).spawn();
   const channel = new FrameSender<ToWorker | ReplyMessage>(child.stdin.getWriter());
   const ledger = new ChildLedger(capacity);
@@ -226,7 +352,9 @@ function spawnProcess(
         cause: violation ??
           (status.signal === null
             ? new Error(`the process exited with code ${status.code}`)
-            : new Error(`the process was killed by ${status.signal}`)),
+            : new Error(
+              `the process was killed by ${status.signal}${outOfMemory(status.signal, config)}`,
+            )),
       } satisfies ExitInfo,
     );
   });
@@ -290,13 +418,13 @@ function spawnProcess(
 
 registerTransport("process", {
   spawn: (init, capacity, config) => spawnProcess(init, capacity, config as ProcessConfig),
-  extraOptions: ["permissions"],
+  extraOptions: CHILD_OPTIONS,
   context: parentContext,
   check: encodeFrame,
   configure: (options, where): ProcessConfig => {
     checkParentCanSpawn(where);
     return {
-      permissions: resolvePermissions(options.permissions, where),
+      ...checkChildOptions(options, where),
       guardAtOnce: (options as { [GUARD_AT_ONCE]?: boolean })[GUARD_AT_ONCE] === true,
     };
   },

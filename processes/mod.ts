@@ -19,6 +19,7 @@ export { ProcessPool, type ProcessPoolOptions } from "./process_pool.ts";
 export type { Permissions, PermissionValue } from "./_permissions.ts";
 export type { MapOptions } from "../internal/maps.ts";
 export type { JoinOptions } from "../internal/solo.ts";
+export type { ChildOptions } from "./_transport.ts";
 export { type Pool, type PoolOptions, type PoolStats, type TaskOptions } from "../internal/pool.ts";
 export { asCompleted, type ReturnWhen, Task, wait, type WaitResult } from "../futures.ts";
 export {

@@ -7,20 +7,27 @@
 
 import { type JoinOptions, Solo } from "../internal/solo.ts";
 import type { TaskFunction } from "../tasks.ts";
-import { type Permissions, resolvePermissions } from "./_permissions.ts";
 import type { PoolOptions } from "../internal/pool.ts";
-import { childStatus, GUARD_AT_ONCE } from "./_transport.ts";
+import {
+  checkChildOptions,
+  CHILD_OPTIONS,
+  type ChildOptions,
+  childStatus,
+  GUARD_AT_ONCE,
+} from "./_transport.ts";
+import { checkOptionNames } from "../internal/options.ts";
 
-/** What a {@linkcode Process} runs, and with which permissions. */
-export interface ProcessOptions<A extends unknown[], R> {
+/**
+ * What a {@linkcode Process} runs, and how its child starts (permissions,
+ * environment, working directory, heap limit).
+ */
+export interface ProcessOptions<A extends unknown[], R> extends ChildOptions {
   /** The function to run: a `TaskRef` from `tasks()`, or a self-contained function. */
   target: TaskFunction<A, R>;
   /** Its arguments, serialized with `node:v8` (Map, Set, Date, BigInt, typed arrays cross). */
   args?: A;
   /** The process's name, as `currentProcess().name` sees it. Default: `"Process-N"`. */
   name?: string;
-  /** The child's Deno permissions. Default `"inherit"`: the parent's global grants. */
-  permissions?: Permissions;
 }
 
 /**
@@ -44,15 +51,18 @@ export class Process<A extends unknown[] = unknown[], R = unknown> {
   /**
    * Creates a process; `start()` runs it.
    *
-   * @param options `target`, `args`, `name` and `permissions`.
+   * @param options `target`, `args`, `name`, and how the child starts:
+   *   `permissions`, `env`, `clearEnv`, `cwd`, `maxHeapMB`.
    * @throws {TypeError} When `target` is missing, `args` is not an array, an
    *   option is unknown, or `permissions` asks for more than this program has.
    */
   constructor(options: ProcessOptions<A, R>) {
-    const { permissions, ...rest } = options;
-    resolvePermissions(permissions, "Cannot create Process");
+    const { target, args, name, ...childOptions } = options;
+    checkOptionNames(childOptions, CHILD_OPTIONS, "Cannot create Process");
+    checkChildOptions(childOptions, "Cannot create Process");
+    const rest = { target, args, name };
     // Its one job may never yield: its child guards against an orphaned life before it starts.
-    const config = { permissions, [GUARD_AT_ONCE]: true };
+    const config = { ...childOptions, [GUARD_AT_ONCE]: true };
     this.#solo = new Solo("process", "Process", rest, [], config as PoolOptions);
   }
 

@@ -6,14 +6,14 @@
  */
 
 import { Pool, type PoolOptions } from "../internal/pool.ts";
-import type { Permissions } from "./_permissions.ts";
+import type { ChildOptions } from "./_transport.ts";
 import "./_transport.ts";
 
-/** Options of a {@linkcode ProcessPool}: those of every pool, plus `permissions`. */
-export interface ProcessPoolOptions extends PoolOptions {
-  /** The children's Deno permissions. Default `"inherit"`: the parent's global grants. */
-  permissions?: Permissions;
-}
+/**
+ * Options of a {@linkcode ProcessPool}: those of every pool, plus how its
+ * children start (`permissions`, `env`, `clearEnv`, `cwd`, `maxHeapMB`).
+ */
+export interface ProcessPoolOptions extends PoolOptions, ChildOptions {}
 
 /**
  * A pool of child processes that runs tasks in parallel, each child isolated:

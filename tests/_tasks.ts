@@ -157,3 +157,14 @@ export function exitAt(i: number, at: number): number {
   if (i === at) Deno.exit(3);
   return i;
 }
+
+/** Allocates until the heap is full: only a heap limit ends it. */
+export function exhaustHeap(): number {
+  const kept: number[][] = [];
+  while (true) kept.push(new Array(100_000).fill(kept.length));
+}
+
+/** The working directory the task runs in. */
+export function workingDirectory(): string {
+  return Deno.cwd();
+}
