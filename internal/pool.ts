@@ -460,9 +460,29 @@ export class Pool {
    * chunk); the default size splits the input into about four chunks per
    * worker.
    *
+   * With `timeout` (ms from the call) or `signal`, the call rejects with
+   * `TimeoutError` or the signal's reason when it ends first, and its
+   * unfinished chunks are cancelled (running ones too). `onProgress(done,
+   * total)` is called as chunks finish.
+   *
+   * @example Progress and a deadline
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ThreadPool } from "@parallel/core";
+   * await using pool = new ThreadPool({ maxWorkers: 2 });
+   * const seen: number[] = [];
+   * const squares = await pool.map((x: number) => x * x, [1, 2, 3, 4], {
+   *   chunkSize: 1,
+   *   timeout: 10_000,
+   *   onProgress: (done, total) => seen.push(done / total!),
+   * });
+   * assert.deepEqual(squares, [1, 4, 9, 16]);
+   * assert.deepEqual(seen, [0.25, 0.5, 0.75, 1]);
+   * ```
+   *
    * @param fn A one-argument task function.
    * @param items The inputs.
-   * @param options `chunkSize`: items per chunk.
+   * @param options `chunkSize` (items per chunk), `timeout`, `signal`, `onProgress`.
    * @returns The results, in input order. Rejects with the first failing chunk's error.
    * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
    */
@@ -480,7 +500,7 @@ export class Pool {
    *
    * @param fn A task function.
    * @param items Argument lists.
-   * @param options `chunkSize`: items per chunk.
+   * @param options `chunkSize` (items per chunk), `timeout`, `signal`, `onProgress`, as for `map`.
    * @returns The results, in input order.
    * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
    */
@@ -500,7 +520,8 @@ export class Pool {
    *
    * @param fn A one-argument task function.
    * @param items The inputs, sync or async.
-   * @param options `chunkSize`: items per job (default 1).
+   * @param options `chunkSize` (items per job, default 1), and `timeout` (ms
+   *   from the call), `signal` and `onProgress` as for `map`.
    * @returns An async iterator of results.
    * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
    */
@@ -518,7 +539,8 @@ export class Pool {
    *
    * @param fn A one-argument task function.
    * @param items The inputs, sync or async.
-   * @param options `chunkSize`: items per job (default 1).
+   * @param options `chunkSize` (items per job, default 1), and `timeout` (ms
+   *   from the call), `signal` and `onProgress` as for `map`.
    * @returns An async iterator of results, in completion order.
    * @throws {RangeError} When `chunkSize` is not a whole number >= 1.
    */
@@ -577,8 +599,8 @@ export class Pool {
    * const running = pool.submit(sleep, 10_000);
    * const waiting = pool.submit(sleep, 10_000);
    * await pool.terminate();
-   * await assert.rejects(running, CancelledError);
-   * await assert.rejects(waiting, CancelledError);
+   * await assert.rejects(running.then(), CancelledError);
+   * await assert.rejects(waiting.then(), CancelledError);
    * ```
    *
    * @returns A promise that resolves once every worker has been ended.
