@@ -116,9 +116,10 @@ export interface WorkerHandle {
   /**
    * Tells a running job it is cancelled (`currentTask()` sees it). Returns
    * `true` when that ends the worker (a process is killed): its `onExit`
-   * follows and sorts out its other jobs.
+   * follows and sorts out its other jobs. `tellOnly`: never end the worker
+   * (it runs other tasks at once); returns `false`.
    */
-  cancel(slot: number): boolean;
+  cancel(slot: number, tellOnly?: boolean): boolean;
   /**
    * Whether the worker keeps the program alive. The pool turns it off while
    * no task is unsettled, so that an idle pool lets the program end (as
@@ -185,6 +186,13 @@ export interface PoolOptions {
   initArgs?: unknown[];
   /** The most tasks waiting for a worker; `submit` throws beyond it. Default: no limit. */
   maxQueue?: number;
+  /**
+   * How many tasks one worker runs at once (piscina's name). Above 1, a
+   * worker starts its next task while earlier async ones await, so I/O-bound
+   * tasks overlap; a cancelled or timed-out task is told (its signal aborts)
+   * and its worker goes on. Default: 1.
+   */
+  concurrentTasksPerWorker?: number;
 }
 
 /** Options of one task (`apply`). */
@@ -311,6 +319,8 @@ export class Pool {
   readonly #idleTimeout: number;
   readonly #maxTasksPerWorker: number;
   readonly #maxQueue: number;
+  /** Tasks one worker runs at once (`concurrentTasksPerWorker`). */
+  readonly #concurrency: number;
   readonly #initializer?: FnSpec;
   readonly #initArgs: unknown[];
   readonly #initModules: string[];
@@ -376,6 +386,12 @@ export class Pool {
     this.#maxQueue = options.maxQueue === undefined || options.maxQueue === Infinity
       ? Infinity
       : wholeNumber(options.maxQueue, "maxQueue", 0, where);
+    this.#concurrency = wholeNumber(
+      options.concurrentTasksPerWorker ?? 1,
+      "concurrentTasksPerWorker",
+      1,
+      where,
+    );
     if (options.initArgs !== undefined) checkArray(options.initArgs, "initArgs", where);
     if (options.initializer !== undefined) {
       this.#initializer = toFnSpec(options.initializer, `${where}: 'initializer'`);
@@ -751,9 +767,9 @@ export class Pool {
 
   /** The number of jobs a worker may hold, from the measured run time per job. */
   #window(): number {
-    if (this.#avgRunMs === Infinity) return 1;
+    if (this.#avgRunMs === Infinity) return this.#concurrency;
     return Math.max(
-      1,
+      this.#concurrency,
       Math.min(CAPACITY, Math.floor(WINDOW_BUDGET_MS / Math.max(this.#avgRunMs, 1e-4))),
     );
   }
@@ -854,6 +870,8 @@ export class Pool {
           initializer: this.#initializer,
           initArgs: this.#initArgs,
           initModules: this.#initModules,
+          // Left out at 1: a child process's init then goes as the JSON it always was.
+          ...(this.#concurrency > 1 ? { concurrency: this.#concurrency } : {}),
         },
         CAPACITY,
         this.#transportConfig,
@@ -895,7 +913,8 @@ export class Pool {
         // Cancelled while held, it started before the worker heard (a child process reads the
         // cancel only between jobs): stopped as a cancelled running task is.
         if (record?.phase === "settled") {
-          this.#retire(worker, worker.handle.cancel(message.slot));
+          if (this.#concurrency > 1) worker.handle.cancel(message.slot, true);
+          else this.#retire(worker, worker.handle.cancel(message.slot));
           return;
         }
         if (record && record.phase === "sent" && record.timeout !== Infinity) {
@@ -1242,6 +1261,12 @@ export class Pool {
   /** Fails a running task with `settle`, tells it so, and replaces its worker. */
   #stopRunning(record: TaskRecord, settle: () => void): void {
     const worker = record.worker!;
+    if (this.#concurrency > 1) {
+      // The worker runs other tasks: only this one is told; it keeps its slot until it ends.
+      worker.handle.cancel(record.slot, true);
+      settle();
+      return;
+    }
     const ending = worker.handle.cancel(record.slot);
     settle();
     this.#retire(worker, ending);
@@ -1300,6 +1325,7 @@ const COMMON_OPTIONS = [
   "initializer",
   "initArgs",
   "maxQueue",
+  "concurrentTasksPerWorker",
 ] as const;
 
 const TASK_OPTIONS = ["signal", "timeout", "transfer"] as const;

@@ -89,6 +89,8 @@ export interface WorkerInit {
   readonly initializer?: FnSpec;
   readonly initArgs: unknown[];
   readonly initModules: string[];
+  /** Tasks the worker runs at once (`concurrentTasksPerWorker`); 1 when left out. */
+  readonly concurrency?: number;
 }
 
 /** Pool → worker. */

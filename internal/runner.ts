@@ -5,7 +5,9 @@
  *
  * Jobs arrive in batches and run one at a time, in order; an async task is
  * awaited before the next starts, as one Python thread runs one call at a
- * time. Outcomes go back in batches too: when the queue runs dry, before
+ * time — unless the pool allows several at once (`concurrentTasksPerWorker`):
+ * then the next job starts while up to that many async ones await, each with
+ * its own task context. Outcomes go back in batches too: when the queue runs dry, before
  * awaiting an async task, and at least every {@linkcode FLUSH_MS} during a
  * long run of quick tasks; in a child process, before every job, with a
  * `started` message for it (`RunnerHooks.reportEachJob`).
@@ -51,6 +53,14 @@ interface QueuedJob {
 }
 
 const NO_EXTRAS: JobExtras = {};
+
+/** The context of a job that awaits beside others (`concurrentTasksPerWorker` > 1). */
+interface JobContext extends TaskContext {
+  /** The pool cancelled the job: it reads cancelled, its signal aborts. */
+  cancel(): void;
+  /** The job has ended: its context keeps its last state (the slot goes to another job). */
+  end(): void;
+}
 
 /** What a transport may add to the runner. */
 export interface RunnerHooks {
@@ -102,6 +112,12 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
   let done = emptyDone();
   let busySince = 0;
   let busyMs = 0;
+  /** Async jobs allowed to await at once (`concurrentTasksPerWorker`). */
+  let concurrency = 1;
+  /** Async jobs awaiting now, by slot, with their own contexts (only when `concurrency` > 1). */
+  const awaiting = new Map<number, JobContext>();
+  /** Wakes `drain` when an awaiting job ends or new jobs arrive. */
+  let wakeDrain: (() => void) | undefined;
 
   // One context object for the worker's life: tasks run one at a time, so
   // its getters read whichever slot is running now.
@@ -187,6 +203,65 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
   function begin(slot: number): void {
     currentSlot = slot;
     abort = undefined;
+    // Each job its own context, which it keeps across its awaits (read it before the first).
+    if (concurrency > 1) globals[CURRENT_TASK] = jobContext(slot);
+  }
+
+  /** A context for one job that may await while others run. */
+  function jobContext(slot: number): JobContext {
+    let controller: AbortController | undefined;
+    let ended = false;
+    let cancelledAtEnd = false;
+    const context: JobContext = {
+      get cancelled() {
+        return ended ? cancelledAtEnd : Atomics.load(jobStates, slot) === CANCELLED;
+      },
+      get signal() {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (context.cancelled) controller.abort();
+        }
+        return controller.signal;
+      },
+      cancel() {
+        Atomics.store(jobStates, slot, CANCELLED);
+        controller?.abort();
+      },
+      end() {
+        cancelledAtEnd = context.cancelled;
+        ended = true;
+      },
+    };
+    return context;
+  }
+
+  /** Lets an async job await while the worker goes on with its next jobs. */
+  function awaitAlongside(job: QueuedJob, pending: PromiseLike<unknown>): void {
+    const context = globals[CURRENT_TASK] as JobContext;
+    awaiting.set(job.slot, context);
+    currentSlot = -1;
+    flush();
+    hooks.writeOut?.();
+    Promise.resolve(pending).then(
+      (value) => record(job.slot, OK, value),
+      (error) => record(job.slot, FAILED, explainError(error, specs.get(job.fn)!)),
+    ).finally(() => {
+      context.end();
+      awaiting.delete(job.slot);
+      flush();
+      hooks.writeOut?.();
+      wakeDrain?.();
+    });
+  }
+
+  /** Waits until an awaiting job ends or new jobs arrive. */
+  function nextWake(): Promise<void> {
+    return new Promise((resolve) => {
+      wakeDrain = () => {
+        wakeDrain = undefined;
+        resolve();
+      };
+    });
   }
 
   function end(): void {
@@ -208,7 +283,10 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
       const args = extras.modules ? await revive(job.args, extras.modules, context) : job.args;
       begin(job.slot);
       const value = apply(fn, extras.mode ?? "call", args);
-      if (isThenable(value)) return await settleLater(job, value);
+      if (isThenable(value)) {
+        if (concurrency > 1) return awaitAlongside(job, value);
+        return await settleLater(job, value);
+      }
       end();
       record(job.slot, OK, value);
     } catch (error) {
@@ -270,7 +348,8 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
           failed = true;
         }
         if (!failed && isThenable(value)) {
-          await settleLater(job, value);
+          if (concurrency > 1) awaitAlongside(job, value);
+          else await settleLater(job, value);
         } else {
           end();
           record(job.slot, failed ? FAILED : OK, value);
@@ -281,6 +360,9 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
         flush();
         flushAt = now + FLUSH_MS;
       }
+      while (awaiting.size >= concurrency) await nextWake();
+      // Jobs still awaiting: wait for them, or for new jobs to start beside them.
+      while (head >= queue.length && awaiting.size > 0) await nextWake();
     }
     queue = [];
     head = 0;
@@ -307,6 +389,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
       next = end;
     }
     if (!draining) drain();
+    else wakeDrain?.();
   }
 
   const receive = (message: ToWorker) => {
@@ -322,6 +405,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
             Atomics.store(jobStates, message.slot, CANCELLED);
             abort?.abort();
           }
+          awaiting.get(message.slot)?.cancel();
         }
         break;
       case "init": {
@@ -329,6 +413,7 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
         jobStates = new Int32Array(hooks.jobStates ?? init.jobStates!);
         context = hooks.context ?? { transport: init.kind };
         globals[CURRENT_WORKER] = { name: init.name, id: init.id, kind: init.kind };
+        concurrency = init.concurrency ?? 1;
         ready = runInitializer(init, context).then(() => {
           post({ type: "ready" });
           return true;

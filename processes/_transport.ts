@@ -382,11 +382,12 @@ function spawnProcess(
       if (on) child.ref();
       else child.unref();
     },
-    cancel(slot) {
+    cancel(slot, tellOnly) {
       // Tell the child (a task watching its signal stops), and kill it unless the job answers
       // in time; its exit sorts out the rest. A child that answers finishes what it holds and
       // is ended by the pool.
       channel.send({ type: "cancel", slot });
+      if (tellOnly) return false;
       const timer = setTimeout(() => {
         cancelTimers.delete(timer);
         if (ledger.hasStarted(slot)) kill();

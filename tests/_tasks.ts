@@ -168,3 +168,38 @@ export function exhaustHeap(): number {
 export function workingDirectory(): string {
   return Deno.cwd();
 }
+
+/**
+ * Counts itself in `counter`, then waits without blocking its worker until
+ * `expected` tasks have: only tasks that run at once get past it. Returns the
+ * id of its worker.
+ */
+export async function arriveAndWait(
+  counter: Value<"int32">,
+  expected: number,
+  limitMs = 10_000,
+): Promise<number> {
+  await counter.add(1);
+  const deadline = Date.now() + limitMs;
+  while (await counter.load() < expected) {
+    if (Date.now() > deadline) throw new Error(`only ${await counter.load()} tasks ran at once`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return currentProcess().id || currentThread().id;
+}
+
+/**
+ * Keeps its own task context from the start, awaits its signal (at most
+ * `ms`), and returns whether its context says it was cancelled.
+ */
+export async function awaitOwnCancel(ms: number): Promise<boolean> {
+  const context = currentTask();
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    context.signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  return context.cancelled;
+}
