@@ -29,7 +29,8 @@ Deno.test("without it, a worker runs one task at a time: two waiting for each ot
 for (const Pool of [ThreadPool, ProcessPool]) {
   Deno.test(`${Pool.name}: a cancelled or timed-out task among concurrent ones fails alone; the worker goes on`, async () => {
     await using pool = new Pool({ maxWorkers: 1, concurrentTasksPerWorker: 3 });
-    const who = await within(pool.submit(work.whoAmI));
+    const whoAmI = Pool === ProcessPool ? work.whoAmIProcess : work.whoAmI;
+    const who = await within(pool.submit(whoAmI));
     const cancelled = pool.submit(work.awaitOwnCancel, 5_000);
     const timed = pool.apply(work.awaitOwnCancel, [5_000], { timeout: 100 });
     const neighbour = pool.submit(work.awaitOwnCancel, 300);
@@ -38,7 +39,7 @@ for (const Pool of [ThreadPool, ProcessPool]) {
     assert.equal((await failure(cancelled)).name, "CancelledError");
     assert.equal((await failure(timed)).name, "TimeoutError");
     assert.equal(await within(neighbour), false, "the neighbour's context said cancelled");
-    assert.deepEqual(await within(pool.submit(work.whoAmI)), who, "the worker was replaced");
+    assert.deepEqual(await within(pool.submit(whoAmI)), who, "the worker was replaced");
     assert.equal(pool.stats.crashedWorkers, 0);
   });
 }
