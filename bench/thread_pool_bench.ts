@@ -138,8 +138,34 @@ Deno.bench({
   },
 });
 
+// I/O-bound tasks (a 100 ms wait each): one at a time per worker, or five.
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const ioOne = new ThreadPool({ maxWorkers: 2, minWorkers: 2 });
+const ioFive = new ThreadPool({ maxWorkers: 2, minWorkers: 2, concurrentTasksPerWorker: 5 });
+await Promise.all([ioOne.submit(inc, 1), ioFive.submit(inc, 1)]);
+for (
+  const [name, ioPool, baseline] of [["1 (the default)", ioOne, true], [
+    "5",
+    ioFive,
+    false,
+  ]] as const
+) {
+  Deno.bench({
+    name: `10 tasks awaiting 100 ms, 2 threads, concurrentTasksPerWorker ${name}`,
+    group: "I/O-bound",
+    baseline,
+    n: 5,
+    warmup: 1,
+    fn: async () => {
+      await Promise.all(Array.from({ length: 10 }, () => ioPool.submit(sleep, 100)));
+    },
+  });
+}
+
 globalThis.addEventListener("unload", () => {
   for (const worker of rawPair) worker.terminate();
   pool.shutdown();
   fibPool.shutdown();
+  ioOne.shutdown();
+  ioFive.shutdown();
 });
