@@ -120,7 +120,9 @@ const idle: TaskContext = Object.freeze({ cancelled: false, signal: new AbortCon
 /**
  * The cancellation state of the task that is running now. Outside a task it
  * returns a context that is never cancelled, so the same function can run
- * directly or in a pool.
+ * directly or in a pool. In a pool with `concurrentTasksPerWorker` above 1,
+ * read it before the task's first `await` and keep it: after an await,
+ * another task of the same worker may be the current one.
  *
  * @example
  * ```ts
