@@ -69,8 +69,9 @@ import { rejectTask, resolveTask, Task } from "../futures.ts";
 import type { TaskFunction } from "../tasks.ts";
 import { type DescribeContext, encode, explainUnsendable, revive, unpackError } from "./codec.ts";
 import { type Chunks, lazyMap, mapAll, type MapOptions } from "./maps.ts";
+import { type Trace, type TraceOutcome, TraceRecorder } from "./trace.ts";
 import { fnIdOf, fnName, toFnSpec } from "./functions.ts";
-import { checkArray, checkMilliseconds, checkOptionNames, wholeNumber } from "./options.ts";
+import { checkArray, checkMilliseconds, checkOptionNames, show, wholeNumber } from "./options.ts";
 import {
   type DoneMessage,
   FAILED,
@@ -193,6 +194,11 @@ export interface PoolOptions {
    * and its worker goes on. Default: 1.
    */
   concurrentTasksPerWorker?: number;
+  /**
+   * Record when each task was queued, started and settled, and on which
+   * worker, for `pool.trace()`. Default: `false` (nothing is recorded).
+   */
+  trace?: boolean;
 }
 
 /** Options of one task (`apply`). */
@@ -266,6 +272,8 @@ interface TaskRecord {
   detach?: () => void;
   /** How many workers died while this task was the next of theirs to start. */
   crashesNext: number;
+  /** With `trace: true`: when it was queued and started, and where. */
+  traced?: { queuedAt: number; startedAt?: number; worker?: string };
 }
 
 interface WorkerRecord {
@@ -321,6 +329,7 @@ export class Pool {
   readonly #maxQueue: number;
   /** Tasks one worker runs at once (`concurrentTasksPerWorker`). */
   readonly #concurrency: number;
+  readonly #tracer?: TraceRecorder;
   readonly #initializer?: FnSpec;
   readonly #initArgs: unknown[];
   readonly #initModules: string[];
@@ -392,6 +401,11 @@ export class Pool {
       1,
       where,
     );
+    if (options.trace !== undefined && typeof options.trace !== "boolean") {
+      throw new TypeError(
+        `${where}: 'trace' must be a boolean: current value is ${show(options.trace)}`,
+      );
+    }
     if (options.initArgs !== undefined) checkArray(options.initArgs, "initArgs", where);
     if (options.initializer !== undefined) {
       this.#initializer = toFnSpec(options.initializer, `${where}: 'initializer'`);
@@ -402,6 +416,7 @@ export class Pool {
     const number = (poolCounters.get(label) ?? 0) + 1;
     poolCounters.set(label, number);
     this.#label = `${label}-${number}`;
+    if (options.trace) this.#tracer = new TraceRecorder(this.#label);
     this.#workerName = workerName;
     const records = new WeakMap<Task<unknown>, TaskRecord>();
     this.#chunks = {
@@ -640,6 +655,33 @@ export class Pool {
     return this.shutdown();
   }
 
+  /**
+   * The timeline of the tasks that have settled, in Chrome's trace event
+   * format: write it to a file and open it in Perfetto (ui.perfetto.dev) or
+   * `chrome://tracing`, one lane per worker and one for the queue. Times are
+   * when the pool heard of each start and end.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ThreadPool } from "@parallel/core";
+   * await using pool = new ThreadPool({ maxWorkers: 2, trace: true });
+   * await pool.map((x: number) => x * 2, [1, 2, 3, 4], { chunkSize: 1 });
+   * const { traceEvents } = pool.trace();
+   * assert.equal(traceEvents.filter((e) => e.ph === "X" && e.tid > 0).length, 4);
+   * // Deno.writeTextFileSync("pool.trace.json", JSON.stringify(pool.trace()));
+   * ```
+   *
+   * @returns The trace, as Chrome's JSON object format.
+   * @throws {Error} When the pool was not created with `trace: true`.
+   */
+  trace(): Trace {
+    if (this.#tracer === undefined) {
+      throw new Error(`${this.#label}.trace(): create the pool with { trace: true } to record one`);
+    }
+    return this.#tracer.trace();
+  }
+
   /** Whether the worker a sent record went to has started it. */
   #started(record: TaskRecord): boolean {
     return record.worker?.handle.started?.(record.slot) ?? true;
@@ -718,6 +760,7 @@ export class Pool {
       slot: -1,
       crashesNext: 0,
     };
+    if (this.#tracer) record.traced = { queuedAt: performance.now() };
     const task = new Task<unknown>(
       id,
       (why) => this.#cancelRecord(record, undefined, why),
@@ -917,7 +960,12 @@ export class Pool {
           else this.#retire(worker, worker.handle.cancel(message.slot));
           return;
         }
-        if (record && record.phase === "sent" && record.timeout !== Infinity) {
+        if (record?.phase !== "sent") return;
+        if (record.traced) {
+          record.traced.startedAt = performance.now();
+          record.traced.worker = worker.name;
+        }
+        if (record.timeout !== Infinity) {
           record.timer = setTimeout(() => this.#timeOut(record), record.timeout);
         }
         return;
@@ -1192,8 +1240,15 @@ export class Pool {
     record.phase = phase;
   }
 
-  #finish(record: TaskRecord): boolean {
+  #finish(record: TaskRecord, outcome: TraceOutcome): boolean {
     if (record.phase === "settled") return false;
+    if (record.traced) {
+      this.#tracer!.settled(
+        { id: record.id, fn: fnName(record.fn), ...record.traced },
+        outcome,
+        performance.now(),
+      );
+    }
     this.#enter(record, "settled");
     if (--this.#unsettled === 0) this.#keepAlive(false);
     clearTimeout(record.timer);
@@ -1202,21 +1257,21 @@ export class Pool {
   }
 
   #succeed(record: TaskRecord, value: unknown): void {
-    if (!this.#finish(record)) return;
+    if (!this.#finish(record, "returned")) return;
     this.#stats.completed++;
     resolveTask(record.task, value);
     this.#endIfDrained();
   }
 
   #fail(record: TaskRecord, error: unknown): void {
-    if (!this.#finish(record)) return;
+    if (!this.#finish(record, "failed")) return;
     this.#stats.failed++;
     rejectTask(record.task, error);
     this.#endIfDrained();
   }
 
   #settleCancelled(record: TaskRecord, why: string, reason?: unknown): void {
-    if (!this.#finish(record)) return;
+    if (!this.#finish(record, "cancelled")) return;
     this.#stats.cancelled++;
     rejectTask(
       record.task,
@@ -1326,6 +1381,7 @@ const COMMON_OPTIONS = [
   "initArgs",
   "maxQueue",
   "concurrentTasksPerWorker",
+  "trace",
 ] as const;
 
 const TASK_OPTIONS = ["signal", "timeout", "transfer"] as const;
@@ -1364,10 +1420,11 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     for (const arg of record.args) args.push(arg);
     // Only the fields a job has: a field set to `undefined` would keep the message from going
     // between processes as JSON.
-    if (record.mode !== "call" || record.timeout !== Infinity || record.modules.length > 0) {
+    const wantsStart = record.timeout !== Infinity || record.traced !== undefined;
+    if (record.mode !== "call" || wantsStart || record.modules.length > 0) {
       const extra: { mode?: JobMode; timed?: boolean; modules?: string[] } = {};
       if (record.mode !== "call") extra.mode = record.mode;
-      if (record.timeout !== Infinity) extra.timed = true;
+      if (wantsStart) extra.timed = true;
       if (record.modules.length > 0) extra.modules = record.modules;
       extras[i] = extra;
     }

@@ -18,6 +18,7 @@ export { Process, type ProcessOptions } from "./process.ts";
 export { ProcessPool, type ProcessPoolOptions } from "./process_pool.ts";
 export type { Permissions, PermissionValue } from "./_permissions.ts";
 export type { MapOptions } from "../internal/maps.ts";
+export type { Trace, TraceEvent, TraceOutcome } from "../internal/trace.ts";
 export type { JoinOptions } from "../internal/solo.ts";
 export type { ChildOptions } from "./_transport.ts";
 export { type Pool, type PoolOptions, type PoolStats, type TaskOptions } from "../internal/pool.ts";

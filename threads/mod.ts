@@ -16,6 +16,7 @@
 export { Thread, type ThreadOptions } from "./thread.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./thread_pool.ts";
 export type { MapOptions } from "../internal/maps.ts";
+export type { Trace, TraceEvent, TraceOutcome } from "../internal/trace.ts";
 export type { JoinOptions } from "../internal/solo.ts";
 export { type Pool, type PoolOptions, type PoolStats, type TaskOptions } from "../internal/pool.ts";
 export { asCompleted, type ReturnWhen, Task, wait, type WaitResult } from "../futures.ts";
