@@ -597,7 +597,10 @@ function makeHandle(state: RemoteState): object {
     has: (_target, name) => name === describe,
     get(_target, name) {
       if (name === Symbol.toStringTag) return `${className} (in the parent process)`;
-      if (name === Symbol.asyncIterator && listed("get")) return () => drain(id);
+      if (name === Symbol.asyncIterator) {
+        const next = spec.iterate ?? "get";
+        return listed(next) ? () => drain(id, next) : undefined;
+      }
       if (name === Symbol.dispose && listed(DISPOSE)) name = DISPOSE;
       if (typeof name !== "string") return undefined;
       if (spec.constants && Object.hasOwn(spec.constants, name)) return spec.constants[name];
@@ -654,10 +657,10 @@ function makeMethod(id: string, name: string, spec: RemoteSpec): (...args: unkno
 }
 
 /** `for await` over a handle: `get()` until the parent says the queue is closed. */
-async function* drain(id: string): AsyncGenerator<unknown, void, undefined> {
+async function* drain(id: string, method: string): AsyncGenerator<unknown, void, undefined> {
   while (true) {
     try {
-      yield await connected().call(id, "get", [], 0);
+      yield await connected().call(id, method, [], 0);
     } catch (error) {
       if ((error as Error)?.name === "QueueClosedError") return;
       throw error;

@@ -85,6 +85,8 @@ export interface RemoteSpec {
   readonly constants?: Readonly<Record<string, unknown>>;
   /** Properties holding shared objects of their own (`lock`), handed over as handles too. */
   readonly members?: readonly string[];
+  /** The call a child's `for await` repeats until `QueueClosedError` (default `get`, if listed). */
+  readonly iterate?: string;
   /** Set when the object cannot work through the broker: why, for the error. */
   readonly localOnly?: string;
 }

@@ -49,5 +49,6 @@
 
 export { Queue, type QueueOptions } from "./queue.ts";
 export { JoinableQueue } from "./joinable_queue.ts";
+export { pipe, PipeEnd } from "./pipe.ts";
 export type { WaitOptions } from "../internal/wait.ts";
 export { QueueClosedError, TimeoutError } from "../errors.ts";
