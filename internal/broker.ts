@@ -468,6 +468,10 @@ function checkArg(
           `${where}: 'timeout' must be a number of milliseconds, not ${describeType(timeout)}`,
         );
       }
+      // A PriorityQueue's put carries a priority; the queue checks it.
+      if (Object.hasOwn(value as object, "priority")) {
+        return { timeout, signal, priority: (value as { priority: unknown }).priority };
+      }
       return { timeout, signal };
     }
   }

@@ -139,10 +139,31 @@ const JOIN_SEQ = 14;
 const JOINERS = 15;
 /** Word offset of the ITEMS permit counter (its own cache line). */
 const ITEMS = 16;
+/** Which item a get takes: FIFO, LIFO or PRIORITY. */
+const ORDER = 20;
+/** The next put's sequence number, low and high 32 bits (ordered rings). */
+const SEQ_LO = 21;
+/** See {@linkcode SEQ_LO}. */
+const SEQ_HI = 22;
+/** Bytes of frames taken out of order and not yet passed by HEAD (ordered rings). */
+const DEAD_BYTES = 23;
 /** Word offset of the SPACE permit counter (its own cache line). */
 const SPACE = 32;
 /** Words in the header. */
 const HEADER_WORDS = 48;
+
+/** A get takes the oldest item (`Queue`). */
+export const FIFO = 0;
+/** A get takes the newest item (`LifoQueue`). */
+export const LIFO = 1;
+/** A get takes the item of the lowest priority, the oldest among equals (`PriorityQueue`). */
+export const PRIORITY = 2;
+/** Numbers per entry of an ordered ring's index: priority, sequence number, frame offset. */
+const ENTRY = 3;
+/** Entries of a new index. */
+const INITIAL_ENTRIES = 1024;
+/** The most items an ordered ring holds: a put waits for room beyond it. */
+const MAX_ENTRIES = 4 * 1024 * 1024;
 
 /** Bytes of a new ring. */
 export const INITIAL_BYTES = 64 * 1024;
@@ -160,6 +181,8 @@ const SMALL_INT = 5;
 const FLOAT = 6;
 const STRING = 7;
 const SERIALIZED = 8;
+/** A frame taken out of order (LIFO, PRIORITY); its whole size is in the length bits. */
+const DEAD = 9;
 const TAG_BITS = 4;
 const TAG_MASK = 0xf;
 
@@ -181,6 +204,8 @@ export interface RingState {
   readonly header: SharedArrayBuffer;
   /** The frames: a growable SharedArrayBuffer. */
   readonly data: SharedArrayBuffer;
+  /** An ordered ring's index: a binary heap of its items (growable). */
+  readonly index?: SharedArrayBuffer;
 }
 
 /** What {@linkcode Ring.write} did. */
@@ -328,6 +353,9 @@ export class Ring {
   readonly #view: DataView<SharedArrayBuffer>;
   /** The ROOM_SEQ value a put read before it sleeps on it. */
   #roomSeq = 0;
+  #indexBuffer?: SharedArrayBuffer;
+  /** An ordered ring's heap of entries (priority, sequence number, frame offset). */
+  #index?: Float64Array<SharedArrayBuffer>;
 
   /** A view of an existing ring. */
   constructor(state: RingState) {
@@ -340,6 +368,10 @@ export class Ring {
     this.#bytes = new Uint8Array(state.data);
     this.#ints = new Int32Array(state.data);
     this.#view = new DataView(state.data);
+    if (state.index !== undefined) {
+      this.#indexBuffer = state.index;
+      this.#index = new Float64Array(state.index);
+    }
   }
 
   /** Makes a new, empty ring. */
@@ -358,7 +390,29 @@ export class Ring {
 
   /** The buffers, for a thread. */
   get state(): RingState {
-    return { header: this.header.buffer, data: this.#data };
+    const state = { header: this.header.buffer, data: this.#data };
+    return this.#indexBuffer === undefined ? state : { ...state, index: this.#indexBuffer };
+  }
+
+  /** Whether a get takes other than the oldest item (LIFO, PRIORITY). */
+  get ordered(): boolean {
+    return this.#index !== undefined;
+  }
+
+  /** Whether puts take a priority. */
+  get prioritized(): boolean {
+    return this.header[ORDER] === PRIORITY;
+  }
+
+  /** Makes a new, empty ring hand out items in `order` (a new LifoQueue or PriorityQueue). */
+  makeOrdered(order: typeof LIFO | typeof PRIORITY, label: string): void {
+    this.label = label;
+    if (this.#index !== undefined) return;
+    this.header[ORDER] = order;
+    this.#indexBuffer = new SharedArrayBuffer(INITIAL_ENTRIES * ENTRY * 8, {
+      maxByteLength: MAX_ENTRIES * ENTRY * 8,
+    });
+    this.#index = new Float64Array(this.#indexBuffer);
   }
 
   /** Whether the queue has a maxSize. */
@@ -406,12 +460,18 @@ export class Ring {
    * sleep on ROOM_SEQ with the value in `#roomSeq`, then call `#leaveRoomLine`.
    * Does not touch SPACE permits.
    */
-  write(item: unknown, payload: Payload | undefined, need: number, register: boolean): number {
+  write(
+    item: unknown,
+    payload: Payload | undefined,
+    need: number,
+    register: boolean,
+    priority = 0,
+  ): number {
     const header = this.header;
     this.lock();
     try {
       if (header[CLOSED] !== 0) return WAS_CLOSED;
-      const at = this.#room(need);
+      const at = this.#index !== undefined && !this.#indexRoom() ? -1 : this.#room(need);
       if (at < 0) {
         if (register) {
           header[ROOM_SLEEPERS]++;
@@ -420,6 +480,7 @@ export class Ring {
         return NO_ROOM;
       }
       header[TAIL] = at + this.#writeFrame(at, item, payload);
+      if (this.#index !== undefined) this.#push(priority, at);
       Atomics.store(header, COUNT, header[COUNT] + 1);
       if (header[JOINABLE] !== 0) Atomics.add(header, UNFINISHED, 1);
     } finally {
@@ -447,6 +508,7 @@ export class Ring {
     timeout: number,
     signal: AbortSignal | undefined,
     method: string,
+    priority = 0,
   ): WaitSteps<void> {
     if (this.bounded && !holdsSpace && !takeFree(this.spaceWords)) {
       if (!(yield* acquireSteps(this.spaceWords, deadline, signal))) {
@@ -454,7 +516,7 @@ export class Ring {
       }
     }
     for (;;) {
-      const result = this.write(item, payload, need, true);
+      const result = this.write(item, payload, need, true, priority);
       if (result === WROTE) return;
       if (result === WAS_CLOSED) {
         this.giveBackSpace();
@@ -513,6 +575,13 @@ export class Ring {
           return tail;
         }
       }
+      // Frames taken out of order leave holes: close them up when they are worth it, or
+      // before giving up.
+      const dead = header[DEAD_BYTES];
+      if (dead > 0 && (dead >= capacity / 4 || capacity >= MAX_BYTES)) {
+        this.#compact();
+        continue;
+      }
       if (capacity >= MAX_BYTES) return -1;
       this.#grow(Math.min(MAX_BYTES, Math.max(capacity * 2, capacity + need)));
     }
@@ -528,6 +597,8 @@ export class Ring {
       const moved = head + (capacity - old);
       this.#bytes.copyWithin(moved, head, old);
       header[HEAD] = moved;
+      // The index follows the frames that moved.
+      this.#moveEntries((at) => at >= head ? at + (capacity - old) : at);
     }
     header[CAPACITY] = capacity;
   }
@@ -596,7 +667,7 @@ export class Ring {
         releasePermit(this.itemWords, Infinity);
         throw new QueueClosedError(`${this.label}.${method}: the queue is closed and empty`);
       }
-      let head = header[HEAD];
+      const head = this.#index === undefined ? header[HEAD] : this.#pop(count);
       const word = this.#ints[head >> 2];
       tag = word & TAG_MASK;
       let size = 4;
@@ -632,15 +703,20 @@ export class Ring {
         default:
           throw new Error(`queue: unknown frame tag ${tag} at byte ${head}`);
       }
-      head += size;
       Atomics.store(header, COUNT, count - 1);
       if (count === 1) {
         header[HEAD] = 0;
         header[TAIL] = 0;
+        header[DEAD_BYTES] = 0;
+      } else if (this.#index === undefined || head === header[HEAD]) {
+        header[HEAD] = this.#nextLive(head + size);
+      } else if (head + size === header[TAIL]) {
+        // The newest frame (a LifoQueue's usual get): its bytes are free again at once.
+        header[TAIL] = head;
       } else {
-        // Keep HEAD on a real frame: skip the end of the ring and a WRAP word.
-        if (head >= header[CAPACITY] || (this.#ints[head >> 2] & TAG_MASK) === WRAP) head = 0;
-        header[HEAD] = head;
+        // Taken out of order: the frame stays, dead, until HEAD passes it or a compaction.
+        this.#ints[head >> 2] = (size << TAG_BITS) | DEAD;
+        header[DEAD_BYTES] += size;
       }
       if (header[ROOM_SLEEPERS] > 0) {
         Atomics.add(header, ROOM_SEQ, 1);
@@ -653,6 +729,145 @@ export class Ring {
     this.giveBackSpace();
     if (copy !== undefined) value = tag === STRING ? DECODER.decode(copy) : deserialize(copy);
     return value;
+  }
+
+  /**
+   * The offset of the first live frame from `at` on: skips the end of the
+   * ring, a WRAP word and dead frames. Lock held; a live frame remains.
+   */
+  #nextLive(at: number): number {
+    const header = this.header;
+    const ints = this.#ints;
+    for (;;) {
+      if (at >= header[CAPACITY] || (ints[at >> 2] & TAG_MASK) === WRAP) at = 0;
+      const word = ints[at >> 2];
+      if ((word & TAG_MASK) !== DEAD) return at;
+      const size = word >>> TAG_BITS;
+      header[DEAD_BYTES] -= size;
+      at += size;
+    }
+  }
+
+  /** The bytes of the frame at `at`. */
+  #frameSize(at: number): number {
+    const word = this.#ints[at >> 2];
+    switch (word & TAG_MASK) {
+      case FLOAT:
+        return 12;
+      case STRING:
+      case SERIALIZED:
+        return 4 + align4(word >>> TAG_BITS);
+      case DEAD:
+        return word >>> TAG_BITS;
+      default:
+        return 4;
+    }
+  }
+
+  /**
+   * Moves the live frames of an ordered ring together at the start, dropping
+   * the dead ones, and points the index at their new places. Lock held.
+   */
+  #compact(): void {
+    const header = this.header;
+    const count = header[COUNT];
+    const capacity = header[CAPACITY];
+    const kept = new Uint8Array(capacity - header[DEAD_BYTES]);
+    const moved = new Map<number, number>();
+    let at = header[HEAD];
+    let out = 0;
+    for (let live = 0; live < count;) {
+      if (at >= capacity || (this.#ints[at >> 2] & TAG_MASK) === WRAP) {
+        at = 0;
+        continue;
+      }
+      const size = this.#frameSize(at);
+      if ((this.#ints[at >> 2] & TAG_MASK) !== DEAD) {
+        kept.set(this.#bytes.subarray(at, at + size), out);
+        moved.set(at, out);
+        out += size;
+        live++;
+      }
+      at += size;
+    }
+    this.#bytes.set(kept.subarray(0, out), 0);
+    header[HEAD] = 0;
+    header[TAIL] = out;
+    header[DEAD_BYTES] = 0;
+    this.#moveEntries((offset) => moved.get(offset)!);
+  }
+
+  /** Rewrites the frame offset of every index entry. Lock held. */
+  #moveEntries(move: (offset: number) => number): void {
+    const index = this.#index;
+    if (index === undefined) return;
+    for (let i = 0, n = this.header[COUNT]; i < n; i++) {
+      index[i * ENTRY + 2] = move(index[i * ENTRY + 2]);
+    }
+  }
+
+  /** Whether the index has an entry free for one more item, growing it if it may. Lock held. */
+  #indexRoom(): boolean {
+    const buffer = this.#indexBuffer!;
+    const need = (this.header[COUNT] + 1) * ENTRY * 8;
+    if (need <= buffer.byteLength) return true;
+    if (need > buffer.maxByteLength) return false;
+    buffer.grow(Math.min(buffer.maxByteLength, Math.max(buffer.byteLength * 2, need)));
+    return true;
+  }
+
+  /** Adds the frame at `at` to the index, as the newest item. Lock held, room checked. */
+  #push(priority: number, at: number): void {
+    const header = this.header;
+    const index = this.#index!;
+    const seq = header[SEQ_HI] * 2 ** 32 + (header[SEQ_LO] >>> 0);
+    if (header[SEQ_LO] === -1) header[SEQ_HI]++;
+    header[SEQ_LO] = (header[SEQ_LO] + 1) | 0;
+    // LIFO: the newest first, so the key is the sequence number, negated.
+    const key = header[ORDER] === LIFO ? -seq : priority;
+    let i = header[COUNT];
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = parent * ENTRY;
+      if (!(key < index[p] || (key === index[p] && seq < index[p + 1]))) break;
+      index.copyWithin(i * ENTRY, p, p + ENTRY);
+      i = parent;
+    }
+    index[i * ENTRY] = key;
+    index[i * ENTRY + 1] = seq;
+    index[i * ENTRY + 2] = at;
+  }
+
+  /** Removes the first item of the index (of `count`) and returns its frame's offset. Lock held. */
+  #pop(count: number): number {
+    const index = this.#index!;
+    const at = index[2];
+    const last = (count - 1) * ENTRY;
+    const key = index[last];
+    const seq = index[last + 1];
+    const offset = index[last + 2];
+    const size = count - 1;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= size) break;
+      const c = child * ENTRY;
+      const d = c + ENTRY;
+      if (
+        child + 1 < size &&
+        (index[d] < index[c] || (index[d] === index[c] && index[d + 1] < index[c + 1]))
+      ) {
+        child++;
+      }
+      const x = child * ENTRY;
+      if (!(index[x] < key || (index[x] === key && index[x + 1] < seq))) break;
+      index.copyWithin(i * ENTRY, x, x + ENTRY);
+      i = child;
+    }
+    index[i * ENTRY] = key;
+    index[i * ENTRY + 1] = seq;
+    index[i * ENTRY + 2] = offset;
+    return at;
   }
 
   /** The error of a put on a closed queue; `method` as `"put()"`. */

@@ -49,6 +49,8 @@
 
 export { Queue, type QueueOptions } from "./queue.ts";
 export { JoinableQueue } from "./joinable_queue.ts";
+export { LifoQueue } from "./lifo_queue.ts";
+export { type PriorityOptions, PriorityQueue } from "./priority_queue.ts";
 export { pipe, PipeEnd } from "./pipe.ts";
 export type { WaitOptions } from "../internal/wait.ts";
 export { QueueClosedError, TimeoutError } from "../errors.ts";

@@ -17,7 +17,7 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
-import { checkOptionNames, wholeNumber } from "../internal/options.ts";
+import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
 import { acquireSteps, takeFree } from "../sync/_permits.ts";
 import {
   adopting,
@@ -59,6 +59,33 @@ function checkOptions(options: QueueOptions | undefined, name: string): number {
   const maxSize = options.maxSize;
   if (maxSize === undefined || maxSize === Infinity) return Infinity;
   return wholeNumber(maxSize, "maxSize", 1, where, 0x7fff_ffff);
+}
+
+/** @internal `tryPut` on `ring`, with a priority (used by a PriorityQueue). */
+export function tryPutInto(ring: Ring, item: unknown, priority: number): boolean {
+  if (ring.closed) throw ring.closedForPut("tryPut()");
+  const payload = encodePayload(item);
+  const need = frameBytes(item, payload);
+  checkFrame(need);
+  if (ring.bounded && !takeFree(ring.spaceWords)) return false;
+  const result = ring.write(item, payload, need, false, priority);
+  if (result === WROTE) return true;
+  ring.giveBackSpace();
+  if (result === WAS_CLOSED) throw ring.closedForPut("tryPut()");
+  return false;
+}
+
+/** @internal A PriorityQueue put's `priority` (default 0); 0 for the other queues. */
+export function priorityOf(ring: Ring, options: object | undefined, method: string): number {
+  if (!ring.prioritized) return 0;
+  const given = (options as { priority?: unknown } | undefined)?.priority;
+  const priority = given === undefined ? 0 : given;
+  if (typeof priority !== "number" || Number.isNaN(priority)) {
+    throw new TypeError(
+      `${ring.label}.${method}: 'priority' must be a number: current value is ${show(priority)}`,
+    );
+  }
+  return priority;
 }
 
 /** Reads the options of a waiting call: the timeout, after checking the signal. */
@@ -238,13 +265,14 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
   async put(item: T, options?: WaitOptions): Promise<void> {
     const ring = this.#ring;
     const timeout = waitTimeout(options, ring, "put()");
+    const priority = priorityOf(ring, options, "put()");
     if (ring.closed) throw ring.closedForPut("put()");
     const payload = encodePayload(item);
     const need = frameBytes(item, payload);
     checkFrame(need);
     let holdsSpace = false;
     if (!ring.bounded || (holdsSpace = takeFree(ring.spaceWords))) {
-      const result = ring.write(item, payload, need, false);
+      const result = ring.write(item, payload, need, false, priority);
       if (result === WROTE) return;
       if (result === WAS_CLOSED) {
         ring.giveBackSpace();
@@ -252,8 +280,9 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
       }
     }
     const deadline = deadlineIn(timeout);
+    const signal = options?.signal;
     await runAsync(
-      ring.putSteps(item, payload, need, holdsSpace, deadline, timeout, options?.signal, "put()"),
+      ring.putSteps(item, payload, need, holdsSpace, deadline, timeout, signal, "put()", priority),
     );
   }
 
@@ -284,6 +313,7 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
   putSync(item: T, options?: WaitOptions): void {
     const ring = this.#ring;
     const timeout = waitTimeout(options, ring, "putSync()");
+    const priority = priorityOf(ring, options, "putSync()");
     const deadline = deadlineIn(timeout);
     if (ring.closed) throw ring.closedForPut("putSync()");
     const payload = encodePayload(item);
@@ -292,13 +322,15 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
     if (ring.bounded && !claimSync(ring.spaceWords, deadline)) {
       throw ring.timedOut("putSync()", timeout);
     }
-    const result = ring.write(item, payload, need, false);
+    const result = ring.write(item, payload, need, false, priority);
     if (result === WROTE) return;
     if (result === WAS_CLOSED) {
       ring.giveBackSpace();
       throw ring.closedForPut("putSync()");
     }
-    runSync(ring.putSteps(item, payload, need, true, deadline, timeout, undefined, "putSync()"));
+    runSync(
+      ring.putSteps(item, payload, need, true, deadline, timeout, undefined, "putSync()", priority),
+    );
   }
 
   /**
@@ -320,17 +352,7 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   tryPut(item: T): boolean {
-    const ring = this.#ring;
-    if (ring.closed) throw ring.closedForPut("tryPut()");
-    const payload = encodePayload(item);
-    const need = frameBytes(item, payload);
-    checkFrame(need);
-    if (ring.bounded && !takeFree(ring.spaceWords)) return false;
-    const result = ring.write(item, payload, need, false);
-    if (result === WROTE) return true;
-    ring.giveBackSpace();
-    if (result === WAS_CLOSED) throw ring.closedForPut("tryPut()");
-    return false;
+    return tryPutInto(this.#ring, item, 0);
   }
 
   /**
