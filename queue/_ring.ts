@@ -826,10 +826,11 @@ export class Ring {
     // LIFO: the newest first, so the key is the sequence number, negated.
     const key = header[ORDER] === LIFO ? -seq : priority;
     let i = header[COUNT];
+    // Sift up: it is the newest, so an equal key stays below (its sequence number is larger).
     while (i > 0) {
       const parent = (i - 1) >> 1;
       const p = parent * ENTRY;
-      if (!(key < index[p] || (key === index[p] && seq < index[p + 1]))) break;
+      if (!(key < index[p])) break;
       index.copyWithin(i * ENTRY, p, p + ENTRY);
       i = parent;
     }
