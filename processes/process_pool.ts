@@ -27,6 +27,19 @@ export interface ProcessPoolOptions extends PoolOptions, ChildOptions {}
  * await using pool = new ProcessPool({ maxWorkers: 2, permissions: "none" });
  * assert.deepEqual(await pool.map((x: number) => x * x, [1, 2, 3]), [1, 4, 9]);
  * ```
+ *
+ * @example The children's environment, directory and heap limit
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ProcessPool } from "@parallel/core";
+ * await using pool = new ProcessPool({
+ *   maxWorkers: 1,
+ *   env: { STAGE: "test" },
+ *   cwd: Deno.cwd(),
+ *   maxHeapMB: 256,
+ * });
+ * assert.equal(await pool.submit(() => Deno.env.get("STAGE")), "test");
+ * ```
  */
 export class ProcessPool extends Pool {
   /**

@@ -24,6 +24,17 @@ export type ThreadPoolOptions = PoolOptions;
  * assert.equal(await pool.submit(square, 7), 49);
  * assert.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
  * ```
+ *
+ * @example Overlap I/O-bound tasks on each thread
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ThreadPool } from "@parallel/core";
+ * await using pool = new ThreadPool({ maxWorkers: 1, concurrentTasksPerWorker: 3 });
+ * const wait = (ms: number) => new Promise<number>((resolve) => setTimeout(() => resolve(ms), ms));
+ * // Three waits on one thread run at once, not one after another.
+ * assert.deepEqual(await pool.map(wait, [50, 50, 50], { chunkSize: 1 }), [50, 50, 50]);
+ * assert.equal(pool.stats.workers, 1);
+ * ```
  */
 export class ThreadPool extends Pool {
   /**
