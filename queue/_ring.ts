@@ -266,6 +266,72 @@ export function encodePayload(item: unknown): Payload | undefined {
   }
 }
 
+/**
+ * An item as bytes outside shared memory (a Redis queue): a tag byte, the
+ * same tags as a ring frame, then a float64, UTF-8 or `node:v8` bytes.
+ *
+ * @throws {SerializationError} When `node:v8` cannot serialize the item.
+ */
+export function itemToBytes(item: unknown): Uint8Array {
+  let tag: number;
+  let body: Uint8Array | undefined;
+  switch (typeof item) {
+    case "undefined":
+      tag = UNDEFINED;
+      break;
+    case "boolean":
+      tag = item ? TRUE : FALSE;
+      break;
+    case "number":
+      tag = FLOAT;
+      body = new Uint8Array(8);
+      new DataView(body.buffer).setFloat64(0, item, true);
+      break;
+    default: {
+      if (item === null) {
+        tag = NULL;
+        break;
+      }
+      const payload = typeof item === "string" && item.isWellFormed()
+        ? { tag: STRING, bytes: ENCODER.encode(item) }
+        : encodePayload(item)!;
+      tag = payload.tag;
+      body = payload.bytes;
+    }
+  }
+  const bytes = new Uint8Array(1 + (body?.length ?? 0));
+  bytes[0] = tag;
+  if (body !== undefined) bytes.set(body, 1);
+  return bytes;
+}
+
+/**
+ * The item {@linkcode itemToBytes} made.
+ *
+ * @throws {Error} When the bytes are not such an item.
+ */
+export function itemFromBytes(bytes: Uint8Array): unknown {
+  const body = bytes.subarray(1);
+  switch (bytes[0]) {
+    case UNDEFINED:
+      return undefined;
+    case NULL:
+      return null;
+    case FALSE:
+      return false;
+    case TRUE:
+      return true;
+    case FLOAT:
+      return new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true);
+    case STRING:
+      return DECODER.decode(body);
+    case SERIALIZED:
+      return deserialize(body);
+    default:
+      throw new Error(`queue: an item of unknown tag ${bytes[0]}`);
+  }
+}
+
 /** The frame size to find room for: exact, or an upper bound for a short string. */
 export function frameBytes(item: unknown, payload: Payload | undefined): number {
   if (payload !== undefined) return 4 + align4(payload.bytes.length);

@@ -69,7 +69,9 @@ export async function runProgram(
   const file = `${dir}/program.ts`;
   await Deno.writeTextFile(
     file,
-    source.replaceAll("@parallel/core", new URL("../mod.ts", import.meta.url).href),
+    source
+      .replaceAll("@parallel/core/redis", new URL("../redis/mod.ts", import.meta.url).href)
+      .replaceAll("@parallel/core", new URL("../mod.ts", import.meta.url).href),
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissions, "--no-config", file],

@@ -1,0 +1,253 @@
+/**
+ * Connections to Redis for the `redis/` module. A {@linkcode Link} is one
+ * connection that runs commands safe to repeat: when the connection drops,
+ * or a command gets no answer in time, the link throws the connection away,
+ * makes a new one (with backoff) and runs the command again. A handle has
+ * one link for commands that answer at once and a pool of links for blocking
+ * commands (a blocked connection serves nothing else). Only the very first
+ * connection of a handle fails at once, with an error naming the URL.
+ *
+ * @module
+ */
+
+import { createClient, RESP_TYPES } from "npm:redis@5.9.0";
+import { Buffer } from "node:buffer";
+
+type BaseClient = ReturnType<typeof createClient>;
+/** A client whose bulk strings arrive as bytes. */
+export type BinaryClient = ReturnType<typeof binary>;
+
+function binary(client: BaseClient) {
+  return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+}
+
+/** How long a command that answers at once may take before its connection is presumed dead. */
+const ANSWER_MS = 5_000;
+/** The longest wait between two attempts to reconnect. */
+const MAX_BACKOFF_MS = 2_000;
+
+/**
+ * When the server drops a connection (`CLIENT KILL`, a restart), Deno
+ * 2.9.6's `node:net` throws the socket's error (EPIPE on a write after the
+ * close, ECONNRESET on a read) out of the client's callbacks or from a
+ * promise of its own, where Node.js only emits an error event; the command
+ * it was writing may then never be answered. A link replaces such a
+ * connection, so those errors are noise: only they are silenced.
+ */
+function silenceDroppedSockets(): void {
+  const dropped = (error: unknown) => {
+    const { code, stack } = (error ?? {}) as { code?: unknown; stack?: unknown };
+    return (code === "EPIPE" || code === "ECONNRESET") && String(stack).includes("ext:deno_node/");
+  };
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (dropped(event.reason)) event.preventDefault();
+  });
+  globalThis.addEventListener("error", (event) => {
+    if (dropped(event.error)) event.preventDefault();
+  });
+}
+let silenced = false;
+
+/** Whether `error` says the connection is gone (not a reply of Redis's, nor one of ours). */
+function isConnectionError(error: unknown): boolean {
+  if (error instanceof NoAnswer) return true;
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === "string" && /^E(PIPE|CONN\w+|TIMEDOUT|NOTCONN|\w+UNREACH)$/.test(code)) {
+    return true;
+  }
+  const name = (error as Error)?.constructor?.name ?? "";
+  return /Socket|Connection|Offline|Reconnect|Disconnect|ClientClosed/.test(name);
+}
+
+class NoAnswer extends Error {}
+
+interface Opened {
+  base: BaseClient;
+  client: BinaryClient;
+}
+
+/** One connection that runs repeatable commands through drops (see the module comment). */
+export class Link {
+  readonly #url: string;
+  readonly #who: string;
+  readonly #onFirstOpen: () => void;
+  #current?: Promise<Opened>;
+  #everOpened = false;
+  #closed = false;
+
+  constructor(url: string, who: string, onFirstOpen: () => void = () => {}) {
+    this.#url = url;
+    this.#who = who;
+    this.#onFirstOpen = onFirstOpen;
+  }
+
+  /**
+   * Runs `command` on this connection, again on a new one if the connection
+   * drops or `command` gets no answer within `answerMs` (its own waiting
+   * time, for a blocking command, plus {@linkcode ANSWER_MS}).
+   */
+  async run<R>(command: (client: BinaryClient) => Promise<R>, waitMs = 0): Promise<R> {
+    for (let attempt = 0;; attempt++) {
+      this.#checkOpen();
+      const opened = await this.#open();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        return await Promise.race([
+          command(opened.client),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new NoAnswer()), waitMs + ANSWER_MS);
+          }),
+        ]);
+      } catch (error) {
+        if (!isConnectionError(error) || this.#closed) throw error;
+        this.#drop(opened);
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(MAX_BACKOFF_MS, 10 * 2 ** attempt))
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  /** Closes the connection; later commands fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const current = this.#current;
+    this.#current = undefined;
+    const opened = await current?.catch(() => undefined);
+    if (opened === undefined) return;
+    try {
+      await opened.base.close();
+    } catch {
+      // Its connection had dropped: nothing is left to close but the socket.
+      try {
+        opened.base.destroy();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  async #open(): Promise<Opened> {
+    this.#current ??= this.#connect();
+    try {
+      return await this.#current;
+    } catch (error) {
+      this.#current = undefined;
+      throw error;
+    }
+  }
+
+  async #connect(): Promise<Opened> {
+    if (!silenced) {
+      silenced = true;
+      silenceDroppedSockets();
+    }
+    // No reconnecting inside the client: a dropped connection is replaced whole.
+    const base = createClient({
+      url: this.#url,
+      socket: { connectTimeout: ANSWER_MS, reconnectStrategy: false },
+    });
+    base.on("error", () => {});
+    try {
+      await base.connect();
+    } catch (error) {
+      if (!this.#everOpened) {
+        throw new Error(
+          `${this.#who}: cannot reach Redis at ${this.#url}: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      }
+      // A reconnect that failed: the caller's loop tries again after a pause.
+      throw Object.assign(new NoAnswer((error as Error).message), { cause: error });
+    }
+    if (!this.#everOpened) {
+      this.#everOpened = true;
+      this.#onFirstOpen();
+    }
+    if (this.#closed) {
+      base.destroy();
+      this.#checkOpen();
+    }
+    return { base, client: binary(base) };
+  }
+
+  #drop(opened: Opened): void {
+    if (this.#current !== undefined) {
+      this.#current = undefined;
+    }
+    try {
+      opened.base.destroy();
+    } catch {
+      // Already gone.
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error(`${this.#who}: disconnect() was called`);
+  }
+}
+
+/** A blocking link and the list its moves go through. */
+export interface BlockingLink {
+  readonly link: Link;
+  /** Where a get moves an item before it answers (see `RedisQueue.get`). */
+  readonly pending: string;
+}
+
+/** The links of one handle (a queue or a pool front). */
+export class Connections {
+  readonly #url: string;
+  readonly #who: string;
+  readonly main: Link;
+  readonly #idle: BlockingLink[] = [];
+  readonly #all = new Set<Link>();
+  #closed = false;
+
+  constructor(url: string, who: string) {
+    this.#url = url;
+    this.#who = who;
+    this.main = new Link(url, who);
+    this.#all.add(this.main);
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Runs `use` on a blocking link of its own, then keeps the link for the next. */
+  async blocking<R>(
+    pendingPrefix: string,
+    use: (blocking: BlockingLink) => Promise<R>,
+  ): Promise<R> {
+    if (this.#closed) throw new Error(`${this.#who}: disconnect() was called`);
+    let blocking = this.#idle.pop();
+    if (blocking === undefined) {
+      // The main link first: an unreachable server fails with one error naming the URL.
+      await this.main.run((client) => client.ping());
+      blocking = {
+        link: new Link(this.#url, this.#who),
+        pending: `${pendingPrefix}${crypto.randomUUID()}`,
+      };
+      this.#all.add(blocking.link);
+    }
+    try {
+      return await use(blocking);
+    } finally {
+      if (this.#closed) void blocking.link.close();
+      else this.#idle.push(blocking);
+    }
+  }
+
+  /** Closes every link of this handle; later calls fail. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#idle.length = 0;
+    await Promise.all([...this.#all].map((link) => link.close()));
+  }
+}

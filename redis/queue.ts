@@ -1,0 +1,326 @@
+/**
+ * `RedisQueue`: the `Queue` API over a Redis list, for producers and
+ * consumers on many machines.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { QueueClosedError, TimeoutError } from "../errors.ts";
+import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
+import { checkTimeout, type WaitOptions } from "../internal/wait.ts";
+import { itemFromBytes, itemToBytes } from "../queue/_ring.ts";
+import { Connections, type Link } from "./_connection.ts";
+
+/** Options of a {@linkcode RedisQueue}. */
+export interface RedisQueueOptions {
+  /** The server, as `redis://host:port` (or `rediss://`, with a user and password if needed). */
+  url: string;
+  /** The queue's name: every handle with the same URL and name is the same queue. */
+  name: string;
+  /**
+   * The most items this handle's puts leave in the queue; a put on a full
+   * queue waits. Omit it (or pass `Infinity`) for no bound.
+   */
+  maxSize?: number;
+}
+
+/** The longest a blocking command waits before the get looks at its deadline and signal again. */
+const SLICE_MS = 500;
+
+/** How long a put remembers its id, so that a put retried after a dropped reply adds nothing. */
+const PUT_ID_SECONDS = 3_600;
+
+/**
+ * Takes an item without waiting, through the connection's pending list
+ * (KEYS[1]): an item a dropped reply left there first, else the oldest,
+ * moved there. The caller removes it from the pending list once it has the
+ * reply. Returns `{1, item}`, `{2}` when the queue is closed and empty, `{0}`
+ * when it is only empty.
+ */
+const TAKE = `
+local v = redis.call('LINDEX', KEYS[1], 0)
+if v then return {1, v} end
+v = redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT')
+if v then return {1, v} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
+return {0}`;
+
+/**
+ * Adds an item (ARGV[2]) unless the queue is closed (-1) or holds ARGV[1]
+ * items (0); 1 when added, or when the put of id KEYS[3] already added it.
+ */
+const PUT = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local max = tonumber(ARGV[1])
+if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[3], 1, 'EX', ARGV[3])
+return 1`;
+
+/**
+ * A first-in, first-out queue in Redis, shared by every process that opens
+ * it by the same URL and name, on any machine: the `Queue` API where every
+ * method returns a promise (there are no `Sync` forms over a network). Items
+ * are copied in with the same encodings as `Queue`; each is handed out once;
+ * items wait in Redis, so they survive the death of any producer or
+ * consumer. `close()` closes the queue for every handle; `disconnect()` (or
+ * `await using`) releases this handle's connections.
+ *
+ * @example
+ * ```ts ignore
+ * import { RedisQueue } from "@parallel/core/redis";
+ * await using queue = new RedisQueue<string>({ url: "redis://127.0.0.1:6379", name: "jobs" });
+ * await queue.put("hello");
+ * console.log(await queue.get({ timeout: 1_000 })); // "hello"
+ * ```
+ */
+export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposable {
+  /** The queue's name. */
+  readonly name: string;
+  /** The server's URL. */
+  readonly url: string;
+  /** The most items this handle's puts leave in the queue, `Infinity` for no bound. */
+  readonly maxSize: number;
+  readonly #keys: { items: string; closed: string; pending: string; put: string };
+  readonly #connections: Connections;
+  readonly #label: string;
+
+  /**
+   * Opens the queue (connecting on first use).
+   *
+   * @param options `url`, `name` and `maxSize`.
+   * @throws {TypeError} When `url` or `name` is not a non-empty string, or an option is unknown.
+   * @throws {RangeError} When `maxSize` is not a whole number >= 1.
+   */
+  constructor(options: RedisQueueOptions) {
+    const where = "Cannot create RedisQueue";
+    checkOptionNames(options, ["url", "name", "maxSize"], where);
+    for (const key of ["url", "name"] as const) {
+      if (typeof options[key] !== "string" || options[key] === "") {
+        throw new TypeError(
+          `${where}: '${key}' must be a non-empty string: current value is ${show(options[key])}`,
+        );
+      }
+    }
+    this.url = options.url;
+    this.name = options.name;
+    this.maxSize = options.maxSize === undefined || options.maxSize === Infinity
+      ? Infinity
+      : wholeNumber(options.maxSize, "maxSize", 1, where, 0x7fff_ffff);
+    const prefix = `parallel:queue:{${this.name}}`;
+    this.#keys = {
+      items: `${prefix}:items`,
+      closed: `${prefix}:closed`,
+      pending: `${prefix}:pending:`,
+      put: `${prefix}:put:`,
+    };
+    this.#label = `RedisQueue "${this.name}"`;
+    this.#connections = new Connections(this.url, this.#label);
+  }
+
+  /**
+   * Adds an item at the end, waiting while the queue holds `maxSize` items.
+   *
+   * @param item The item; it is copied in.
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @throws {QueueClosedError} When the queue is closed.
+   * @throws {TimeoutError} When `timeout` passes while the queue is full.
+   * @throws {SerializationError} When the item cannot be copied.
+   */
+  async put(item: T, options?: WaitOptions): Promise<void> {
+    const timeout = checkTimeout(options?.timeout, `${this.#label}.put`);
+    options?.signal?.throwIfAborted();
+    const bytes = Buffer.from(itemToBytes(item));
+    const id = crypto.randomUUID();
+    const deadline = performance.now() + timeout;
+    // Redis has no wait for room in a list: look again, less often as the wait goes on.
+    for (let pause = 2;; pause = Math.min(pause * 2, 100)) {
+      if (await this.#putOnce(id, bytes, "put()")) return;
+      options?.signal?.throwIfAborted();
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new TimeoutError(`${this.#label}.put(): still full after ${timeout} ms`);
+      }
+      await sleep(Math.min(pause, left), options?.signal);
+    }
+  }
+
+  /**
+   * Adds an item if there is room now.
+   *
+   * @param item The item; it is copied in.
+   * @returns `true` when it was added, `false` when the queue is full.
+   * @throws {QueueClosedError} When the queue is closed.
+   */
+  async tryPut(item: T): Promise<boolean> {
+    const bytes = Buffer.from(itemToBytes(item));
+    return await this.#putOnce(crypto.randomUUID(), bytes, "tryPut()");
+  }
+
+  /** One attempt to add; run again with the same id if the connection drops. */
+  async #putOnce(id: string, bytes: Buffer, method: string): Promise<boolean> {
+    const max = String(this.maxSize === Infinity ? 0 : this.maxSize);
+    const added = await this.#connections.main.run((client) =>
+      client.eval(PUT, {
+        keys: [this.#keys.items, this.#keys.closed, `${this.#keys.put}${id}`],
+        arguments: [max, bytes, String(PUT_ID_SECONDS)],
+      })
+    ) as number;
+    if (added === -1) throw new QueueClosedError(`${this.#label}.${method}: the queue is closed`);
+    return added === 1;
+  }
+
+  /**
+   * Removes and returns the oldest item, waiting while the queue is empty.
+   *
+   * @param options `timeout` in milliseconds, and a `signal` to stop waiting.
+   * @returns The item.
+   * @throws {QueueClosedError} When the queue is closed and empty.
+   * @throws {TimeoutError} When `timeout` passes first.
+   */
+  get(options?: WaitOptions): Promise<T> {
+    const timeout = checkTimeout(options?.timeout, `${this.#label}.get`);
+    const signal = options?.signal;
+    signal?.throwIfAborted();
+    const deadline = performance.now() + timeout;
+    let abandoned = false;
+    const getting = this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
+      for (;;) {
+        const bytes = await this.#take(link, pending, "get()");
+        if (bytes !== undefined) {
+          if (abandoned) {
+            await this.#giveBack(link, pending);
+            throw new Error("abandoned");
+          }
+          return await this.#confirm(link, pending, bytes) as T;
+        }
+        if (abandoned) throw new Error("abandoned");
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          throw new TimeoutError(`${this.#label}.get(): still empty after ${timeout} ms`);
+        }
+        // Wait for an item: it moves into the pending list, and the next take returns it.
+        const slice = Math.min(left, SLICE_MS);
+        await link.run(
+          (client) => client.blMove(this.#keys.items, pending, "LEFT", "RIGHT", slice / 1000),
+          slice,
+        );
+      }
+    });
+    if (signal === undefined) return getting;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        // The get in flight puts back whatever it takes from now on.
+        abandoned = true;
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      getting.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  /**
+   * Removes and returns the oldest item if there is one now.
+   *
+   * @returns `{ value }` with the item, or `undefined` when the queue is empty.
+   * @throws {QueueClosedError} When the queue is closed and empty.
+   */
+  async tryGet(): Promise<{ value: T } | undefined> {
+    return await this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
+      const bytes = await this.#take(link, pending, "tryGet()");
+      return bytes === undefined
+        ? undefined
+        : { value: await this.#confirm(link, pending, bytes) as T };
+    });
+  }
+
+  /**
+   * One take without waiting, into the connection's pending list: the
+   * item's bytes, or `undefined` when the queue is empty.
+   *
+   * @throws {QueueClosedError} When the queue is closed and empty.
+   */
+  async #take(link: Link, pending: string, method: string): Promise<Uint8Array | undefined> {
+    const [status, bytes] = await link.run((client) =>
+      client.eval(TAKE, { keys: [pending, this.#keys.items, this.#keys.closed], arguments: [] })
+    ) as [number, Uint8Array?];
+    if (status === 2) {
+      throw new QueueClosedError(`${this.#label}.${method}: the queue is closed and empty`);
+    }
+    return status === 1 ? bytes : undefined;
+  }
+
+  /**
+   * Removes a taken item from the pending list, then returns it: the item is
+   * the caller's only once Redis has let go of it. The pending list holds only
+   * this item, so a removal retried after a dropped reply removes nothing else.
+   */
+  async #confirm(link: Link, pending: string, bytes: Uint8Array): Promise<unknown> {
+    await link.run((client) => client.lPop(pending));
+    return itemFromBytes(bytes);
+  }
+
+  /** Puts the item a cancelled get took back at the head of the queue, where it was. */
+  async #giveBack(link: Link, pending: string): Promise<void> {
+    await link.run((client) => client.lMove(pending, this.#keys.items, "RIGHT", "LEFT"));
+  }
+
+  /** How many items are in the queue now. */
+  async size(): Promise<number> {
+    return await this.#connections.main.run((client) => client.lLen(this.#keys.items));
+  }
+
+  /**
+   * Closes the queue for every handle: later puts fail with
+   * `QueueClosedError`; gets go on until the queue is empty, then fail the
+   * same way (a get waiting then sees it within half a second), and
+   * iteration ends. Calling it again does nothing.
+   */
+  async close(): Promise<void> {
+    await this.#connections.main.run((client) => client.set(this.#keys.closed, "1"));
+  }
+
+  /** Releases this handle's connections; the queue and its items stay in Redis. */
+  disconnect(): Promise<void> {
+    return this.#connections.close();
+  }
+
+  /** Releases this handle's connections, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.disconnect();
+  }
+
+  /**
+   * Iterates over the items as they arrive, ending once the queue is closed
+   * and empty.
+   *
+   * @returns An async iterator of the items.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.get();
+      } catch (error) {
+        if (error instanceof QueueClosedError) return;
+        throw error;
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener("abort", aborted);
+      resolve();
+    }
+    function aborted() {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener("abort", aborted, { once: true });
+  });
+}

@@ -1,0 +1,97 @@
+// A real redis-server for the Redis tests: one per test, on a free loopback port, stopped by
+// its pid. Without redis-server the tests are skipped, saying so, unless
+// PARALLEL_CORE_REQUIRE_REDIS is set (as .ci/run sets it): then they fail.
+
+const SERVER = "redis-server";
+
+function installed(): boolean {
+  try {
+    return new Deno.Command(SERVER, { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const available = installed();
+const required = Deno.env.get("PARALLEL_CORE_REQUIRE_REDIS") !== undefined;
+let skipped = 0;
+
+if (!available && !required) {
+  globalThis.addEventListener("unload", () => {
+    console.log(
+      `Skipped ${skipped} Redis tests: redis-server was not found. Install it ` +
+        `(apt-get install -y redis-server) to run them.`,
+    );
+  });
+}
+
+/** A running redis-server. */
+export interface RedisServer {
+  readonly url: string;
+  readonly pid: number;
+}
+
+async function start(): Promise<RedisServer & { stop(): Promise<void> }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const child = new Deno.Command(SERVER, {
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode("PING\r\n"));
+      const reply = new Uint8Array(16);
+      const n = await conn.read(reply);
+      conn.close();
+      if (new TextDecoder().decode(reply.subarray(0, n ?? 0)).startsWith("+PONG")) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await child.status;
+      throw new Error(`redis-server did not start on port ${port}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    },
+  };
+}
+
+/** A test that gets its own redis-server; skipped (or failed, when required) without one. */
+export function redisTest(name: string, fn: (server: RedisServer) => Promise<void>): void {
+  if (!available && !required) skipped++;
+  Deno.test({
+    name,
+    ignore: !available && !required,
+    async fn() {
+      if (!available) {
+        throw new Error(
+          "redis-server is required here (PARALLEL_CORE_REQUIRE_REDIS) but not found",
+        );
+      }
+      const server = await start();
+      try {
+        await fn(server);
+      } finally {
+        await server.stop();
+      }
+    },
+  });
+}

@@ -1,0 +1,168 @@
+// RedisQueue against a real redis-server (see _redis.ts): order, encodings, bounds, close,
+// waits, several processes, and connections dropped in the middle.
+import assert from "node:assert/strict";
+import { QueueClosedError, TimeoutError } from "../mod.ts";
+import { RedisQueue } from "../redis/mod.ts";
+import { redisTest } from "./_redis.ts";
+import { failure, runProgram, within } from "./_helpers.ts";
+
+redisTest("RedisQueue: first in, first out, with Queue's encodings", async ({ url }) => {
+  await using queue = new RedisQueue<unknown>({ url, name: "order" });
+  const items = [
+    1,
+    -0,
+    NaN,
+    2.5,
+    "text",
+    "x".repeat(10_000),
+    "\ud800 lone",
+    true,
+    false,
+    null,
+    undefined,
+    new Map([[1, { a: [1n] }]]),
+    new Date(5),
+  ];
+  for (const item of items) await queue.put(item);
+  assert.equal(await queue.size(), items.length);
+  for (const item of items) assert.deepEqual(await queue.get({ timeout: 1_000 }), item);
+  assert.equal(await queue.tryGet(), undefined);
+  await assert.rejects(queue.put(() => 1), { name: "SerializationError" });
+});
+
+redisTest(
+  "RedisQueue: maxSize bounds this handle's puts; a get makes room for a waiting put",
+  async ({ url }) => {
+    await using producer = new RedisQueue<number>({ url, name: "bounded", maxSize: 2 });
+    await using consumer = new RedisQueue<number>({ url, name: "bounded" });
+    assert.equal(await producer.tryPut(1), true);
+    assert.equal(await producer.tryPut(2), true);
+    assert.equal(await producer.tryPut(3), false);
+    await assert.rejects(producer.put(3, { timeout: 50 }), TimeoutError);
+    const waiting = producer.put(3, { timeout: 10_000 });
+    assert.equal(await consumer.get(), 1);
+    await within(waiting);
+    assert.deepEqual([await consumer.get(), await consumer.get()], [2, 3]);
+  },
+);
+
+redisTest(
+  "RedisQueue: close() closes it for every handle; gets drain it, then fail",
+  async ({ url }) => {
+    await using a = new RedisQueue<string>({ url, name: "closing" });
+    await using b = new RedisQueue<string>({ url, name: "closing" });
+    const waiting = b.get({ timeout: 10_000 }); // ends when the queue closes
+    await a.put("last");
+    assert.equal(await within(waiting), "last");
+    await a.put("left");
+    const blocked = a.get({ timeout: 10_000 }).then(() => a.get({ timeout: 10_000 }));
+    await b.close();
+    await assert.rejects(a.put("more"), QueueClosedError);
+    assert.equal((await failure(blocked)).name, "QueueClosedError");
+    const seen: string[] = [];
+    for await (const item of b) seen.push(item);
+    assert.deepEqual(seen, []);
+    await assert.rejects(b.tryGet(), QueueClosedError);
+  },
+);
+
+redisTest(
+  "RedisQueue: a get's timeout and signal; an item put after an abort is not lost",
+  async ({ url }) => {
+    await using queue = new RedisQueue<number>({ url, name: "waits" });
+    const error = await failure(queue.get({ timeout: 50 }));
+    assert.ok(error instanceof TimeoutError);
+    const controller = new AbortController();
+    const aborted = queue.get({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("stop")), 30);
+    assert.equal((await failure(aborted)).message, "stop");
+    await queue.put(7);
+    assert.equal(await queue.get({ timeout: 5_000 }), 7);
+    assert.equal(await queue.size(), 0);
+  },
+);
+
+redisTest(
+  "RedisQueue: bad options and an unreachable server name what is wrong",
+  async ({ url }) => {
+    assert.throws(() => new RedisQueue({ url, name: "" }), {
+      name: "TypeError",
+      message: /'name' must be a non-empty string: current value is ""/,
+    });
+    assert.throws(() => new RedisQueue({ url, name: "q", maxSize: 0 }), {
+      name: "RangeError",
+      message: /'maxSize'/,
+    });
+    assert.throws(() => new RedisQueue({ url, name: "q", maxsize: 1 } as never), {
+      name: "TypeError",
+      message: /unknown option 'maxsize'/,
+    });
+    const nowhere = "redis://127.0.0.1:1";
+    await using lost = new RedisQueue<number>({ url: nowhere, name: "q" });
+    await assert.rejects(lost.put(1), {
+      message: /RedisQueue "q": cannot reach Redis at redis:\/\/127\.0\.0\.1:1/,
+    });
+  },
+);
+
+redisTest(
+  "RedisQueue: a producer and two consumers in three processes: every item exactly once",
+  async ({ url }) => {
+    const count = 2_000;
+    const consumer = `
+    import { RedisQueue } from "@parallel/core/redis";
+    await using queue = new RedisQueue<number>({ url: "${url}", name: "shared" });
+    const got: number[] = [];
+    for await (const n of queue) got.push(n);
+    console.log(JSON.stringify(got));`;
+    const producer = `
+    import { RedisQueue } from "@parallel/core/redis";
+    await using queue = new RedisQueue<number>({ url: "${url}", name: "shared" });
+    for (let i = 0; i < ${count}; i++) await queue.put(i);
+    await queue.close();`;
+    const runs = await Promise.all([
+      runProgram(consumer),
+      runProgram(consumer),
+      runProgram(producer),
+    ]);
+    for (const run of runs) assert.equal(run.code, 0, run.stderr);
+    const got = [...JSON.parse(runs[0].stdout), ...JSON.parse(runs[1].stdout)] as number[];
+    assert.equal(got.length, count);
+    assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i));
+    for (const run of runs.slice(0, 2)) {
+      const mine = JSON.parse(run.stdout) as number[];
+      assert.deepEqual(mine, [...mine].sort((a, b) => a - b), "a consumer got items out of order");
+    }
+  },
+);
+
+redisTest(
+  "RedisQueue: connections dropped in the middle lose no item and add none",
+  async ({ url }) => {
+    const count = 3_000;
+    await using producer = new RedisQueue<number>({ url, name: "dropped" });
+    await using consumer = new RedisQueue<number>({ url, name: "dropped" });
+    const got: number[] = [];
+    const consuming = (async () => {
+      for await (const n of consumer) got.push(n);
+    })();
+    const producing = (async () => {
+      for (let i = 0; i < count; i++) await producer.put(i);
+    })();
+    // Drop every client connection a few times while items flow.
+    const killer = new Deno.Command("redis-cli", {
+      args: ["-u", url, "CLIENT", "KILL", "TYPE", "normal"],
+      stdout: "null",
+      stderr: "null",
+    });
+    for (let k = 0; k < 5; k++) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await killer.output();
+    }
+    await within(producing, 30_000);
+    await producer.close();
+    await within(consuming, 30_000);
+    assert.equal(got.length, count, `got ${got.length} items`);
+    assert.deepEqual(got, Array.from({ length: count }, (_, i) => i));
+  },
+);
