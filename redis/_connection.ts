@@ -10,6 +10,9 @@
  * @module
  */
 
+// Pinned here rather than in deno.json's imports, so that the module also resolves from a plain
+// `deno run --no-config` (as a worker machine may run it).
+// deno-lint-ignore no-import-prefix
 import { createClient, RESP_TYPES } from "npm:redis@5.9.0";
 import { Buffer } from "node:buffer";
 
