@@ -360,6 +360,11 @@ export function startRunner(post: Post, hooks: RunnerHooks = {}): Runner {
         flush();
         flushAt = now + FLUSH_MS;
       }
+      if (awaiting.size > 0 && (awaiting.size >= concurrency || head >= queue.length)) {
+        // About to wait for awaiting jobs: what finished meanwhile goes now, not after them.
+        flush();
+        hooks.writeOut?.();
+      }
       while (awaiting.size >= concurrency) await nextWake();
       // Jobs still awaiting: wait for them, or for new jobs to start beside them.
       while (head >= queue.length && awaiting.size > 0) await nextWake();

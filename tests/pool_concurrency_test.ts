@@ -54,3 +54,17 @@ Deno.test("concurrentTasksPerWorker must be a whole number >= 1", () => {
     message: /'concurrentTasksPerWorker'/,
   });
 });
+
+for (const Pool of [ThreadPool, ProcessPool]) {
+  Deno.test(`${Pool.name}: a quick task's result is not held back by an async neighbour still awaiting`, async () => {
+    await using pool = new Pool({ maxWorkers: 1, concurrentTasksPerWorker: 2 });
+    await within(pool.submit(work.add, 0, 0)); // the worker is up
+    const slow = pool.submit(work.sleep, 3_000, "slow");
+    const quick = pool.submit(work.add, 1, 2);
+    const started = performance.now();
+    assert.equal(await within(quick), 3);
+    const took = performance.now() - started;
+    assert.ok(took < 1_500, `the quick result waited ${Math.round(took)} ms for the slow one`);
+    assert.equal(await within(slow), "slow");
+  });
+}
