@@ -45,7 +45,8 @@ class CallLimits {
   /** Whether the time ran out or the signal fired. */
   fired = false;
 
-  constructor(options: MapOptions, where: string) {
+  /** `since`: when the call was made (the timeout counts from it). */
+  constructor(options: MapOptions, where: string, since = performance.now()) {
     const timeout = checkMilliseconds(options.timeout ?? Infinity, "timeout", where);
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -69,7 +70,7 @@ class CallLimits {
     this.stopped.catch(() => {});
     const timer = timeout === Infinity ? undefined : setTimeout(
       () => stop(new TimeoutError(`${where}: not finished after ${timeout} ms`)),
-      timeout,
+      Math.max(0, timeout - (performance.now() - since)),
     );
     const onAbort = () => stop(signal!.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -200,7 +201,10 @@ export function lazyMap<T, R>(
   const chunkSize = wholeNumber(options.chunkSize ?? 1, "chunkSize", 1, where);
   const inFlight = pool.maxWorkers * 2;
   pool.checkFn(fn, where);
-  const limits = new CallLimits(options, where);
+  // Checked now; its timer and abort listener start with the iteration (an iterator never
+  // read must leave nothing behind), the timeout still counted from now.
+  const calledAt = performance.now();
+  new CallLimits(options, where, calledAt).end();
   const counted = progress(options, items);
 
   async function* generate(): AsyncGenerator<Awaited<R>, void, undefined> {
@@ -238,6 +242,7 @@ export function lazyMap<T, R>(
         }
       }
     };
+    const limits = new CallLimits(options, where, calledAt);
     try {
       await limits.race(refill());
       while (chunks.length > 0) {

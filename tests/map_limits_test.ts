@@ -132,3 +132,27 @@ Deno.test("bad map options name the option and the value; the pool goes on", asy
   }
   assert.deepEqual(await within(pool.map(work.echo, [1, 2])), [1, 2]);
 });
+
+Deno.test("an imap iterator never read leaves no timer and no abort listener behind", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  const controller = new AbortController();
+  let listeners = 0;
+  const add = controller.signal.addEventListener.bind(controller.signal);
+  controller.signal.addEventListener = ((...args: Parameters<typeof add>) => {
+    listeners++;
+    return add(...args);
+  }) as typeof add;
+  const remove = controller.signal.removeEventListener.bind(controller.signal);
+  controller.signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
+    listeners--;
+    return remove(...args);
+  }) as typeof remove;
+  const results = pool.imap((x: number) => x, [1, 2, 3], {
+    timeout: 60_000,
+    signal: controller.signal,
+  });
+  // Dropped unread (or ended with return() before the first next()).
+  await results.return?.(undefined);
+  assert.equal(listeners, 0, "the abort listener is still attached");
+  // The test's op sanitizer reports the 60 s timer if it is still pending.
+});
