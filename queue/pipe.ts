@@ -104,14 +104,18 @@ export class PipeEnd<T> {
    *
    * @param timeout Milliseconds to wait: 0 (the default) looks and returns,
    *   `Infinity` waits until there is something.
+   * @param options `signal`: stops the wait (the promise rejects with its reason).
    * @returns `true` when `recv` would answer at once.
    * @throws {RangeError} When `timeout` is negative.
    */
-  async poll(timeout = 0): Promise<boolean> {
+  async poll(timeout = 0, options?: { signal?: AbortSignal }): Promise<boolean> {
     const ring = queueRing(this.#incoming);
     const ms = checkMilliseconds(timeout, "timeout", `${ring.label} (a pipe end).poll`);
+    const signal = options?.signal;
+    signal?.throwIfAborted();
     if (takeFree(ring.itemWords)) return giveBack(ring);
-    if (ms === 0 || !await runAsync(acquireSteps(ring.itemWords, deadlineIn(ms)))) return false;
+    if (ms === 0) return false;
+    if (!await runAsync(acquireSteps(ring.itemWords, deadlineIn(ms), signal))) return false;
     return giveBack(ring);
   }
 
@@ -173,7 +177,7 @@ export class PipeEnd<T> {
    */
   get [remote](): RemoteSpec {
     return {
-      calls: { send: ["value"], recv: ["options"], poll: ["number"], close: [] },
+      calls: { send: ["value"], recv: ["options"], poll: ["number", "options"], close: [] },
       immediate: {
         sendSync: "await end.send(value)",
         recvSync: "await end.recv(options)",

@@ -1,7 +1,7 @@
 // pipe(): two connected ends, on the main thread, in threads and in processes.
 import assert from "node:assert/strict";
 import { pipe, type PipeEnd, ProcessPool, QueueClosedError, Thread } from "../mod.ts";
-import { failure, within } from "./_helpers.ts";
+import { failure, runProgram, within } from "./_helpers.ts";
 
 Deno.test("pipe: each end receives what the other sent, once and in order; poll takes nothing", async () => {
   const [a, b] = pipe<unknown>();
@@ -102,4 +102,19 @@ Deno.test("pipe: a dead child's end takes nothing: what it did not receive is st
   assert.equal(error.name, "WorkerCrashedError");
   assert.equal(await there.recv({ timeout: 1_000 }), "second");
   here.close();
+});
+
+Deno.test("pipe: a child that dies while its poll waits in the parent does not keep the program alive", async () => {
+  const { code, stdout, stderr } = await runProgram(`
+    import { pipe, ProcessPool } from "@parallel/core";
+    const pool = new ProcessPool({ maxWorkers: 1 });
+    const [here, there] = pipe();
+    const task = pool.submit((end) => {
+      end.poll(Infinity); // waits in the parent, through the broker
+      return new Promise(() => setTimeout(() => Deno.exit(3), 300));
+    }, there);
+    console.log(await task.then(() => "ok", (error) => error.name));
+  `, 15_000);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout.trim(), "WorkerCrashedError");
 });
