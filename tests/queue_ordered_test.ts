@@ -172,3 +172,39 @@ Deno.test("ordered queues go to processes, through the broker", async () => {
   assert.equal(newest, "new");
   assert.deepEqual([queue.getSync(), queue.getSync(), queue.getSync()], ["default", "high", "low"]);
 });
+
+Deno.test("ordered queues reuse their ring: a steady put/get cycle does not make it grow", async () => {
+  const { queueRing } = await import("../queue/queue.ts");
+  const item = (n: number) => `${n}:`.padEnd(1_000, "x");
+  // LIFO: the usual get takes the newest frame, whose bytes are free again at once.
+  const stack = new LifoQueue<string>();
+  for (let n = 0; n < 10; n++) stack.putSync(item(n));
+  for (let n = 0; n < 5_000; n++) {
+    stack.putSync(item(n));
+    assert.equal(stack.getSync({ timeout: 0 }), item(n));
+  }
+  assert.equal(queueRing(stack).state.data.byteLength, 64 * 1024, "the LifoQueue's ring grew");
+  // Priority: the oldest item stays (priority 100), so HEAD never passes the dead frames; they
+  // are closed up before the ring would grow.
+  const queue = new PriorityQueue<string>();
+  queue.putSync(item(-1), { priority: 100 });
+  const next = random(7);
+  for (let n = 0; n < 20; n++) queue.putSync(item(n), { priority: Math.floor(next() * 10) });
+  for (let n = 20; n < 5_000; n++) {
+    queue.putSync(item(n), { priority: Math.floor(next() * 10) });
+    queue.getSync({ timeout: 0 });
+  }
+  assert.equal(queueRing(queue).state.data.byteLength, 64 * 1024, "the PriorityQueue's ring grew");
+  // Emptied again and again after gets out of order: no dead frame outlives the queue's emptying.
+  const emptied = new PriorityQueue<string>();
+  for (let round = 0; round < 2_000; round++) {
+    // Out of order: 1 and 2 die in place, 3 is the newest (its bytes free at once), 0 empties it.
+    const priorities = [9, 1, 2, 8];
+    for (let n = 0; n < 4; n++) emptied.putSync(item(n), { priority: priorities[n] });
+    for (const n of [1, 2, 3, 0]) assert.equal(emptied.getSync({ timeout: 0 }), item(n));
+  }
+  assert.equal(queueRing(emptied).state.data.byteLength, 64 * 1024, "the emptied queue's ring grew");
+  // Filled past its first size, it finds room (a stale count of dead bytes would compact wrongly).
+  for (let n = 0; n < 100; n++) emptied.putSync(item(n), { priority: n });
+  for (let n = 0; n < 100; n++) assert.equal(emptied.getSync({ timeout: 0 }), item(n));
+});
