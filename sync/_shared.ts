@@ -18,9 +18,7 @@ export interface Releasable {
 
 /**
  * What `acquire()` resolves to: disposing it (`using`) releases the permit,
- * once; a second dispose does nothing. A `Mutex` has one lease object per
- * thread, armed again by each acquire (so acquiring allocates nothing): keep
- * no copy of it past its scope.
+ * once; a second dispose does nothing.
  */
 export interface Lease extends Disposable {
   /**
@@ -50,14 +48,28 @@ export class PermitLease implements Lease {
 }
 
 /**
- * The lease of a lock only one holder can have: one object per lock in this
- * realm, armed again on each acquire, so acquiring allocates nothing. When a
- * child died holding the lock, the new holder gets a lease of its own that
- * says so.
+ * Grants the leases of a lock only one holder can have. Each hold gets its
+ * own small lease object: a reused one would let a holder that released
+ * early (and disposes again at its scope's end) release a later holder's
+ * lock. When a child died holding the lock, the new holder's lease says so.
  */
-export class ExclusiveLease implements Lease {
+export class ExclusiveLease {
   readonly #owner: Releasable;
-  #armed = false;
+
+  constructor(owner: Releasable) {
+    this.#owner = owner;
+  }
+
+  /** The lease for a new hold of the lock. */
+  grant(): Lease {
+    if (takeOwnerDied(this.#owner)) return new PermitLease(this.#owner, true);
+    return new HeldLease(this.#owner);
+  }
+}
+
+/** A lease whose previous owner did not die: releases once. */
+class HeldLease implements Lease {
+  #owner: Releasable | undefined;
 
   constructor(owner: Releasable) {
     this.#owner = owner;
@@ -67,17 +79,11 @@ export class ExclusiveLease implements Lease {
     return false;
   }
 
-  /** The lease for a new hold of the lock. */
-  grant(): Lease {
-    if (takeOwnerDied(this.#owner)) return new PermitLease(this.#owner, true);
-    this.#armed = true;
-    return this;
-  }
-
   [Symbol.dispose](): void {
-    if (!this.#armed) return;
-    this.#armed = false;
-    this.#owner.release();
+    const owner = this.#owner;
+    if (owner === undefined) return;
+    this.#owner = undefined;
+    owner.release();
   }
 }
 

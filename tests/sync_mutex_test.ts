@@ -256,3 +256,28 @@ Deno.test("ReentrantMutex: the owner re-enters; other threads wait; non-owners c
   using _again = mutex.acquireSync();
   assert.equal(mutex.locked, true);
 });
+
+Deno.test("Mutex: a lease released early and disposed again at its scope's end does not release a later holder", async () => {
+  const mutex = new Mutex();
+  let otherHolds!: () => void;
+  const held = new Promise<void>((resolve) => otherHolds = resolve);
+  let finishOther!: () => void;
+  const otherMayFinish = new Promise<void>((resolve) => finishOther = resolve);
+  const other = async () => {
+    using _lock = await mutex.acquire();
+    otherHolds();
+    await otherMayFinish;
+  };
+  let running: Promise<void> | undefined;
+  {
+    using lease = await mutex.acquire();
+    lease[Symbol.dispose](); // released early, as Lease allows ("a second dispose does nothing")
+    running = other();
+    await held;
+  } // the scope's dispose: must not release the other holder's lock
+  assert.equal(mutex.locked, true, "the second dispose released another holder's lock");
+  assert.equal(mutex.tryAcquire(), undefined);
+  finishOther();
+  await running;
+  assert.equal(mutex.locked, false);
+});
