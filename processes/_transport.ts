@@ -18,6 +18,7 @@
  */
 
 import * as v8 from "node:v8";
+import { isAbsolute, resolve } from "node:path";
 import { type ExitInfo, registerTransport, type WorkerHandle } from "../internal/pool.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "../internal/protocol.ts";
 import {
@@ -163,13 +164,43 @@ export function checkChildOptions(
       );
     }
   }
+  const permissions = resolvePermissions(options.permissions, where);
   return {
-    permissions: resolvePermissions(options.permissions, where),
+    permissions: cwd === undefined ? permissions : anchorPaths(permissions, where),
     env: env === undefined ? undefined : { ...env },
     clearEnv: clearEnv ?? false,
     cwd,
     maxHeapMB: maxHeapMB === undefined ? undefined : wholeNumber(maxHeapMB, "maxHeapMB", 16, where),
   };
+}
+
+/**
+ * The permissions of a child with its own `cwd`: relative paths were checked against
+ * the parent's working directory, so they go to the child as absolute paths (else
+ * `read: ["."]` would grant the child's directory, which the parent may not read).
+ */
+function anchorPaths(permissions: ResolvedPermissions, where: string): ResolvedPermissions {
+  const anchored = { ...permissions };
+  for (const name of ["read", "write", "ffi", "run"] as const) {
+    const items = permissions[name];
+    if (!Array.isArray(items)) continue;
+    anchored[name] = items.map((item) => {
+      // A `run` item without a slash is a program looked up in PATH, not a path.
+      if (isAbsolute(item) || (name === "run" && !item.includes("/"))) return item;
+      let base: string;
+      try {
+        base = Deno.cwd();
+      } catch {
+        throw new TypeError(
+          `${where}: permissions.${name} lists the relative path ${
+            JSON.stringify(item)
+          } and 'cwd' is set: give it as an absolute path`,
+        );
+      }
+      return resolve(base, item);
+    });
+  }
+  return anchored;
 }
 
 /** V8 stops a process that reaches its heap limit with SIGTRAP: says so after the signal. */

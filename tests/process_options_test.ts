@@ -1,7 +1,7 @@
 // How a child starts: env, clearEnv, cwd, maxHeapMB (permissions: process_permissions_test.ts).
 import assert from "node:assert/strict";
 import { Process, ProcessPool, WorkerCrashedError } from "../mod.ts";
-import { failure, within, work } from "./_helpers.ts";
+import { failure, runProgram, within, work } from "./_helpers.ts";
 
 Deno.test("env adds to the inherited environment; clearEnv replaces it", async () => {
   Deno.env.set("PARALLEL_CORE_PARENT", "inherited");
@@ -74,5 +74,33 @@ Deno.test("bad child options name the option and the value", () => {
       { name, message },
       JSON.stringify(options),
     );
+  }
+});
+
+Deno.test("cwd: a relative permission path means the parent's directory, not the child's", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${root}/mine`);
+    await Deno.mkdir(`${root}/other`);
+    await Deno.writeTextFile(`${root}/other/secret.txt`, "secret");
+    // The program may read only its own directory ("mine"), and asks for "." for a child in "other".
+    const program = `
+      import { Process } from "@parallel/core";
+      Deno.chdir(${JSON.stringify(`${root}/mine`)});
+      const child = new Process({
+        target: () => Deno.readTextFileSync("secret.txt"),
+        cwd: ${JSON.stringify(`${root}/other`)},
+        permissions: { read: ["."] },
+      }).start();
+      console.log(await child.join().then(() => "read it", (error) => error.name));
+    `;
+    const { code, stdout, stderr } = await runProgram(program, 20_000, [
+      `--allow-read=${root}/mine,${Deno.execPath()}`,
+      "--allow-run",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.trim(), "NotCapable", "the child read a file its parent may not");
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
