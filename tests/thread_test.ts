@@ -96,3 +96,9 @@ Deno.test("join({ timeout }) rejects with TimeoutError and the thread keeps runn
   assert.equal(typeof await within(thread.join({ timeout: 10_000 })), "number");
   assert.equal(Atomics.load(flags, 2), 1);
 });
+
+Deno.test("join({ timeout }) that resolves first leaves no timer behind", async () => {
+  const thread = new Thread({ target: (n: number) => n + 1, args: [1] }).start();
+  assert.equal(await thread.join({ timeout: 60_000 }), 2);
+  // The test's op sanitizer reports the 60 s timer if join left it running.
+});
