@@ -203,7 +203,11 @@ Deno.test("ordered queues reuse their ring: a steady put/get cycle does not make
     for (let n = 0; n < 4; n++) emptied.putSync(item(n), { priority: priorities[n] });
     for (const n of [1, 2, 3, 0]) assert.equal(emptied.getSync({ timeout: 0 }), item(n));
   }
-  assert.equal(queueRing(emptied).state.data.byteLength, 64 * 1024, "the emptied queue's ring grew");
+  assert.equal(
+    queueRing(emptied).state.data.byteLength,
+    64 * 1024,
+    "the emptied queue's ring grew",
+  );
   // Filled past its first size, it finds room (a stale count of dead bytes would compact wrongly).
   for (let n = 0; n < 100; n++) emptied.putSync(item(n), { priority: n });
   for (let n = 0; n < 100; n++) assert.equal(emptied.getSync({ timeout: 0 }), item(n));

@@ -105,7 +105,8 @@ Deno.test("pipe: a dead child's end takes nothing: what it did not receive is st
 });
 
 Deno.test("pipe: a child that dies while its poll waits in the parent does not keep the program alive", async () => {
-  const { code, stdout, stderr } = await runProgram(`
+  const { code, stdout, stderr } = await runProgram(
+    `
     import { pipe, ProcessPool } from "@parallel/core";
     const pool = new ProcessPool({ maxWorkers: 1 });
     const [here, there] = pipe();
@@ -114,7 +115,9 @@ Deno.test("pipe: a child that dies while its poll waits in the parent does not k
       return new Promise(() => setTimeout(() => Deno.exit(3), 300));
     }, there);
     console.log(await task.then(() => "ok", (error) => error.name));
-  `, 15_000);
+  `,
+    15_000,
+  );
   assert.equal(code, 0, stderr);
   assert.equal(stdout.trim(), "WorkerCrashedError");
 });

@@ -98,11 +98,14 @@ Deno.test("join({ timeout }) rejects with TimeoutError and the thread keeps runn
 });
 
 Deno.test("join({ timeout }) that resolves first leaves no timer keeping the program alive", async () => {
-  const { code, stdout, stderr } = await runProgram(`
+  const { code, stdout, stderr } = await runProgram(
+    `
     import { Thread } from "@parallel/core";
     const thread = new Thread({ target: (n: number) => n + 1, args: [1] }).start();
     console.log(await thread.join({ timeout: 60_000 }));
-  `, 15_000);
+  `,
+    15_000,
+  );
   assert.equal(code, 0, stderr);
   assert.equal(stdout.trim(), "2");
 });
