@@ -29,46 +29,18 @@ export interface Lease extends Disposable {
   readonly previousOwnerDied: boolean;
 }
 
-/** The lease every primitive hands out. */
-export class PermitLease implements Lease {
-  #owner: Releasable | undefined;
-  readonly previousOwnerDied: boolean;
-
-  constructor(owner: Releasable, previousOwnerDied: boolean = takeOwnerDied(owner)) {
-    this.#owner = owner;
-    this.previousOwnerDied = previousOwnerDied;
-  }
-
-  [Symbol.dispose](): void {
-    const owner = this.#owner;
-    if (owner === undefined) return;
-    this.#owner = undefined;
-    owner.release();
-  }
-}
-
 /**
- * Grants the leases of a lock only one holder can have. Each hold gets its
- * own small lease object: a reused one would let a holder that released
- * early (and disposes again at its scope's end) release a later holder's
- * lock. When a child died holding the lock, the new holder's lease says so.
+ * The lease for a new hold of `owner`: its own small object (a reused one
+ * would let a holder that released early, and disposes again at its scope's
+ * end, release a later holder's lock), saying whether a child died holding
+ * the primitive just before.
  */
-export class ExclusiveLease {
-  readonly #owner: Releasable;
-
-  constructor(owner: Releasable) {
-    this.#owner = owner;
-  }
-
-  /** The lease for a new hold of the lock. */
-  grant(): Lease {
-    if (takeOwnerDied(this.#owner)) return new PermitLease(this.#owner, true);
-    return new HeldLease(this.#owner);
-  }
+export function leaseFor(owner: Releasable): Lease {
+  return takeOwnerDied(owner) ? new OwnerDiedLease(owner) : new PermitLease(owner);
 }
 
-/** A lease whose previous owner did not die: releases once. */
-class HeldLease implements Lease {
+/** A lease: releases its permit once. Kept to one field, since a hot lock loop makes one per turn. */
+class PermitLease implements Lease {
   #owner: Releasable | undefined;
 
   constructor(owner: Releasable) {
@@ -84,6 +56,13 @@ class HeldLease implements Lease {
     if (owner === undefined) return;
     this.#owner = undefined;
     owner.release();
+  }
+}
+
+/** The lease of the first holder after a child died holding the primitive. */
+class OwnerDiedLease extends PermitLease {
+  override get previousOwnerDied(): boolean {
+    return true;
   }
 }
 

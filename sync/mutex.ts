@@ -49,8 +49,8 @@ import {
   adopting,
   adoption,
   checkThreadTransport,
-  ExclusiveLease,
   type Lease,
+  leaseFor,
   sharedWords,
 } from "./_shared.ts";
 
@@ -80,7 +80,6 @@ import {
  */
 export class Mutex {
   readonly #words: Int32Array;
-  readonly #lease: ExclusiveLease = new ExclusiveLease(this);
 
   /**
    * Creates an unlocked mutex.
@@ -135,7 +134,7 @@ export class Mutex {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex");
-    return this.#lease.grant();
+    return leaseFor(this);
   }
 
   /**
@@ -162,7 +161,7 @@ export class Mutex {
     if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
       acquirePermitSync(this.#words, options, "Mutex", 1);
     }
-    return this.#lease.grant();
+    return leaseFor(this);
   }
 
   /**
@@ -181,7 +180,7 @@ export class Mutex {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words, 1) ? this.#lease.grant() : undefined;
+    return takeFree(this.#words, 1) ? leaseFor(this) : undefined;
   }
 
   /**

@@ -55,7 +55,7 @@ import {
   adoption,
   checkThreadTransport,
   type Lease,
-  PermitLease,
+  leaseFor,
   sharedWords,
 } from "./_shared.ts";
 import { threadTag } from "./_thread_tag.ts";
@@ -149,7 +149,7 @@ export class ReentrantMutex {
       await acquirePermit(this.#words, options, "ReentrantMutex");
       this.#own();
     }
-    return new PermitLease(this);
+    return leaseFor(this);
   }
 
   /**
@@ -176,7 +176,7 @@ export class ReentrantMutex {
       acquirePermitSync(this.#words, options, "ReentrantMutex", 1);
       this.#own();
     }
-    return new PermitLease(this);
+    return leaseFor(this);
   }
 
   /**
@@ -200,7 +200,7 @@ export class ReentrantMutex {
       if (!takeFree(this.#words, 1)) return undefined;
       this.#own();
     }
-    return new PermitLease(this);
+    return leaseFor(this);
   }
 
   /**

@@ -49,8 +49,8 @@ import {
   checkCount,
   checkThreadTransport,
   type Lease,
+  leaseFor,
   MAX_COUNT,
-  PermitLease,
   sharedWords,
 } from "./_shared.ts";
 
@@ -135,7 +135,7 @@ export class Semaphore {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, this.constructor.name);
-    return new PermitLease(this);
+    return leaseFor(this);
   }
 
   /**
@@ -158,7 +158,7 @@ export class Semaphore {
    */
   acquireSync(options?: WaitOptions): Lease {
     acquirePermitSync(this.#words, options, this.constructor.name);
-    return new PermitLease(this);
+    return leaseFor(this);
   }
 
   /**
@@ -176,7 +176,7 @@ export class Semaphore {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words) ? new PermitLease(this) : undefined;
+    return takeFree(this.#words) ? leaseFor(this) : undefined;
   }
 
   /**
