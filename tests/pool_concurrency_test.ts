@@ -1,7 +1,7 @@
 // concurrentTasksPerWorker: async tasks overlap on one worker.
 import assert from "node:assert/strict";
 import { ProcessPool, ThreadPool, Value } from "../mod.ts";
-import { failure, within, work } from "./_helpers.ts";
+import { failure, flagSet, sharedFlags, within, work } from "./_helpers.ts";
 
 for (const Pool of [ThreadPool, ProcessPool]) {
   Deno.test(`${Pool.name}: 2 workers x concurrentTasksPerWorker 5 run 10 async tasks at once`, async () => {
@@ -68,3 +68,14 @@ for (const Pool of [ThreadPool, ProcessPool]) {
     assert.equal(await within(slow), "slow");
   });
 }
+
+Deno.test("a cancelled task among concurrent ones sees its own signal abort in the worker", async () => {
+  await using pool = new ThreadPool({ maxWorkers: 1, concurrentTasksPerWorker: 2 });
+  const flags = sharedFlags(2);
+  const cancelled = pool.submit(work.awaitAbort, flags);
+  const neighbour = pool.submit(work.sleep, 100, "neighbour");
+  await flagSet(flags, 0);
+  cancelled.cancel();
+  await flagSet(flags, 1);
+  assert.equal(await within(neighbour), "neighbour");
+});
