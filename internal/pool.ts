@@ -304,6 +304,28 @@ export function workerHandles(pool: Pool): WorkerHandle[] {
   return handlesOf(pool);
 }
 
+let enqueueSpec: (
+  pool: Pool,
+  spec: FnSpec,
+  args: unknown[],
+  mode: JobMode,
+  timeout: number,
+) => Task<unknown>;
+
+/**
+ * Runs a job given by its spec (what a Redis worker received), as `submit`
+ * or a map chunk does. Private to the library.
+ */
+export function submitSpec(
+  pool: Pool,
+  spec: FnSpec,
+  args: unknown[],
+  mode: JobMode,
+  timeout: number,
+): Task<unknown> {
+  return enqueueSpec(pool, spec, args, mode, timeout);
+}
+
 /**
  * The API that `ThreadPool` and `ProcessPool` share (Python's `Executor`).
  * Create one of those; this class holds the scheduler they both run on.
@@ -311,6 +333,8 @@ export function workerHandles(pool: Pool): WorkerHandle[] {
 export class Pool {
   static {
     handlesOf = (pool) => [...pool.#workers].map((worker) => worker.handle);
+    enqueueSpec = (pool, spec, args, mode, timeout) =>
+      pool.#enqueue(spec, args, mode, timeout, undefined, undefined, false).task;
   }
 
   readonly #kind: "thread" | "process";

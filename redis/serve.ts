@@ -1,0 +1,271 @@
+/**
+ * `serveRedisPool`: a machine lends its cores to a `RedisPool`, running the
+ * pool's tasks on a local `ThreadPool` or `ProcessPool` — only the tasks it
+ * trusts.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { deserialize } from "node:v8";
+import type { Task } from "../futures.ts";
+import { packError } from "../internal/codec.ts";
+import { checkOptionNames, show } from "../internal/options.ts";
+import { type Pool, submitSpec } from "../internal/pool.ts";
+import type { FnSpec, JobMode } from "../internal/protocol.ts";
+import { itemToBytes } from "../queue/_ring.ts";
+import { Connections } from "./_connection.ts";
+import { CLAIM, FINISH, poolKeys, RETURNED, THREW } from "./_protocol.ts";
+import { recoverDeadWorkers } from "./pool.ts";
+
+/** Options of {@linkcode serveRedisPool}. */
+export interface ServeRedisPoolOptions {
+  /** The server, as `redis://host:port`. */
+  url: string;
+  /** The pool to serve: the `name` its `RedisPool` was given. */
+  name: string;
+  /** The local pool that runs the tasks: a `ThreadPool` or a `ProcessPool`. It is shut down by `close()`. */
+  pool: Pool;
+  /**
+   * URL prefixes of the task modules this worker may import
+   * (`"https://example.com/work/"`, `"file:///srv/work/"`). A task whose module is
+   * elsewhere fails with an error saying so, and the worker goes on.
+   */
+  modules: string[];
+  /** Run inline functions (source text sent through Redis). Default: `false`. */
+  allowInline?: boolean;
+  /** How many tasks it runs at once. Default: `navigator.hardwareConcurrency`. */
+  concurrency?: number;
+}
+
+/** A running worker of a Redis pool. */
+export interface RedisPoolWorker {
+  /** This worker's id in Redis. */
+  readonly id: string;
+  /** Stops taking tasks, finishes those it holds, then shuts its local pool down. */
+  close(): Promise<void>;
+}
+
+/** How long a blocking wait for a task or a cancel lasts before the worker looks around. */
+const SLICE_MS = 500;
+
+/**
+ * Serves a `RedisPool` from this machine: takes its tasks from Redis and runs
+ * them on `pool`. **It runs only what it trusts:** a task module under one of
+ * the `modules` prefixes (compared after the URL is normalised, so `..` cannot
+ * climb out), and inline functions only with `allowInline: true`; anything
+ * else fails that task with a clear error. A task cancelled by its submitter
+ * is cancelled here as a local pool's would be. The worker renews a sign of
+ * life in Redis; should it die, its tasks run again elsewhere.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProcessPool } from "@parallel/core";
+ * import { serveRedisPool } from "@parallel/core/redis";
+ * const worker = await serveRedisPool({
+ *   url: "redis://127.0.0.1:6379",
+ *   name: "render",
+ *   pool: new ProcessPool({ maxWorkers: 8 }),
+ *   modules: ["file:///srv/work/"],
+ * });
+ * // later: await worker.close();
+ * ```
+ *
+ * @param options See {@linkcode ServeRedisPoolOptions}.
+ * @returns The worker, once it is registered.
+ */
+export async function serveRedisPool(options: ServeRedisPoolOptions): Promise<RedisPoolWorker> {
+  const where = "serveRedisPool";
+  checkOptionNames(
+    options,
+    ["url", "name", "pool", "modules", "allowInline", "concurrency"],
+    where,
+  );
+  for (const key of ["url", "name"] as const) {
+    if (typeof options[key] !== "string" || options[key] === "") {
+      throw new TypeError(
+        `${where}: '${key}' must be a non-empty string: current value is ${show(options[key])}`,
+      );
+    }
+  }
+  if (!Array.isArray(options.modules) || !options.modules.every((m) => typeof m === "string")) {
+    throw new TypeError(
+      `${where}: 'modules' must be an array of URL prefixes: current value is ${
+        show(options.modules)
+      }`,
+    );
+  }
+  const worker = new Worker(options);
+  await worker.start();
+  return worker;
+}
+
+class Worker implements RedisPoolWorker {
+  readonly id = crypto.randomUUID();
+  readonly #options: ServeRedisPoolOptions;
+  readonly #keys: ReturnType<typeof poolKeys>;
+  readonly #connections: Connections;
+  readonly #prefixes: string[];
+  readonly #concurrency: number;
+  readonly #running = new Map<string, Task<unknown>>();
+  #stopping = false;
+  #loops: Promise<void>[] = [];
+  #heartbeat?: ReturnType<typeof setInterval>;
+  #livesFor = 30_000;
+
+  constructor(options: ServeRedisPoolOptions) {
+    this.#options = options;
+    this.#keys = poolKeys(options.name);
+    this.#connections = new Connections(options.url, `serveRedisPool "${options.name}"`);
+    this.#prefixes = options.modules.map((prefix) => new URL(prefix).href);
+    this.#concurrency = options.concurrency ?? navigator.hardwareConcurrency ?? 1;
+  }
+
+  async start(): Promise<void> {
+    await this.#beat();
+    await this.#connections.main.run((client) => client.sAdd(this.#keys.workers, this.id));
+    let beats = 0;
+    this.#heartbeat = setInterval(() => {
+      void this.#beat().catch(() => {});
+      if (++beats % 4 === 0) void recoverDeadWorkers(this.#connections, this.#keys).catch(() => {});
+    }, 250);
+    for (let i = 0; i < this.#concurrency; i++) this.#loops.push(this.#takeLoop());
+    this.#loops.push(this.#cancelLoop());
+  }
+
+  async close(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await Promise.all(this.#loops);
+    clearInterval(this.#heartbeat);
+    await this.#connections.main.run(async (client) => {
+      await client.sRem(this.#keys.workers, this.id);
+      await client.del(this.#keys.alive(this.id));
+    }).catch(() => {});
+    await this.#connections.close();
+    await this.#options.pool.shutdown();
+  }
+
+  /** Renews this worker's sign of life, for as long as its tasks allow. */
+  async #beat(): Promise<void> {
+    await this.#connections.main.run((client) =>
+      client.set(this.#keys.alive(this.id), "1", { PX: Math.max(1_000, this.#livesFor) })
+    );
+  }
+
+  async #takeLoop(): Promise<void> {
+    while (!this.#stopping) {
+      const id = await this.#connections.blocking(
+        `${this.#keys.running(this.id)}:unused:`,
+        ({ link }) =>
+          link.run(
+            (client) =>
+              client.blMove(
+                this.#keys.tasks,
+                this.#keys.running(this.id),
+                "LEFT",
+                "RIGHT",
+                SLICE_MS / 1000,
+              ),
+            SLICE_MS,
+          ),
+      ).catch(() => null);
+      if (id === null || id === undefined) continue;
+      await this.#run(typeof id === "string" ? id : new TextDecoder().decode(id as Uint8Array));
+    }
+  }
+
+  async #cancelLoop(): Promise<void> {
+    while (!this.#stopping) {
+      const popped = await this.#connections.blocking(
+        `${this.#keys.cancel(this.id)}:unused:`,
+        ({ link }) =>
+          link.run((client) => client.blPop(this.#keys.cancel(this.id), SLICE_MS / 1000), SLICE_MS),
+      ).catch(() => null);
+      if (popped === null || popped === undefined) continue;
+      const raw = (popped as { element: unknown }).element;
+      const id = typeof raw === "string" ? raw : new TextDecoder().decode(raw as Uint8Array);
+      this.#running.get(id)?.cancel();
+    }
+  }
+
+  /** Runs one taken job and gives its result. */
+  async #run(id: string): Promise<void> {
+    const fields = await this.#connections.main.run((client) =>
+      client.eval(CLAIM, {
+        keys: [this.#keys.job(id), this.#keys.running(this.id)],
+        arguments: [id, this.id],
+      })
+    ) as Uint8Array[] | null;
+    if (fields === null) return;
+    const job = new Map<string, Uint8Array>();
+    for (let i = 0; i < fields.length; i += 2) {
+      job.set(new TextDecoder().decode(fields[i]), fields[i + 1]);
+    }
+    const text = (name: string) => new TextDecoder().decode(job.get(name));
+    const client = text("client");
+    const stalledAfter = Number(text("stalledAfter"));
+    if (stalledAfter > 0 && stalledAfter < this.#livesFor) {
+      this.#livesFor = stalledAfter;
+      await this.#beat();
+    }
+    let status = RETURNED;
+    let value: unknown;
+    try {
+      const { fn, mode, args } = deserialize(job.get("body")!) as {
+        fn: FnSpec;
+        mode: JobMode;
+        args: unknown[];
+      };
+      this.#check(fn);
+      const timeout = Number(text("timeout")) || Infinity;
+      const task = submitSpec(this.#options.pool, fn, args, mode, timeout);
+      this.#running.set(id, task);
+      value = await task;
+    } catch (error) {
+      status = THREW;
+      value = packError(error);
+    } finally {
+      this.#running.delete(id);
+    }
+    let item: Uint8Array;
+    try {
+      item = itemToBytes({ id, status, value });
+    } catch (error) {
+      item = itemToBytes({ id, status: THREW, value: packError(error) });
+    }
+    await this.#connections.main.run((redis) =>
+      redis.eval(FINISH, {
+        keys: [this.#keys.running(this.id), this.#keys.job(id), this.#keys.resultItems(client)],
+        arguments: [id, Buffer.from(item)],
+      })
+    ).catch(() => {});
+  }
+
+  /** Refuses a task this worker does not trust. */
+  #check(fn: FnSpec): void {
+    if ("source" in fn) {
+      if (this.#options.allowInline) return;
+      throw new Error(
+        `serveRedisPool "${this.#options.name}" refused inline task "${fn.name || "anonymous"}": ` +
+          `this worker runs inline functions only with allowInline: true; submit tasks(url).name instead`,
+      );
+    }
+    let url: string;
+    try {
+      url = new URL(fn.module).href;
+    } catch {
+      throw new Error(
+        `serveRedisPool "${this.#options.name}" refused a task module that is not a URL: ${
+          show(fn.module)
+        }`,
+      );
+    }
+    if (!this.#prefixes.some((prefix) => url.startsWith(prefix))) {
+      throw new Error(
+        `serveRedisPool "${this.#options.name}" refused task module ${url}: it is not under ` +
+          `the modules this worker may import (${this.#prefixes.join(", ") || "none"})`,
+      );
+    }
+  }
+}

@@ -1,0 +1,201 @@
+// RedisPool and serveRedisPool against a real redis-server, with worker processes started by
+// the test (redis/worker.ts), as on other machines.
+import assert from "node:assert/strict";
+import { tasks } from "../mod.ts";
+import { RedisPool, RedisQueue } from "../redis/mod.ts";
+import { type RedisServer, redisTest } from "./_redis.ts";
+import { failure, within } from "./_helpers.ts";
+
+const work = tasks<typeof import("./_redis_tasks.ts")>(
+  new URL("./_redis_tasks.ts", import.meta.url),
+);
+const outside = tasks<typeof import("../bench/_fib.ts")>(
+  new URL("../bench/_fib.ts", import.meta.url),
+);
+const here = new URL("./", import.meta.url).href;
+const workerModule = new URL("../redis/worker.ts", import.meta.url).pathname;
+
+/** Starts a worker process serving `name`; stop() ends it with `signal`. */
+function startWorker(server: RedisServer, name: string, extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", workerModule, "--url", server.url, "--name", name, "--workers", "2"]
+      .concat(["--modules", here], extra),
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  return {
+    pid: child.pid,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    },
+  };
+}
+
+type StartedWorker = ReturnType<typeof startWorker>;
+
+async function withWorkers(
+  server: RedisServer,
+  name: string,
+  count: number,
+  body: (workers: StartedWorker[]) => Promise<void>,
+): Promise<void> {
+  const workers = Array.from({ length: count }, () => startWorker(server, name));
+  try {
+    await body(workers);
+  } finally {
+    await Promise.all(workers.map((worker) => worker.stop()));
+  }
+}
+
+redisTest("RedisPool: 1,000 tasks on two worker processes, results in order", async (server) => {
+  await withWorkers(server, "render", 2, async (workers) => {
+    await using pool = new RedisPool({ url: server.url, name: "render" });
+    const items = Array.from({ length: 1_000 }, (_, i) => [i, 1] as [number, number]);
+    assert.deepEqual(
+      await within(pool.starmap(work.add, items), 60_000),
+      items.map(([i]) => i + 1),
+    );
+    const pids = await within(
+      Promise.all(Array.from({ length: 40 }, () => pool.submit(work.whoRuns))),
+      30_000,
+    );
+    const ours = new Set(workers.map((worker) => worker.pid));
+    assert.ok(pids.every((pid) => ours.has(pid)), `ran on ${[...new Set(pids)]}`);
+    assert.equal(pool.stats.pendingTasks, 0);
+  });
+});
+
+redisTest(
+  "RedisPool: errors arrive with their class and message; untrusted tasks are refused and the worker goes on",
+  async (server) => {
+    await withWorkers(server, "errors", 1, async () => {
+      await using pool = new RedisPool({ url: server.url, name: "errors" });
+      const error = await failure(pool.submit(work.fail, "boom"), 30_000);
+      assert.equal(error.name, "CustomError");
+      assert.equal(error.message, "boom");
+      assert.equal(error.code, 42);
+      const refused = await failure(pool.submit(outside.fib, 10), 30_000);
+      assert.match(
+        refused.message,
+        /refused task module .*bench\/_fib\.ts: it is not under the modules/,
+      );
+      const inline = await failure(pool.submit((x: number) => x * 2, 21), 30_000);
+      assert.match(inline.message, /refused inline task/);
+      assert.equal(await within(pool.submit(work.add, 2, 3), 30_000), 5);
+    });
+  },
+);
+
+redisTest(
+  "RedisPool: cancel reaches a running task on its worker; a timeout ends one there",
+  async (server) => {
+    await withWorkers(server, "cancels", 1, async () => {
+      await using pool = new RedisPool({ url: server.url, name: "cancels" });
+      await using told = new RedisQueue<string>({ url: server.url, name: "told" });
+      const running = pool.submit(work.waitForCancel, server.url, "told", 20_000);
+      // Wait until a worker holds it: a second task after it on a 2-thread worker runs at once.
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      running.cancel();
+      assert.equal((await failure(running)).name, "CancelledError");
+      assert.equal(await told.get({ timeout: 20_000 }), "cancelled");
+      const timed = pool.apply(work.waitForCancel, [server.url, "told", 20_000], { timeout: 100 });
+      assert.equal((await failure(timed, 30_000)).name, "TimeoutError");
+      assert.equal(await told.get({ timeout: 20_000 }), "cancelled");
+    });
+  },
+);
+
+redisTest(
+  "RedisPool: a worker killed mid-task: its task runs again elsewhere, once, and settles once",
+  async (server) => {
+    const first = startWorker(server, "crash");
+    let second: StartedWorker | undefined;
+    try {
+      await using pool = new RedisPool({ url: server.url, name: "crash", stalledAfter: 1_000 });
+      await using started = new RedisQueue<number>({ url: server.url, name: "started" });
+      const long = pool.submit(work.startThenWait, server.url, "started", 1_000);
+      assert.equal(await started.get({ timeout: 30_000 }), first.pid);
+      await first.stop("SIGKILL");
+      second = startWorker(server, "crash");
+      assert.equal(await within(long, 30_000), second.pid);
+      assert.equal(await started.get({ timeout: 5_000 }), second.pid);
+      assert.equal(await started.size(), 0, "it ran more than twice");
+    } finally {
+      await first.stop();
+      await second?.stop();
+    }
+  },
+);
+
+redisTest(
+  "RedisPool: a task whose workers keep dying fails with WorkerCrashedError after maxAttempts",
+  async (server) => {
+    await using pool = new RedisPool({
+      url: server.url,
+      name: "doomed",
+      stalledAfter: 500,
+      maxAttempts: 2,
+    });
+    await using started = new RedisQueue<number>({ url: server.url, name: "started" });
+    const doomed = pool.submit(work.startThenWait, server.url, "started", 60_000);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const worker = startWorker(server, "doomed");
+      try {
+        assert.equal(await started.get({ timeout: 30_000 }), worker.pid);
+      } finally {
+        await worker.stop("SIGKILL");
+      }
+    }
+    const error = await failure(doomed, 30_000);
+    assert.equal(error.name, "WorkerCrashedError");
+    assert.match(
+      String(error.cause),
+      /its worker died while running it, 2 time\(s\) \(maxAttempts: 2\)/,
+    );
+  },
+);
+
+redisTest(
+  "RedisPool: connections dropped in the middle lose no task",
+  async (server) => {
+    await withWorkers(server, "drops", 2, async () => {
+      await using pool = new RedisPool({ url: server.url, name: "drops" });
+      const items = Array.from({ length: 600 }, (_, i) => i);
+      const mapping = Promise.all(items.map((i) => pool.submit(work.add, i, 1000)));
+      for (let k = 0; k < 4; k++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await new Deno.Command("redis-cli", {
+          args: ["-u", server.url, "CLIENT", "KILL", "TYPE", "normal"],
+          stdout: "null",
+        }).output();
+      }
+      assert.deepEqual(await within(mapping, 60_000), items.map((i) => i + 1000));
+    });
+  },
+);
+
+redisTest(
+  "RedisPool: a shared object cannot go to another machine; bad options are named",
+  async (server) => {
+    await using pool = new RedisPool({ url: server.url, name: "bad" });
+    const { Mutex } = await import("../mod.ts");
+    assert.throws(() => pool.submit(work.add, new Mutex() as never, 1), {
+      name: "SerializationError",
+      message: /Mutex lives in this machine's memory and cannot go to another machine/,
+    });
+    assert.throws(() => new RedisPool({ url: server.url, name: "x", maxAttempts: 0 }), {
+      name: "RangeError",
+      message: /'maxAttempts'/,
+    });
+    assert.throws(() => new RedisPool({ url: server.url, name: "x", stalled: 1 } as never), {
+      name: "TypeError",
+      message: /unknown option 'stalled'/,
+    });
+  },
+);
