@@ -38,6 +38,14 @@ function startWorker(server: RedisServer, name: string, extra: string[] = []) {
 
 type StartedWorker = ReturnType<typeof startWorker>;
 
+/** A pool front for one test; its end cancels what is left, so a broken test cannot hang. */
+function openPool(options: ConstructorParameters<typeof RedisPool>[0]) {
+  const pool = new RedisPool(options);
+  return Object.assign(pool, {
+    [Symbol.asyncDispose]: () => within(pool.shutdown({ cancelPending: true }), 30_000),
+  });
+}
+
 async function withWorkers(
   server: RedisServer,
   name: string,
@@ -54,7 +62,7 @@ async function withWorkers(
 
 redisTest("RedisPool: 1,000 tasks on two worker processes, results in order", async (server) => {
   await withWorkers(server, "render", 2, async (workers) => {
-    await using pool = new RedisPool({ url: server.url, name: "render" });
+    await using pool = openPool({ url: server.url, name: "render" });
     const items = Array.from({ length: 1_000 }, (_, i) => [i, 1] as [number, number]);
     assert.deepEqual(
       await within(pool.starmap(work.add, items), 60_000),
@@ -74,7 +82,7 @@ redisTest(
   "RedisPool: errors arrive with their class and message; untrusted tasks are refused and the worker goes on",
   async (server) => {
     await withWorkers(server, "errors", 1, async () => {
-      await using pool = new RedisPool({ url: server.url, name: "errors" });
+      await using pool = openPool({ url: server.url, name: "errors" });
       const error = await failure(pool.submit(work.fail, "boom"), 30_000);
       assert.equal(error.name, "CustomError");
       assert.equal(error.message, "boom");
@@ -95,7 +103,7 @@ redisTest(
   "RedisPool: cancel reaches a running task on its worker; a timeout ends one there",
   async (server) => {
     await withWorkers(server, "cancels", 1, async () => {
-      await using pool = new RedisPool({ url: server.url, name: "cancels" });
+      await using pool = openPool({ url: server.url, name: "cancels" });
       await using told = new RedisQueue<string>({ url: server.url, name: "told" });
       const running = pool.submit(work.waitForCancel, server.url, "told", 20_000);
       // Wait until a worker holds it: a second task after it on a 2-thread worker runs at once.
@@ -117,7 +125,7 @@ redisTest(
     const first = startWorker(server, "crash");
     let second: StartedWorker | undefined;
     try {
-      await using pool = new RedisPool({ url: server.url, name: "crash", stalledAfter: 1_000 });
+      await using pool = openPool({ url: server.url, name: "crash", stalledAfter: 1_000 });
       await using started = new RedisQueue<number>({ url: server.url, name: "started" });
       const long = pool.submit(work.startThenWait, server.url, "started", 1_000);
       assert.equal(await started.get({ timeout: 30_000 }), first.pid);
@@ -136,7 +144,7 @@ redisTest(
 redisTest(
   "RedisPool: a task whose workers keep dying fails with WorkerCrashedError after maxAttempts",
   async (server) => {
-    await using pool = new RedisPool({
+    await using pool = openPool({
       url: server.url,
       name: "doomed",
       stalledAfter: 500,
@@ -165,7 +173,7 @@ redisTest(
   "RedisPool: connections dropped in the middle lose no task",
   async (server) => {
     await withWorkers(server, "drops", 2, async () => {
-      await using pool = new RedisPool({ url: server.url, name: "drops" });
+      await using pool = openPool({ url: server.url, name: "drops" });
       const items = Array.from({ length: 600 }, (_, i) => i);
       const mapping = Promise.all(items.map((i) => pool.submit(work.add, i, 1000)));
       for (let k = 0; k < 4; k++) {
@@ -183,7 +191,7 @@ redisTest(
 redisTest(
   "RedisPool: a shared object cannot go to another machine; bad options are named",
   async (server) => {
-    await using pool = new RedisPool({ url: server.url, name: "bad" });
+    await using pool = openPool({ url: server.url, name: "bad" });
     const { Mutex } = await import("../mod.ts");
     assert.throws(() => pool.submit(work.add, new Mutex() as never, 1), {
       name: "SerializationError",
