@@ -70,3 +70,8 @@ export async function counterQueue(queue: Queue<number>, maxCount: number): Prom
     console.log(`  ${name}: ${await queue.get()}`);
   }
 }
+
+/** The process that runs it: which Redis worker took the task (example 11). */
+export function whichWorker(n: number): { n: number; fib: number; pid: number } {
+  return { n, fib: fib(n), pid: Deno.pid };
+}

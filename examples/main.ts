@@ -23,6 +23,7 @@ const CHAPTERS: Record<string, string> = {
   "08": "III.4 The synchronous mechanism for processes",
   "09": "IV Queues in threading and multiprocessing",
   "10": "V Process pool vs thread pool",
+  "11": "Beyond one machine: the pool and queue over Redis",
 };
 
 interface Example {
