@@ -16,8 +16,11 @@
  *
  * A worker takes a job by moving its id from `tasks` to its `running` list,
  * and finishes it with one script that removes the id from `running`, puts
- * the result in the submitter's queue and deletes the job: a result is given
- * once, and only by the worker that still holds the job. A worker whose
+ * the result in the submitter's queue, deletes the job and takes the next:
+ * a result is given once, and only by the worker that still holds the job.
+ * A job whose take reply was lost with a dropped connection stays in the
+ * worker's `running` list; the worker adopts it once it has seen it there,
+ * unknown, twice in a row. A worker whose
  * `alive` key has expired is dead: any worker or submitter moves its jobs
  * back to the front of `tasks`, or, once a job has been taken `maxAttempts`
  * times, answers it with a crash.
@@ -86,14 +89,31 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return redis.call('HGETALL', KEYS[1])`;
 
 /**
- * Gives a job's result, once, if this worker still holds the job.
- * KEYS: running, job, results queue items. ARGV: id, result item.
+ * Finishes a job and takes the next, in one round trip (as BullMQ's
+ * `moveToFinished` does). The result is given once, and only if this worker
+ * still holds the job (its id in `running`); then, unless ARGV[5] is "0", the
+ * next job's id moves from `tasks` to `running`, is marked this worker's,
+ * its attempt counted, and `{id, fields}` is returned (nothing when `tasks`
+ * is empty). ARGV[3] empty finishes nothing (a plain take).
+ * KEYS: tasks, running, results items. ARGV: worker, job key prefix, id, result item, take.
  */
-export const FINISH = `
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('RPUSH', KEYS[3], ARGV[2])
-return 1`;
+export const FINISH_AND_TAKE = `
+if ARGV[3] ~= '' and redis.call('LREM', KEYS[2], 1, ARGV[3]) == 1 then
+  redis.call('DEL', ARGV[2] .. ARGV[3])
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+end
+if ARGV[5] == '0' then return false end
+while true do
+  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not id then return false end
+  local job = ARGV[2] .. id
+  if redis.call('EXISTS', job) == 1 then
+    redis.call('HSET', job, 'worker', ARGV[1])
+    redis.call('HINCRBY', job, 'attempts', 1)
+    return {id, redis.call('HGETALL', job)}
+  end
+  redis.call('LREM', KEYS[2], 1, id)
+end`;
 
 /**
  * Recovers the jobs of a worker whose `alive` key has expired: each goes back

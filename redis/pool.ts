@@ -9,7 +9,12 @@
 
 import { Buffer } from "node:buffer";
 import { serialize } from "node:v8";
-import { CancelledError, SerializationError, WorkerCrashedError } from "../errors.ts";
+import {
+  CancelledError,
+  QueueClosedError,
+  SerializationError,
+  WorkerCrashedError,
+} from "../errors.ts";
 import { cancelTask, rejectTask, resolveTask, Task } from "../futures.ts";
 import { encode, unpackError } from "../internal/codec.ts";
 import { fnName, toFnSpec } from "../internal/functions.ts";
@@ -25,7 +30,7 @@ import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import type { TaskFunction } from "../tasks.ts";
 import { Connections } from "./_connection.ts";
 import { poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
-import { RedisQueue } from "./queue.ts";
+import { getBatch, RedisQueue } from "./queue.ts";
 
 /** Options of a {@linkcode RedisPool}. */
 export interface RedisPoolOptions {
@@ -360,7 +365,16 @@ export class RedisPool implements AsyncDisposable {
 
   async #read(): Promise<void> {
     try {
-      for await (const item of this.#results) this.#onResult(item);
+      for (;;) {
+        let batch: unknown[];
+        try {
+          batch = await getBatch(this.#results, 256);
+        } catch (error) {
+          if (error instanceof QueueClosedError) return;
+          throw error;
+        }
+        for (const item of batch) this.#onResult(item);
+      }
     } catch (error) {
       // The server is gone for good: every task waiting here fails with the reason.
       for (const id of [...this.#sent.keys()]) {

@@ -32,19 +32,42 @@ const SLICE_MS = 500;
 const PUT_ID_SECONDS = 3_600;
 
 /**
- * Takes an item without waiting, through the connection's pending list
- * (KEYS[1]): an item a dropped reply left there first, else the oldest,
- * moved there. The caller removes it from the pending list once it has the
- * reply. Returns `{1, item}`, `{2}` when the queue is closed and empty, `{0}`
- * when it is only empty.
+ * Takes up to ARGV[1] items without waiting, through the connection's
+ * pending list (KEYS[1]): the items a dropped reply left there, else the
+ * oldest ones, moved there. The caller empties the pending list once it has
+ * the reply. Returns `{1, items}`, `{2}` when the queue is closed and empty,
+ * `{0}` when it is only empty.
  */
 const TAKE = `
-local v = redis.call('LINDEX', KEYS[1], 0)
-if v then return {1, v} end
-v = redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT')
-if v then return {1, v} end
+local held = redis.call('LRANGE', KEYS[1], 0, -1)
+if #held > 0 then return {1, held} end
+for i = 1, tonumber(ARGV[1]) do
+  local v = redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT')
+  if not v then break end
+  held[i] = v
+end
+if #held > 0 then return {1, held} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
 return {0}`;
+
+/** Puts the items of a pending list (KEYS[1]) back at the head of the queue (KEYS[2]), in order. */
+const GIVE_BACK = `
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do end
+return 1`;
+
+let takeMany: <T>(queue: RedisQueue<T>, max: number, options?: WaitOptions) => Promise<T[]>;
+
+/**
+ * Takes up to `max` items at once, waiting while the queue is empty (what a
+ * `RedisPool` reads its results with). Private to the library.
+ */
+export function getBatch<T>(
+  queue: RedisQueue<T>,
+  max: number,
+  options?: WaitOptions,
+): Promise<T[]> {
+  return takeMany(queue, max, options);
+}
 
 /**
  * Adds an item (ARGV[2]) unless the queue is closed (-1) or holds ARGV[1]
@@ -180,26 +203,34 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
    * @throws {QueueClosedError} When the queue is closed and empty.
    * @throws {TimeoutError} When `timeout` passes first.
    */
-  get(options?: WaitOptions): Promise<T> {
-    const timeout = checkTimeout(options?.timeout, `${this.#label}.get`);
+  async get(options?: WaitOptions): Promise<T> {
+    return (await this.#getMany(1, options, "get"))[0];
+  }
+
+  static {
+    takeMany = (queue, max, options) => queue.#getMany(max, options, "get");
+  }
+
+  #getMany(max: number, options: WaitOptions | undefined, method: string): Promise<T[]> {
+    const timeout = checkTimeout(options?.timeout, `${this.#label}.${method}`);
     const signal = options?.signal;
     signal?.throwIfAborted();
     const deadline = performance.now() + timeout;
     let abandoned = false;
     const getting = this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
       for (;;) {
-        const bytes = await this.#take(link, pending, "get()");
-        if (bytes !== undefined) {
+        const taken = await this.#take(link, pending, `${method}()`, max);
+        if (taken !== undefined) {
           if (abandoned) {
             await this.#giveBack(link, pending);
             throw new Error("abandoned");
           }
-          return await this.#confirm(link, pending, bytes) as T;
+          return await this.#confirm(link, pending, taken) as T[];
         }
         if (abandoned) throw new Error("abandoned");
         const left = deadline - performance.now();
         if (left <= 0) {
-          throw new TimeoutError(`${this.#label}.get(): still empty after ${timeout} ms`);
+          throw new TimeoutError(`${this.#label}.${method}(): still empty after ${timeout} ms`);
         }
         // Wait for an item: it moves into the pending list, and the next take returns it.
         const slice = Math.min(left, SLICE_MS);
@@ -210,7 +241,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
       }
     });
     if (signal === undefined) return getting;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<T[]>((resolve, reject) => {
       const onAbort = () => {
         // The get in flight puts back whatever it takes from now on.
         abandoned = true;
@@ -229,42 +260,52 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
    */
   async tryGet(): Promise<{ value: T } | undefined> {
     return await this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
-      const bytes = await this.#take(link, pending, "tryGet()");
-      return bytes === undefined
+      const taken = await this.#take(link, pending, "tryGet()", 1);
+      return taken === undefined
         ? undefined
-        : { value: await this.#confirm(link, pending, bytes) as T };
+        : { value: (await this.#confirm(link, pending, taken))[0] as T };
     });
   }
 
   /**
-   * One take without waiting, into the connection's pending list: the
-   * item's bytes, or `undefined` when the queue is empty.
+   * One take of up to `max` items without waiting, into the connection's
+   * pending list: their bytes, or `undefined` when the queue is empty.
    *
    * @throws {QueueClosedError} When the queue is closed and empty.
    */
-  async #take(link: Link, pending: string, method: string): Promise<Uint8Array | undefined> {
-    const [status, bytes] = await link.run((client) =>
-      client.eval(TAKE, { keys: [pending, this.#keys.items, this.#keys.closed], arguments: [] })
-    ) as [number, Uint8Array?];
+  async #take(
+    link: Link,
+    pending: string,
+    method: string,
+    max: number,
+  ): Promise<Uint8Array[] | undefined> {
+    const [status, items] = await link.run((client) =>
+      client.eval(TAKE, {
+        keys: [pending, this.#keys.items, this.#keys.closed],
+        arguments: [String(max)],
+      })
+    ) as [number, Uint8Array[]?];
     if (status === 2) {
       throw new QueueClosedError(`${this.#label}.${method}: the queue is closed and empty`);
     }
-    return status === 1 ? bytes : undefined;
+    return status === 1 ? items : undefined;
   }
 
   /**
-   * Removes a taken item from the pending list, then returns it: the item is
-   * the caller's only once Redis has let go of it. The pending list holds only
-   * this item, so a removal retried after a dropped reply removes nothing else.
+   * Empties the pending list, then returns the taken items: they are the
+   * caller's only once Redis has let go of them. The pending list holds only
+   * them, so a removal retried after a dropped reply removes nothing else.
    */
-  async #confirm(link: Link, pending: string, bytes: Uint8Array): Promise<unknown> {
-    await link.run((client) => client.lPop(pending));
-    return itemFromBytes(bytes);
+  async #confirm(link: Link, pending: string, taken: Uint8Array[]): Promise<unknown[]> {
+    await link.run((client) => client.del(pending));
+    return taken.map(itemFromBytes);
   }
 
-  /** Puts the item a cancelled get took back at the head of the queue, where it was. */
+  /** Puts the items a cancelled get took back at the head of the queue, where they were. */
   async #giveBack(link: Link, pending: string): Promise<void> {
-    await link.run((client) => client.lMove(pending, this.#keys.items, "RIGHT", "LEFT"));
+    await link.run((client) =>
+      client.eval(GIVE_BACK, { keys: [pending, this.#keys.items], arguments: [] })
+    );
   }
 
   /** How many items are in the queue now. */

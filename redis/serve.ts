@@ -15,7 +15,7 @@ import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import { itemToBytes } from "../queue/_ring.ts";
 import { Connections } from "./_connection.ts";
-import { CLAIM, FINISH, poolKeys, RETURNED, THREW } from "./_protocol.ts";
+import { CLAIM, FINISH_AND_TAKE, poolKeys, RETURNED, THREW } from "./_protocol.ts";
 import { recoverDeadWorkers } from "./pool.ts";
 
 /** Options of {@linkcode serveRedisPool}. */
@@ -44,6 +44,19 @@ export interface RedisPoolWorker {
   readonly id: string;
   /** Stops taking tasks, finishes those it holds, then shuts its local pool down. */
   close(): Promise<void>;
+}
+
+/** A job this worker took, as it runs it. */
+interface Claimed {
+  readonly id: string;
+  readonly client: string;
+  readonly body: Uint8Array;
+  readonly timeout: number;
+  readonly stalledAfter: number;
+}
+
+function decode(raw: Uint8Array | string): string {
+  return typeof raw === "string" ? raw : new TextDecoder().decode(raw);
 }
 
 /** How long a blocking wait for a task or a cancel lasts before the worker looks around. */
@@ -108,6 +121,12 @@ class Worker implements RedisPoolWorker {
   readonly #prefixes: string[];
   readonly #concurrency: number;
   readonly #running = new Map<string, Task<unknown>>();
+  /** Ids of the jobs this worker has taken and not finished. */
+  readonly #known = new Set<string>();
+  /** Ids seen once in `running` that this worker did not know of (see #adoptOrphans). */
+  readonly #suspects = new Set<string>();
+  /** Jobs adopted, waiting for a loop. */
+  readonly #orphans: Claimed[] = [];
   #stopping = false;
   #loops: Promise<void>[] = [];
   #heartbeat?: ReturnType<typeof setInterval>;
@@ -127,7 +146,10 @@ class Worker implements RedisPoolWorker {
     let beats = 0;
     this.#heartbeat = setInterval(() => {
       void this.#beat().catch(() => {});
-      if (++beats % 4 === 0) void recoverDeadWorkers(this.#connections, this.#keys).catch(() => {});
+      if (++beats % 4 === 0) {
+        void recoverDeadWorkers(this.#connections, this.#keys).catch(() => {});
+        void this.#adoptOrphans().catch(() => {});
+      }
     }, 250);
     for (let i = 0; i < this.#concurrency; i++) this.#loops.push(this.#takeLoop());
     this.#loops.push(this.#cancelLoop());
@@ -154,24 +176,17 @@ class Worker implements RedisPoolWorker {
   }
 
   async #takeLoop(): Promise<void> {
+    let next: Claimed | undefined;
     while (!this.#stopping) {
-      const id = await this.#connections.blocking(
-        `${this.#keys.running(this.id)}:unused:`,
-        ({ link }) =>
-          link.run(
-            (client) =>
-              client.blMove(
-                this.#keys.tasks,
-                this.#keys.running(this.id),
-                "LEFT",
-                "RIGHT",
-                SLICE_MS / 1000,
-              ),
-            SLICE_MS,
-          ),
-      ).catch(() => null);
-      if (id === null || id === undefined) continue;
-      await this.#run(typeof id === "string" ? id : new TextDecoder().decode(id as Uint8Array));
+      next ??= this.#orphans.shift() ?? await this.#finishAndTake(undefined).catch(() =>
+        undefined
+      ) ??
+        await this.#waitForJob();
+      if (next === undefined) continue;
+      const item = await this.#execute(next);
+      next = await this.#finishAndTake({ id: next.id, client: next.client, item }).catch(() =>
+        undefined
+      );
     }
   }
 
@@ -183,63 +198,149 @@ class Worker implements RedisPoolWorker {
           link.run((client) => client.blPop(this.#keys.cancel(this.id), SLICE_MS / 1000), SLICE_MS),
       ).catch(() => null);
       if (popped === null || popped === undefined) continue;
-      const raw = (popped as { element: unknown }).element;
-      const id = typeof raw === "string" ? raw : new TextDecoder().decode(raw as Uint8Array);
+      const id = decode((popped as { element: Uint8Array | string }).element);
       this.#running.get(id)?.cancel();
     }
   }
 
-  /** Runs one taken job and gives its result. */
-  async #run(id: string): Promise<void> {
+  /** Waits (a while) for a job while there is none; a job that arrives is claimed. */
+  async #waitForJob(): Promise<Claimed | undefined> {
+    const moved = await this.#connections.blocking(
+      `${this.#keys.running(this.id)}:unused:`,
+      ({ link }) =>
+        link.run(
+          (client) =>
+            client.blMove(
+              this.#keys.tasks,
+              this.#keys.running(this.id),
+              "LEFT",
+              "RIGHT",
+              SLICE_MS / 1000,
+            ),
+          SLICE_MS,
+        ),
+    ).catch(() => null);
+    if (moved === null || moved === undefined) return undefined;
+    const id = decode(moved as Uint8Array | string);
+    this.#known.add(id);
     const fields = await this.#connections.main.run((client) =>
       client.eval(CLAIM, {
         keys: [this.#keys.job(id), this.#keys.running(this.id)],
         arguments: [id, this.id],
       })
-    ) as Uint8Array[] | null;
-    if (fields === null) return;
-    const job = new Map<string, Uint8Array>();
-    for (let i = 0; i < fields.length; i += 2) {
-      job.set(new TextDecoder().decode(fields[i]), fields[i + 1]);
+    ).catch(() => null) as Uint8Array[] | null;
+    if (fields === null) {
+      this.#known.delete(id);
+      return undefined;
     }
-    const text = (name: string) => new TextDecoder().decode(job.get(name));
-    const client = text("client");
-    const stalledAfter = Number(text("stalledAfter"));
-    if (stalledAfter > 0 && stalledAfter < this.#livesFor) {
-      this.#livesFor = stalledAfter;
-      await this.#beat();
+    return this.#claimed(id, fields);
+  }
+
+  /**
+   * Gives a finished job's result (when `done`), then takes the next job, in
+   * one round trip; no next job while stopping.
+   */
+  async #finishAndTake(
+    done: { id: string; client: string; item: Uint8Array } | undefined,
+  ): Promise<Claimed | undefined> {
+    const reply = await this.#connections.main.run((client) =>
+      client.eval(FINISH_AND_TAKE, {
+        keys: [
+          this.#keys.tasks,
+          this.#keys.running(this.id),
+          this.#keys.resultItems(done?.client ?? ""),
+        ],
+        arguments: [
+          this.id,
+          this.#keys.job(""),
+          done?.id ?? "",
+          Buffer.from(done?.item ?? new Uint8Array(0)),
+          this.#stopping ? "0" : "1",
+        ],
+      })
+    ) as [Uint8Array, Uint8Array[]] | null;
+    if (done !== undefined) this.#known.delete(done.id);
+    if (reply === null) return undefined;
+    const id = decode(reply[0]);
+    this.#known.add(id);
+    return this.#claimed(id, reply[1]);
+  }
+
+  #claimed(id: string, fields: Uint8Array[]): Claimed {
+    const job = new Map<string, Uint8Array>();
+    for (let i = 0; i < fields.length; i += 2) job.set(decode(fields[i]), fields[i + 1]);
+    const text = (name: string) => job.has(name) ? decode(job.get(name)!) : "";
+    return {
+      id,
+      client: text("client"),
+      body: job.get("body") ?? new Uint8Array(0),
+      timeout: Number(text("timeout")) || Infinity,
+      stalledAfter: Number(text("stalledAfter")),
+    };
+  }
+
+  /** Adopts the jobs in this worker's `running` list that it lost track of (see `_protocol.ts`). */
+  async #adoptOrphans(): Promise<void> {
+    const listed = await this.#connections.main.run((client) =>
+      client.lRange(this.#keys.running(this.id), 0, -1)
+    );
+    const ids = new Set(listed.map((raw) => decode(raw as Uint8Array | string)));
+    for (const id of ids) {
+      if (this.#known.has(id)) continue;
+      if (!this.#suspects.has(id)) {
+        this.#suspects.add(id);
+        continue;
+      }
+      this.#suspects.delete(id);
+      const fields = await this.#connections.main.run((client) =>
+        client.hGetAll(this.#keys.job(id))
+      );
+      const entries = Object.entries(fields as Record<string, unknown>);
+      if (entries.length === 0) {
+        await this.#connections.main.run((client) =>
+          client.lRem(this.#keys.running(this.id), 1, id)
+        );
+        continue;
+      }
+      this.#known.add(id);
+      const flat: Uint8Array[] = [];
+      for (const [key, value] of entries) {
+        flat.push(new TextEncoder().encode(key), value as Uint8Array);
+      }
+      this.#orphans.push(this.#claimed(id, flat));
+    }
+    for (const id of this.#suspects) if (!ids.has(id)) this.#suspects.delete(id);
+  }
+
+  /** Runs one claimed job; returns its result as a results-queue item. */
+  async #execute(job: Claimed): Promise<Uint8Array> {
+    if (job.stalledAfter > 0 && job.stalledAfter < this.#livesFor) {
+      this.#livesFor = job.stalledAfter;
+      await this.#beat().catch(() => {});
     }
     let status = RETURNED;
     let value: unknown;
     try {
-      const { fn, mode, args } = deserialize(job.get("body")!) as {
+      const { fn, mode, args } = deserialize(job.body) as {
         fn: FnSpec;
         mode: JobMode;
         args: unknown[];
       };
       this.#check(fn);
-      const timeout = Number(text("timeout")) || Infinity;
-      const task = submitSpec(this.#options.pool, fn, args, mode, timeout);
-      this.#running.set(id, task);
+      const task = submitSpec(this.#options.pool, fn, args, mode, job.timeout);
+      this.#running.set(job.id, task);
       value = await task;
     } catch (error) {
       status = THREW;
       value = packError(error);
     } finally {
-      this.#running.delete(id);
+      this.#running.delete(job.id);
     }
-    let item: Uint8Array;
     try {
-      item = itemToBytes({ id, status, value });
+      return itemToBytes({ id: job.id, status, value });
     } catch (error) {
-      item = itemToBytes({ id, status: THREW, value: packError(error) });
+      return itemToBytes({ id: job.id, status: THREW, value: packError(error) });
     }
-    await this.#connections.main.run((redis) =>
-      redis.eval(FINISH, {
-        keys: [this.#keys.running(this.id), this.#keys.job(id), this.#keys.resultItems(client)],
-        arguments: [id, Buffer.from(item)],
-      })
-    ).catch(() => {});
   }
 
   /** Refuses a task this worker does not trust. */
