@@ -1,6 +1,7 @@
 // RedisPool and serveRedisPool against a real redis-server, with worker processes started by
 // the test (redis/worker.ts), as on other machines.
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { tasks } from "../mod.ts";
 import { RedisPool, RedisQueue } from "../redis/mod.ts";
 import { type RedisServer, redisTest } from "./_redis.ts";
@@ -204,6 +205,56 @@ redisTest(
     assert.throws(() => new RedisPool({ url: server.url, name: "x", stalled: 1 } as never), {
       name: "TypeError",
       message: /unknown option 'stalled'/,
+    });
+  },
+);
+
+redisTest(
+  "RedisPool: a worker adopts a job in its running list that it never heard of (a lost take reply)",
+  async (server) => {
+    await withWorkers(server, "orphans", 1, async () => {
+      await using results = new RedisQueue<unknown>({
+        url: server.url,
+        name: "pool:orphans:results:test-client",
+      });
+      // Wait until the worker has registered, then put a job straight into its running list, as a
+      // take whose reply was lost leaves it.
+      const cli = (...args: string[]) =>
+        new Deno.Command("redis-cli", { args: ["-u", server.url, ...args], stdout: "piped" })
+          .output()
+          .then((out) => new TextDecoder().decode(out.stdout).trim());
+      let worker = "";
+      for (let i = 0; i < 200 && worker === ""; i++) {
+        worker = await cli("SRANDMEMBER", "parallel:pool:{orphans}:workers");
+        if (worker === "") await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.notEqual(worker, "", "the worker did not register");
+      const { serialize } = await import("node:v8");
+      const body = serialize({
+        fn: { module: work.add.module, name: "add" },
+        mode: "call",
+        args: [2, 3],
+      });
+      const { createClient } = await import("npm:redis@5.9.0");
+      const redis = createClient({ url: server.url });
+      await redis.connect();
+      try {
+        await redis.hSet("parallel:pool:{orphans}:job:orphan-1", {
+          body: Buffer.from(body),
+          client: "test-client",
+          timeout: "0",
+          maxAttempts: "3",
+          stalledAfter: "30000",
+          attempts: "1",
+          worker,
+        });
+        await redis.rPush(`parallel:pool:{orphans}:running:${worker}`, "orphan-1");
+      } finally {
+        await redis.close();
+      }
+      const result = await results.get({ timeout: 20_000 }) as { id: string; value: unknown };
+      assert.equal(result.id, "orphan-1");
+      assert.equal(result.value, 5);
     });
   },
 );
