@@ -64,6 +64,11 @@ function isConnectionError(error: unknown): boolean {
 
 class NoAnswer extends Error {}
 
+/** The first connection of a handle failed: the server is not there (the error names the URL). */
+export class UnreachableError extends Error {
+  override name = "UnreachableError";
+}
+
 interface Opened {
   base: BaseClient;
   client: BinaryClient;
@@ -77,6 +82,10 @@ export class Link {
   #current?: Promise<Opened>;
   #everOpened = false;
   #closed = false;
+  /** The connection `#current` resolved to, once it has. */
+  #opened?: Opened;
+  /** End the backoff pauses in progress (on close). */
+  readonly #wakers = new Set<() => void>();
 
   constructor(url: string, who: string, onFirstOpen: () => void = () => {}) {
     this.#url = url;
@@ -92,9 +101,11 @@ export class Link {
   async run<R>(command: (client: BinaryClient) => Promise<R>, waitMs = 0): Promise<R> {
     for (let attempt = 0;; attempt++) {
       this.#checkOpen();
-      const opened = await this.#open();
+      let opened: Opened | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
+        // Inside the try: a reconnect refused while the server is down is retried with backoff.
+        opened = await this.#open();
         return await Promise.race([
           command(opened.client),
           new Promise<never>((_, reject) => {
@@ -103,19 +114,27 @@ export class Link {
         ]);
       } catch (error) {
         if (!isConnectionError(error) || this.#closed) throw error;
-        this.#drop(opened);
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(MAX_BACKOFF_MS, 10 * 2 ** attempt))
-        );
+        if (opened !== undefined) this.#drop(opened);
       } finally {
         clearTimeout(timer);
       }
+      await new Promise<void>((resolve) => {
+        let pause: ReturnType<typeof setTimeout> | undefined = undefined;
+        const done = () => {
+          clearTimeout(pause);
+          this.#wakers.delete(done);
+          resolve();
+        };
+        this.#wakers.add(done);
+        pause = setTimeout(done, Math.min(MAX_BACKOFF_MS, 10 * 2 ** attempt));
+      });
     }
   }
 
   /** Closes the connection; later commands fail. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const wake of [...this.#wakers]) wake();
     const current = this.#current;
     this.#current = undefined;
     const opened = await current?.catch(() => undefined);
@@ -157,7 +176,7 @@ export class Link {
       await base.connect();
     } catch (error) {
       if (!this.#everOpened) {
-        throw new Error(
+        throw new UnreachableError(
           `${this.#who}: cannot reach Redis at ${this.#url}: ${(error as Error).message}`,
           {
             cause: error,
@@ -175,12 +194,15 @@ export class Link {
       base.destroy();
       this.#checkOpen();
     }
-    return { base, client: binary(base) };
+    this.#opened = { base, client: binary(base) };
+    return this.#opened;
   }
 
   #drop(opened: Opened): void {
-    if (this.#current !== undefined) {
+    // Only if it is still the current one: another command may have replaced it already.
+    if (this.#opened === opened) {
       this.#current = undefined;
+      this.#opened = undefined;
     }
     try {
       opened.base.destroy();

@@ -128,12 +128,18 @@ local ids = redis.call('LRANGE', KEYS[2], 0, -1)
 for i = #ids, 1, -1 do
   local id = ids[i]
   local job = ARGV[2] .. id
-  local fields = redis.call('HMGET', job, 'attempts', 'maxAttempts', 'client')
-  if fields[1] then
-    if tonumber(fields[1]) >= tonumber(fields[2]) then
+  local ok, fields = pcall(redis.call, 'HMGET', job, 'attempts', 'maxAttempts', 'client')
+  if ok and fields[1] then
+    -- Fields that are not numbers (a job written by someone else) count as its last attempt.
+    local attempts = tonumber(fields[1]) or 0
+    local most = tonumber(fields[2]) or 0
+    fields[1] = tostring(attempts)
+    fields[2] = tostring(most)
+    fields[3] = fields[3] or ''
+    if attempts >= most then
       local text = cjson.encode({ id = id, crashed = 'its worker died while running it, ' ..
         fields[1] .. ' time(s) (maxAttempts: ' .. fields[2] .. ')' })
-      redis.call('RPUSH', ARGV[3] .. fields[3] .. ARGV[4], string.char(7) .. text)
+      redis.pcall('RPUSH', ARGV[3] .. fields[3] .. ARGV[4], string.char(7) .. text)
       redis.call('DEL', job)
     else
       redis.call('HDEL', job, 'worker')

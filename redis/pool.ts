@@ -28,7 +28,7 @@ import {
 } from "../internal/options.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import type { TaskFunction } from "../tasks.ts";
-import { Connections } from "./_connection.ts";
+import { Connections, UnreachableError } from "./_connection.ts";
 import { poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
 import { getBatch, RedisQueue } from "./queue.ts";
 
@@ -285,10 +285,21 @@ export class RedisPool implements AsyncDisposable {
     }
     clearInterval(this.#recovering);
     this.#recovering = undefined;
-    await this.#results.close().catch(() => {});
-    await this.#reading;
+    // Disconnecting ends the reading (a get waiting in Redis ends within its slice), even while
+    // the server is down; then this handle's results queue is deleted, if the server answers
+    // soon: nobody reads it any more.
     await this.#results.disconnect();
+    await this.#reading;
+    if (this.#connections.closed) return;
+    const items = this.#keys.resultItems(this.#client);
+    const tidy = this.#connections.main.run((client) =>
+      client.del([items, items.slice(0, -"items".length) + "closed"])
+    ).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([tidy, new Promise((resolve) => timer = setTimeout(resolve, 2_000))]);
+    clearTimeout(timer);
     await this.#connections.close();
+    await tidy;
   }
 
   /** Shuts the pool's front down, for `await using`. */
@@ -364,21 +375,35 @@ export class RedisPool implements AsyncDisposable {
   }
 
   async #read(): Promise<void> {
-    try {
-      for (;;) {
-        let batch: unknown[];
-        try {
-          batch = await getBatch(this.#results, 256);
-        } catch (error) {
-          if (error instanceof QueueClosedError) return;
-          throw error;
+    for (;;) {
+      let batch: unknown[];
+      try {
+        batch = await getBatch(this.#results, 256);
+      } catch (error) {
+        if (this.#closed || error instanceof QueueClosedError) return;
+        if (error instanceof UnreachableError) {
+          // The server was not there: every task waiting here fails with the reason, and the
+          // next submit (the server may be up by then) starts reading again.
+          this.#reading = undefined;
+          clearInterval(this.#recovering);
+          this.#recovering = undefined;
+          for (const id of [...this.#sent.keys()]) {
+            this.#settle(id, (t) => rejectTask(t, error), "failed");
+          }
+          return;
         }
-        for (const item of batch) this.#onResult(item);
+        if (this.#results.disconnected) return;
+        // A key of the wrong type (anyone who can write to Redis can make one): look again
+        // after a pause, so that a key that always fails cannot spin.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
       }
-    } catch (error) {
-      // The server is gone for good: every task waiting here fails with the reason.
-      for (const id of [...this.#sent.keys()]) {
-        this.#settle(id, (t) => rejectTask(t, error), "failed");
+      for (const item of batch) {
+        try {
+          this.#onResult(item);
+        } catch {
+          // A result of the wrong form: skipped, like any other garbage.
+        }
       }
     }
   }
@@ -387,6 +412,7 @@ export class RedisPool implements AsyncDisposable {
     if (typeof item === "string") {
       // A crash, written by the script that recovers a dead worker's jobs.
       const { id, crashed } = JSON.parse(item) as { id: string; crashed: string };
+      if (typeof id !== "string") return;
       const sent = this.#sent.get(id);
       if (sent === undefined) return;
       this.#settle(id, (task) =>
@@ -402,8 +428,9 @@ export class RedisPool implements AsyncDisposable {
         ), "failed");
       return;
     }
+    if (typeof item !== "object" || item === null) return;
     const { id, status, value } = item as { id: string; status: number; value: unknown };
-    if (!this.#sent.has(id)) return;
+    if (typeof id !== "string" || !this.#sent.has(id)) return;
     if (status === RETURNED) this.#settle(id, (task) => resolveTask(task, value), "completed");
     else this.#settle(id, (task) => rejectTask(task, unpackError(value)), "failed");
   }
@@ -471,11 +498,14 @@ export async function recoverDeadWorkers(
   for (const raw of workers) {
     const worker = typeof raw === "string" ? raw : new TextDecoder().decode(raw as Uint8Array);
     const resultsPrefix = keys.resultItems("").slice(0, -"}:items".length);
+    // One worker's keys in a bad state (whoever can write to Redis) must not stop the others'.
     await connections.main.run((client) =>
       client.eval(RECOVER, {
         keys: [keys.alive(worker), keys.running(worker), keys.tasks, keys.workers],
         arguments: [worker, keys.job(""), resultsPrefix, "}:items"],
       })
-    );
+    ).catch((error) => {
+      if (connections.closed) throw error;
+    });
   }
 }

@@ -323,6 +323,11 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     await this.#connections.main.run((client) => client.set(this.#keys.closed, "1"));
   }
 
+  /** Whether `disconnect()` was called. */
+  get disconnected(): boolean {
+    return this.#connections.closed;
+  }
+
   /** Releases this handle's connections; the queue and its items stay in Redis. */
   disconnect(): Promise<void> {
     return this.#connections.close();

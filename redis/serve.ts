@@ -59,6 +59,11 @@ function decode(raw: Uint8Array | string): string {
   return typeof raw === "string" ? raw : new TextDecoder().decode(raw);
 }
 
+/** After a failed wait (a key of the wrong type, a closed link): a pause, so as not to spin. */
+function pause(): Promise<null> {
+  return new Promise((resolve) => setTimeout(() => resolve(null), 50));
+}
+
 /** How long a blocking wait for a task or a cancel lasts before the worker looks around. */
 const SLICE_MS = 500;
 
@@ -108,6 +113,18 @@ export async function serveRedisPool(options: ServeRedisPoolOptions): Promise<Re
       }`,
     );
   }
+  if (options.allowInline !== undefined && typeof options.allowInline !== "boolean") {
+    throw new TypeError(
+      `${where}: 'allowInline' must be a boolean: current value is ${show(options.allowInline)}`,
+    );
+  }
+  for (const prefix of options.modules) {
+    if (!URL.canParse(prefix)) {
+      throw new TypeError(
+        `${where}: 'modules' must be URL prefixes: ${show(prefix)} is not an absolute URL`,
+      );
+    }
+  }
   const worker = new Worker(options);
   await worker.start();
   return worker;
@@ -128,6 +145,7 @@ class Worker implements RedisPoolWorker {
   /** Jobs adopted, waiting for a loop. */
   readonly #orphans: Claimed[] = [];
   #stopping = false;
+  #closing = false;
   #loops: Promise<void>[] = [];
   #heartbeat?: ReturnType<typeof setInterval>;
   #livesFor = 30_000;
@@ -159,6 +177,7 @@ class Worker implements RedisPoolWorker {
     if (this.#stopping) return;
     this.#stopping = true;
     await Promise.all(this.#loops);
+    this.#closing = true;
     clearInterval(this.#heartbeat);
     await this.#connections.main.run(async (client) => {
       await client.sRem(this.#keys.workers, this.id);
@@ -170,23 +189,27 @@ class Worker implements RedisPoolWorker {
 
   /** Renews this worker's sign of life, for as long as its tasks allow. */
   async #beat(): Promise<void> {
-    await this.#connections.main.run((client) =>
-      client.set(this.#keys.alive(this.id), "1", { PX: Math.max(1_000, this.#livesFor) })
-    );
+    await this.#connections.main.run(async (client) => {
+      await client.set(this.#keys.alive(this.id), "1", { PX: Math.max(1_000, this.#livesFor) });
+      // Again each time: a server restarted without its data, or a recovery that found this
+      // worker silent for too long, forgot it, and the jobs it takes from now on must be found
+      // should it die. (Not while closing: close() takes it out.)
+      if (!this.#closing) await client.sAdd(this.#keys.workers, this.id);
+    });
   }
 
   async #takeLoop(): Promise<void> {
     let next: Claimed | undefined;
     while (!this.#stopping) {
-      next ??= this.#orphans.shift() ?? await this.#finishAndTake(undefined).catch(() =>
-        undefined
-      ) ??
-        await this.#waitForJob();
+      // Whatever a job holds (a key of the wrong type, garbage fields), this loop goes on.
+      next ??= this.#orphans.shift() ??
+        await this.#finishAndTake(undefined).catch(pause) ??
+        await this.#waitForJob().catch(pause) ??
+        undefined;
       if (next === undefined) continue;
       const item = await this.#execute(next);
-      next = await this.#finishAndTake({ id: next.id, client: next.client, item }).catch(() =>
-        undefined
-      );
+      next = await this.#finishAndTake({ id: next.id, client: next.client, item }).catch(pause) ??
+        undefined;
     }
   }
 
@@ -196,7 +219,7 @@ class Worker implements RedisPoolWorker {
         `${this.#keys.cancel(this.id)}:unused:`,
         ({ link }) =>
           link.run((client) => client.blPop(this.#keys.cancel(this.id), SLICE_MS / 1000), SLICE_MS),
-      ).catch(() => null);
+      ).catch(pause);
       if (popped === null || popped === undefined) continue;
       const id = decode((popped as { element: Uint8Array | string }).element);
       this.#running.get(id)?.cancel();
@@ -326,8 +349,13 @@ class Worker implements RedisPoolWorker {
         mode: JobMode;
         args: unknown[];
       };
-      this.#check(fn);
-      const task = submitSpec(this.#options.pool, fn, args, mode, job.timeout);
+      if (mode !== "call" && mode !== "map" && mode !== "starmap") {
+        throw new Error(
+          `serveRedisPool "${this.#options.name}" refused a job of mode ${show(mode)}`,
+        );
+      }
+      if (!Array.isArray(args)) throw new Error(`serveRedisPool "${this.#options.name}": bad job`);
+      const task = submitSpec(this.#options.pool, this.#check(fn), args, mode, job.timeout);
       this.#running.set(job.id, task);
       value = await task;
     } catch (error) {
@@ -343,10 +371,15 @@ class Worker implements RedisPoolWorker {
     }
   }
 
-  /** Refuses a task this worker does not trust. */
-  #check(fn: FnSpec): void {
+  /** Refuses a task this worker does not trust; else the spec to run (its URL normalised). */
+  #check(fn: FnSpec): FnSpec {
+    if (typeof fn !== "object" || fn === null || typeof fn.name !== "string") {
+      throw new Error(`serveRedisPool "${this.#options.name}" refused a job with no function`);
+    }
     if ("source" in fn) {
-      if (this.#options.allowInline) return;
+      if (this.#options.allowInline && typeof fn.source === "string") {
+        return { source: fn.source, name: fn.name };
+      }
       throw new Error(
         `serveRedisPool "${this.#options.name}" refused inline task "${fn.name || "anonymous"}": ` +
           `this worker runs inline functions only with allowInline: true; submit tasks(url).name instead`,
@@ -354,6 +387,7 @@ class Worker implements RedisPoolWorker {
     }
     let url: string;
     try {
+      if (typeof fn.module !== "string") throw new TypeError("not a string");
       url = new URL(fn.module).href;
     } catch {
       throw new Error(
@@ -362,11 +396,25 @@ class Worker implements RedisPoolWorker {
         }`,
       );
     }
-    if (!this.#prefixes.some((prefix) => url.startsWith(prefix))) {
+    // An encoded slash or backslash is one to Deno once it reads a file: it must not hide a "..".
+    if (/%(2f|5c)/i.test(url) || !this.#prefixes.some((prefix) => under(url, prefix))) {
       throw new Error(
         `serveRedisPool "${this.#options.name}" refused task module ${url}: it is not under ` +
           `the modules this worker may import (${this.#prefixes.join(", ") || "none"})`,
       );
     }
+    return { module: url, name: fn.name };
   }
+}
+
+/**
+ * Whether `url` is under `prefix`: a prefix that ends in "/" holds what starts with it; any
+ * other holds itself and what lies below it ("file:///srv/work" holds "file:///srv/work/a.ts",
+ * not "file:///srv/workshop/a.ts"), and for `jsr:` and `npm:` its versions ("jsr:@a/b@1/mod.ts").
+ */
+function under(url: string, prefix: string): boolean {
+  if (!url.startsWith(prefix)) return false;
+  if (url.length === prefix.length || prefix.endsWith("/")) return true;
+  const next = url[prefix.length];
+  return next === "/" || (next === "@" && /^(jsr|npm):/.test(prefix));
 }

@@ -1,0 +1,344 @@
+// Review findings for the redis/ module: each test pins one bug that was found and fixed.
+import assert from "node:assert/strict";
+import { tasks, ThreadPool } from "../mod.ts";
+import { RedisPool, RedisQueue, serveRedisPool } from "../redis/mod.ts";
+import { type RedisServer, redisTest } from "./_redis.ts";
+import { alive, failure, within } from "./_helpers.ts";
+
+const work = tasks<typeof import("./_redis_tasks.ts")>(
+  new URL("./_redis_tasks.ts", import.meta.url),
+);
+const here = new URL("./", import.meta.url).href;
+const workerModule = new URL("../redis/worker.ts", import.meta.url).pathname;
+
+async function cli(url: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("redis-cli", { args: ["-u", url, ...args], stderr: "null" })
+    .output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+function startWorker(server: RedisServer, name: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", workerModule, "--url", server.url, "--name", name, "--workers", "2"]
+      .concat(["--modules", here]),
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    pid: child.pid,
+    status: child.status,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    },
+  };
+}
+
+function openPool(options: ConstructorParameters<typeof RedisPool>[0]) {
+  const pool = new RedisPool(options);
+  return Object.assign(pool, {
+    [Symbol.asyncDispose]: () => within(pool.shutdown({ cancelPending: true }), 30_000),
+  });
+}
+
+/** A worker in this process, on a ThreadPool of one; closed by `await using`. */
+async function localWorker(url: string, name: string, modules: string[] = [here]) {
+  const worker = await serveRedisPool({
+    url,
+    name,
+    pool: new ThreadPool({ maxWorkers: 1 }),
+    modules,
+    concurrency: 1,
+  });
+  return Object.assign(worker, { [Symbol.asyncDispose]: () => within(worker.close(), 30_000) });
+}
+
+redisTest(
+  "review: a worker refuses ..%2f (Deno decodes it to a real ..) and a sibling of a prefix without a slash",
+  async ({ url }) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${dir}/work`);
+      await Deno.mkdir(`${dir}/workshop`);
+      const source = `export function who() { return "EVIL"; }`;
+      await Deno.writeTextFile(`${dir}/evil.ts`, source);
+      await Deno.writeTextFile(`${dir}/workshop/evil.ts`, source);
+      await Deno.writeTextFile(`${dir}/work/good.ts`, `export function who() { return "ok"; }`);
+      const base = new URL(`file://${dir}/`).href;
+      {
+        await using _worker = await localWorker(url, "trust", [`${base}work/`]);
+        await using pool = openPool({ url, name: "trust" });
+        const good = tasks<{ who(): string }>(`${base}work/good.ts`);
+        assert.equal(await within(pool.submit(good.who), 20_000), "ok");
+        const escape = tasks<{ who(): string }>(`${base}work/..%2fevil.ts`);
+        const error = await failure(pool.submit(escape.who), 20_000);
+        assert.match(error.message, /refused task module/);
+        const upper = tasks<{ who(): string }>(`${base}work/..%2Fevil.ts`);
+        assert.match((await failure(pool.submit(upper.who), 20_000)).message, /refused/);
+      }
+      {
+        // "file:///…/work" (no slash) must not open "file:///…/workshop/".
+        await using _worker = await localWorker(url, "trust2", [`${base}work`]);
+        await using pool = openPool({ url, name: "trust2" });
+        const good = tasks<{ who(): string }>(`${base}work/good.ts`);
+        assert.equal(await within(pool.submit(good.who), 20_000), "ok");
+        const sibling = tasks<{ who(): string }>(`${base}workshop/evil.ts`);
+        const error = await failure(pool.submit(sibling.who), 20_000);
+        assert.match(error.message, /refused task module/);
+      }
+      await assert.rejects(
+        serveRedisPool({
+          url,
+          name: "x",
+          pool: new ThreadPool({ maxWorkers: 1 }),
+          modules: [here],
+          allowInline: "no" as never,
+        }),
+        { name: "TypeError", message: /'allowInline' must be a boolean/ },
+      );
+      await assert.rejects(
+        serveRedisPool({
+          url,
+          name: "x",
+          pool: new ThreadPool({ maxWorkers: 1 }),
+          modules: ["/srv/work/"],
+        }),
+        { name: "TypeError", message: /'modules'.*"\/srv\/work\/" is not an absolute URL/ },
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+redisTest(
+  "review: a job hash of the wrong type does not crash a worker",
+  async (server) => {
+    const worker = startWorker(server, "garbage");
+    try {
+      await using pool = openPool({ url: server.url, name: "garbage" });
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      for (let i = 0; i < 4; i++) {
+        await cli(server.url, "SET", `parallel:pool:{garbage}:job:bad${i}`, "not a hash");
+        await cli(server.url, "RPUSH", "parallel:pool:{garbage}:tasks", `bad${i}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.ok(alive(worker.pid), "the worker process died");
+      const results = await within(
+        Promise.all(Array.from({ length: 4 }, (_, i) => pool.submit(work.add, i, 10))),
+        30_000,
+      );
+      assert.deepEqual(results, [10, 11, 12, 13]);
+    } finally {
+      await worker.stop();
+    }
+  },
+);
+
+redisTest(
+  "review: garbage in a submitter's results queue fails no task and stops no reading",
+  async ({ url }) => {
+    await using pool = openPool({ url, name: "forged" });
+    const task = pool.submit(work.add, 2, 3);
+    let ids: string[] = [];
+    for (let i = 0; i < 100 && ids.length === 0; i++) {
+      ids = (await cli(url, "LRANGE", "parallel:pool:{forged}:tasks", "0", "-1")).split("\n")
+        .filter(Boolean);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const client = ids[0].split(":")[0];
+    const key = `parallel:queue:{pool:forged:results:${client}}:items`;
+    // A string that is not JSON, an empty item, a short number, an unknown tag, null, a forged error.
+    await cli(url, "RPUSH", key, "\x07not json", "", "\x04", "\x63", "\x01");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await using _worker = await localWorker(url, "forged");
+    assert.equal(await within(task, 20_000), 5);
+    assert.equal(await within(pool.submit(work.add, 1, 2), 20_000), 3);
+  },
+);
+
+redisTest(
+  "review: a worker whose registration was lost (Redis restarted) registers again, so its tasks are recovered",
+  async (server) => {
+    const first = startWorker(server, "again");
+    let second: ReturnType<typeof startWorker> | undefined;
+    try {
+      await using pool = openPool({ url: server.url, name: "again", stalledAfter: 1_000 });
+      await using started = new RedisQueue<number>({ url: server.url, name: "started" });
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      // A restart of a server without persistence: every key is gone.
+      await cli(server.url, "FLUSHALL");
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const long = pool.submit(work.startThenWait, server.url, "started", 1_000);
+      assert.equal(await started.get({ timeout: 30_000 }), first.pid);
+      await first.stop("SIGKILL");
+      second = startWorker(server, "again");
+      assert.equal(await within(long, 20_000), second.pid);
+    } finally {
+      await first.stop();
+      await second?.stop();
+    }
+  },
+);
+
+async function ownServer(port: number) {
+  const child = new Deno.Command("redis-server", {
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 500; i++) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      break;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  return {
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
+
+redisTest(
+  "review: a pool whose server was unreachable at first works once it is up",
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const url = `redis://127.0.0.1:${port}`;
+    await using pool = openPool({ url, name: "late" });
+    const error = await failure(pool.submit(work.add, 1, 1), 20_000);
+    assert.match(error.message, /cannot reach Redis at/);
+    const server = await ownServer(port);
+    try {
+      await using _worker = await localWorker(url, "late");
+      assert.equal(await within(pool.submit(work.add, 2, 2), 20_000), 4);
+      await pool.shutdown();
+    } finally {
+      await server.stop();
+    }
+  },
+);
+
+redisTest(
+  "review: a malformed job held by a dead worker does not stop the recovery of the others",
+  async ({ url }) => {
+    await using pool = openPool({ url, name: "recover", stalledAfter: 1_000 });
+    const task = pool.submit(work.add, 20, 22);
+    let id = "";
+    for (let i = 0; i < 100 && id === ""; i++) {
+      id = await cli(url, "LPOP", "parallel:pool:{recover}:tasks");
+      if (id === "") await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // A dead worker "ghost" took the real job and holds a job hash with fields missing.
+    await cli(url, "HSET", "parallel:pool:{recover}:job:bad", "attempts", "1");
+    await cli(url, "RPUSH", "parallel:pool:{recover}:running:ghost", id, "bad");
+    await cli(url, "SADD", "parallel:pool:{recover}:workers", "ghost");
+    await using _worker = await localWorker(url, "recover");
+    assert.equal(await within(task, 20_000), 42);
+  },
+);
+
+redisTest(
+  "review: a pool front leaves no keys of its own in Redis after shutdown",
+  async ({ url }) => {
+    {
+      await using _worker = await localWorker(url, "tidy");
+      const pool = new RedisPool({ url, name: "tidy" });
+      assert.equal(await within(pool.submit(work.add, 1, 1), 20_000), 2);
+      await within(pool.shutdown(), 20_000);
+    }
+    const left = await cli(url, "KEYS", "parallel:queue:*");
+    assert.equal(left, "", `left behind: ${left}`);
+  },
+);
+
+redisTest(
+  "review: shutdown() and disconnect() end while the server is down",
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const url = `redis://127.0.0.1:${port}`;
+    const server = await ownServer(port);
+    const pool = new RedisPool({ url, name: "down" });
+    const queue = new RedisQueue<number>({ url, name: "down" });
+    try {
+      await using _worker = await localWorker(url, "down");
+      assert.equal(await within(pool.submit(work.add, 1, 1), 20_000), 2);
+      await queue.put(1);
+      assert.equal(await queue.get(), 1);
+      const waiting = queue.get().catch((error) => error);
+      await server.stop();
+      await within(pool.shutdown(), 15_000);
+      await within(queue.disconnect(), 15_000);
+      await within(waiting, 15_000);
+      // The worker cannot finish either: restart the server for its close().
+      await ownServer(port).then((restarted) => {
+        return within(_worker.close(), 20_000).finally(() => restarted.stop());
+      });
+    } finally {
+      await server.stop().catch(() => {});
+    }
+  },
+);
+
+redisTest(
+  "review: a server restarted (with its data) while a task runs: the task still settles with its result",
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const url = `redis://127.0.0.1:${port}`;
+    const dir = await Deno.makeTempDir();
+    const launch = async () => {
+      const child = new Deno.Command("redis-server", {
+        args: ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""]
+          .concat(["--appendonly", "yes", "--appendfsync", "always"]),
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      for (let i = 0; i < 500; i++) {
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      return child;
+    };
+    let server = await launch();
+    const worker = startWorker({ url, pid: server.pid }, "restart");
+    try {
+      await using pool = openPool({ url, name: "restart" });
+      await using started = new RedisQueue<number>({ url, name: "started" });
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      const long = pool.submit(work.startThenWait, url, "started", 1_000);
+      assert.equal(await started.get({ timeout: 30_000 }), worker.pid);
+      server.kill("SIGTERM");
+      await server.status;
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // the task ends meanwhile
+      server = await launch();
+      assert.equal(await within(long, 20_000), worker.pid);
+    } finally {
+      await worker.stop();
+      try {
+        server.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await server.status;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
