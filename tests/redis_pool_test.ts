@@ -235,6 +235,7 @@ redisTest(
         mode: "call",
         args: [2, 3],
       });
+      // deno-lint-ignore no-import-prefix
       const { createClient } = await import("npm:redis@5.9.0");
       const redis = createClient({ url: server.url });
       await redis.connect();
