@@ -26,6 +26,8 @@ function binary(client: BaseClient) {
 
 /** How long a command that answers at once may take before its connection is presumed dead. */
 const ANSWER_MS = 5_000;
+/** How long a graceful close may wait for answers before the socket is destroyed. */
+const CLOSE_MS = 1_000;
 /** The longest wait between two attempts to reconnect. */
 const MAX_BACKOFF_MS = 2_000;
 
@@ -139,15 +141,19 @@ export class Link {
     this.#current = undefined;
     const opened = await current?.catch(() => undefined);
     if (opened === undefined) return;
+    // A graceful close waits for the answers to the commands in flight, which a dead server
+    // never sends: after a moment the socket is simply destroyed.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      opened.base.close().then(() => true, () => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), CLOSE_MS)),
+    ]);
+    clearTimeout(timer);
+    if (closed) return;
     try {
-      await opened.base.close();
+      opened.base.destroy();
     } catch {
-      // Its connection had dropped: nothing is left to close but the socket.
-      try {
-        opened.base.destroy();
-      } catch {
-        // Already closed.
-      }
+      // Already closed.
     }
   }
 
