@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import { deserialize } from "node:v8";
 import type { Task } from "../futures.ts";
 import { packError } from "../internal/codec.ts";
-import { checkOptionNames, show } from "../internal/options.ts";
+import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
 import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import { itemToBytes } from "../queue/_ring.ts";
@@ -142,6 +142,8 @@ class Worker implements RedisPoolWorker {
   readonly #known = new Set<string>();
   /** Ids seen once in `running` that this worker did not know of (see #adoptOrphans). */
   readonly #suspects = new Set<string>();
+  /** Ids of jobs cancelled after this worker took them and before they started. */
+  readonly #cancelledEarly = new Set<string>();
   /** Jobs adopted, waiting for a loop. */
   readonly #orphans: Claimed[] = [];
   #stopping = false;
@@ -155,7 +157,12 @@ class Worker implements RedisPoolWorker {
     this.#keys = poolKeys(options.name);
     this.#connections = new Connections(options.url, `serveRedisPool "${options.name}"`);
     this.#prefixes = options.modules.map((prefix) => new URL(prefix).href);
-    this.#concurrency = options.concurrency ?? navigator.hardwareConcurrency ?? 1;
+    this.#concurrency = wholeNumber(
+      options.concurrency ?? navigator.hardwareConcurrency ?? 1,
+      "concurrency",
+      1,
+      "serveRedisPool",
+    );
   }
 
   async start(): Promise<void> {
@@ -222,7 +229,10 @@ class Worker implements RedisPoolWorker {
       ).catch(pause);
       if (popped === null || popped === undefined) continue;
       const id = decode((popped as { element: Uint8Array | string }).element);
-      this.#running.get(id)?.cancel();
+      const task = this.#running.get(id);
+      if (task !== undefined) task.cancel();
+      // A cancel for a job this worker took but has not started yet: cancelled as it starts.
+      else if (this.#known.has(id)) this.#cancelledEarly.add(id);
     }
   }
 
@@ -357,12 +367,14 @@ class Worker implements RedisPoolWorker {
       if (!Array.isArray(args)) throw new Error(`serveRedisPool "${this.#options.name}": bad job`);
       const task = submitSpec(this.#options.pool, this.#check(fn), args, mode, job.timeout);
       this.#running.set(job.id, task);
+      if (this.#cancelledEarly.delete(job.id)) task.cancel();
       value = await task;
     } catch (error) {
       status = THREW;
       value = packError(error);
     } finally {
       this.#running.delete(job.id);
+      this.#cancelledEarly.delete(job.id);
     }
     try {
       return itemToBytes({ id: job.id, status, value });

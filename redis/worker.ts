@@ -40,6 +40,9 @@ function parse(args: string[]) {
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!options.url || !options.name) throw new Error("--url and --name are required");
+  if (!Number.isInteger(options.workers) || options.workers < 1) {
+    throw new Error(`--workers must be a whole number >= 1: current value is ${options.workers}`);
+  }
   return options;
 }
 

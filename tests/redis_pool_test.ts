@@ -259,3 +259,39 @@ redisTest(
     });
   },
 );
+
+Deno.test("the shell worker and serveRedisPool name a bad worker count", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      workerModule,
+      "--url",
+      "redis://127.0.0.1:1",
+      "--name",
+      "x",
+      "--workers",
+      "abc",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 2);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /--workers must be a whole number >= 1: current value is NaN/,
+  );
+  const { serveRedisPool } = await import("../redis/mod.ts");
+  const { ThreadPool } = await import("../mod.ts");
+  await using pool = new ThreadPool({ maxWorkers: 1 });
+  await assert.rejects(
+    serveRedisPool({
+      url: "redis://127.0.0.1:1",
+      name: "x",
+      pool,
+      modules: [here],
+      concurrency: 0,
+    }),
+    { name: "RangeError", message: /'concurrency'/ },
+  );
+});
