@@ -89,31 +89,36 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return redis.call('HGETALL', KEYS[1])`;
 
 /**
- * Finishes a job and takes the next, in one round trip (as BullMQ's
- * `moveToFinished` does). The result is given once, and only if this worker
- * still holds the job (its id in `running`); then, unless ARGV[5] is "0", the
- * next job's id moves from `tasks` to `running`, is marked this worker's,
- * its attempt counted, and `{id, fields}` is returned (nothing when `tasks`
- * is empty). ARGV[3] empty finishes nothing (a plain take).
- * KEYS: tasks, running, results items. ARGV: worker, job key prefix, id, result item, take.
+ * Finishes jobs and takes the next ones, in one round trip (as BullMQ's
+ * `moveToFinished` does, for a batch). Each result is given once, and only if
+ * this worker still holds its job (its id in `running`); then up to ARGV[5]
+ * next jobs' ids move from `tasks` to `running`, each marked this worker's
+ * and its attempt counted; returns `{{id, fields}, …}`.
+ * KEYS: tasks, running. ARGV: worker, job key prefix, results items key
+ * prefix and suffix, how many to take, then (id, client, result item) per
+ * finished job.
  */
 export const FINISH_AND_TAKE = `
-if ARGV[3] ~= '' and redis.call('LREM', KEYS[2], 1, ARGV[3]) == 1 then
-  redis.call('DEL', ARGV[2] .. ARGV[3])
-  redis.call('RPUSH', KEYS[3], ARGV[4])
+for i = 6, #ARGV, 3 do
+  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then
+    redis.call('DEL', ARGV[2] .. ARGV[i])
+    redis.call('RPUSH', ARGV[3] .. ARGV[i + 1] .. ARGV[4], ARGV[i + 2])
+  end
 end
-if ARGV[5] == '0' then return false end
-while true do
+local taken = {}
+while #taken < tonumber(ARGV[5]) do
   local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  if not id then return false end
+  if not id then break end
   local job = ARGV[2] .. id
   if redis.call('EXISTS', job) == 1 then
     redis.call('HSET', job, 'worker', ARGV[1])
     redis.call('HINCRBY', job, 'attempts', 1)
-    return {id, redis.call('HGETALL', job)}
+    taken[#taken + 1] = {id, redis.call('HGETALL', job)}
+  else
+    redis.call('LREM', KEYS[2], 1, id)
   end
-  redis.call('LREM', KEYS[2], 1, id)
-end`;
+end
+return taken`;
 
 /**
  * Recovers the jobs of a worker whose `alive` key has expired: each goes back

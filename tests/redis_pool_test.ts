@@ -295,3 +295,36 @@ Deno.test("the shell worker and serveRedisPool name a bad worker count", async (
     { name: "RangeError", message: /'concurrency'/ },
   );
 });
+
+redisTest(
+  "RedisPool: a flood of tiny tasks, some failing, taken in batches: each settles once, rightly",
+  async (server) => {
+    await withWorkers(server, "flood", 2, async () => {
+      await using pool = openPool({ url: server.url, name: "flood" });
+      // Warm up: workers size their batches from measured run times.
+      await within(
+        Promise.all(Array.from({ length: 200 }, (_, i) => pool.submit(work.add, i, 0))),
+        30_000,
+      );
+      const outcomes = await within(
+        Promise.allSettled(
+          Array.from(
+            { length: 1_000 },
+            (_, i) => i % 7 === 3 ? pool.submit(work.fail, `no ${i}`) : pool.submit(work.add, i, 1),
+          ),
+        ),
+        60_000,
+      );
+      outcomes.forEach((outcome, i) => {
+        if (i % 7 === 3) {
+          assert.equal(outcome.status, "rejected");
+          assert.equal((outcome as PromiseRejectedResult).reason.message, `no ${i}`);
+        } else {
+          assert.deepEqual(outcome, { status: "fulfilled", value: i + 1 });
+        }
+      });
+      assert.equal(pool.stats.pendingTasks, 0);
+      assert.equal(pool.stats.failedTasks, outcomes.filter((o) => o.status === "rejected").length);
+    });
+  },
+);
