@@ -36,8 +36,29 @@ export interface MapOptions {
 const MAP_OPTIONS = ["chunkSize", "timeout", "signal", "onProgress"] as const;
 
 /**
- * A call's `timeout` and `signal`: `stopped` rejects when either ends the
- * call; `end()` lets both go. The signal is checked at once.
+ * Checks a call's `timeout`, `signal` and `onProgress`, and that the signal
+ * has not fired; returns the timeout.
+ */
+function checkLimits(options: MapOptions, where: string): number {
+  const timeout = checkMilliseconds(options.timeout ?? Infinity, "timeout", where);
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `${where}: 'signal' must be an AbortSignal: current value is ${show(signal)}`,
+    );
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw new TypeError(
+      `${where}: 'onProgress' must be a function: current value is ${show(options.onProgress)}`,
+    );
+  }
+  signal?.throwIfAborted();
+  return timeout;
+}
+
+/**
+ * A call's checked `timeout` and `signal`, armed: `stopped` rejects when
+ * either ends the call; `end()` lets both go.
  */
 class CallLimits {
   readonly stopped: Promise<never>;
@@ -46,19 +67,7 @@ class CallLimits {
   fired = false;
 
   /** `since`: when the call was made (the timeout counts from it). */
-  constructor(options: MapOptions, where: string, since = performance.now()) {
-    const timeout = checkMilliseconds(options.timeout ?? Infinity, "timeout", where);
-    const signal = options.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(
-        `${where}: 'signal' must be an AbortSignal: current value is ${show(signal)}`,
-      );
-    }
-    if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
-      throw new TypeError(
-        `${where}: 'onProgress' must be a function: current value is ${show(options.onProgress)}`,
-      );
-    }
+  constructor(timeout: number, signal: AbortSignal | undefined, where: string, since: number) {
     signal?.throwIfAborted();
     let stop!: (error: unknown) => void;
     this.stopped = new Promise<never>((_, reject) => {
@@ -150,7 +159,8 @@ export async function mapAll<R>(
   const chunkSize = options.chunkSize === undefined
     ? Math.max(1, Math.ceil(all.length / (pool.maxWorkers * 4)))
     : wholeNumber(options.chunkSize, "chunkSize", 1, where);
-  const limits = new CallLimits(options, where);
+  const timeout = checkLimits(options, where);
+  const limits = new CallLimits(timeout, options.signal, where, performance.now());
   const counted = progress(options, all);
   const chunks: Task<unknown[]>[] = [];
   for (let i = 0; i < all.length; i += chunkSize) {
@@ -204,7 +214,7 @@ export function lazyMap<T, R>(
   // Checked now; its timer and abort listener start with the iteration (an iterator never
   // read must leave nothing behind), the timeout still counted from now.
   const calledAt = performance.now();
-  new CallLimits(options, where, calledAt).end();
+  const timeout = checkLimits(options, where);
   const counted = progress(options, items);
 
   async function* generate(): AsyncGenerator<Awaited<R>, void, undefined> {
@@ -242,7 +252,7 @@ export function lazyMap<T, R>(
         }
       }
     };
-    const limits = new CallLimits(options, where, calledAt);
+    const limits = new CallLimits(timeout, options.signal, where, calledAt);
     try {
       await limits.race(refill());
       while (chunks.length > 0) {
