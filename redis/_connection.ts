@@ -15,6 +15,7 @@
 // deno-lint-ignore no-import-prefix
 import { createClient, RESP_TYPES } from "npm:redis@5.9.0";
 import { Buffer } from "node:buffer";
+import { checkOptionNames, show } from "../internal/options.ts";
 
 type BaseClient = ReturnType<typeof createClient>;
 /** A client whose bulk strings arrive as bytes. */
@@ -281,4 +282,31 @@ export class Connections {
     this.#idle.length = 0;
     await Promise.all([...this.#all].map((link) => link.close()));
   }
+}
+
+/**
+ * Checks the option names of a Redis handle (`url`, `name` and `others`),
+ * and that `url` and `name` are non-empty strings.
+ *
+ * @throws {TypeError} Naming the option and its value.
+ */
+export function checkServerOptions(
+  options: object,
+  others: readonly string[],
+  where: string,
+): void {
+  checkOptionNames(options, ["url", "name", ...others], where);
+  for (const key of ["url", "name"]) {
+    const value = (options as Record<string, unknown>)[key];
+    if (typeof value !== "string" || value === "") {
+      throw new TypeError(
+        `${where}: '${key}' must be a non-empty string: current value is ${show(value)}`,
+      );
+    }
+  }
+}
+
+/** A key or id Redis sent, as text (the clients here map bulk strings to bytes). */
+export function decode(raw: Uint8Array | string): string {
+  return typeof raw === "string" ? raw : new TextDecoder().decode(raw);
 }

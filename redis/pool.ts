@@ -23,12 +23,11 @@ import {
   checkArray,
   checkMilliseconds,
   checkOptionNames,
-  show,
   wholeNumber,
 } from "../internal/options.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import type { TaskFunction } from "../tasks.ts";
-import { Connections, UnreachableError } from "./_connection.ts";
+import { checkServerOptions, Connections, decode, UnreachableError } from "./_connection.ts";
 import { poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
 import { getBatch, RedisQueue } from "./queue.ts";
 
@@ -126,14 +125,7 @@ export class RedisPool implements AsyncDisposable {
    */
   constructor(options: RedisPoolOptions) {
     const where = "Cannot create RedisPool";
-    checkOptionNames(options, ["url", "name", "stalledAfter", "maxAttempts"], where);
-    for (const key of ["url", "name"] as const) {
-      if (typeof options[key] !== "string" || options[key] === "") {
-        throw new TypeError(
-          `${where}: '${key}' must be a non-empty string: current value is ${show(options[key])}`,
-        );
-      }
-    }
+    checkServerOptions(options, ["stalledAfter", "maxAttempts"], where);
     this.url = options.url;
     this.name = options.name;
     this.#label = `RedisPool "${this.name}"`;
@@ -142,7 +134,6 @@ export class RedisPool implements AsyncDisposable {
     this.#keys = poolKeys(this.name);
     this.#connections = new Connections(this.url, this.#label);
     this.#results = new RedisQueue({ url: this.url, name: this.#keys.results(this.#client) });
-    const records = new WeakMap<Task<unknown>, string>();
     this.#chunks = {
       label: this.#label,
       maxWorkers: 4,
@@ -150,7 +141,6 @@ export class RedisPool implements AsyncDisposable {
       submit: (fn, items, mode, where) => {
         const spec = toFnSpec(fn, `${where}: 'fn'`);
         const task = this.#submit(spec, [items], mode, Infinity, undefined);
-        records.set(task, String(task.id));
         return task as Task<unknown[]>;
       },
       withdraw: (task) => {
@@ -469,7 +459,7 @@ export class RedisPool implements AsyncDisposable {
         arguments: [id],
       }) as [number, Uint8Array | null | undefined];
       if (withdrawn === 0 && worker) {
-        await client.rPush(this.#keys.cancel(new TextDecoder().decode(worker)), id);
+        await client.rPush(this.#keys.cancel(decode(worker)), id);
       }
     }).catch(() => {});
     return true;
@@ -496,7 +486,7 @@ export async function recoverDeadWorkers(
 ): Promise<void> {
   const workers = await connections.main.run((client) => client.sMembers(keys.workers));
   for (const raw of workers) {
-    const worker = typeof raw === "string" ? raw : new TextDecoder().decode(raw as Uint8Array);
+    const worker = decode(raw as Uint8Array | string);
     const resultsPrefix = keys.resultItems("").slice(0, -"}:items".length);
     // One worker's keys in a bad state (whoever can write to Redis) must not stop the others'.
     await connections.main.run((client) =>

@@ -7,10 +7,10 @@
 
 import { Buffer } from "node:buffer";
 import { QueueClosedError, TimeoutError } from "../errors.ts";
-import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
+import { wholeNumber } from "../internal/options.ts";
 import { checkTimeout, type WaitOptions } from "../internal/wait.ts";
 import { itemFromBytes, itemToBytes } from "../queue/_ring.ts";
-import { Connections, type Link } from "./_connection.ts";
+import { checkServerOptions, Connections, type Link } from "./_connection.ts";
 
 /** Options of a {@linkcode RedisQueue}. */
 export interface RedisQueueOptions {
@@ -119,14 +119,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
    */
   constructor(options: RedisQueueOptions) {
     const where = "Cannot create RedisQueue";
-    checkOptionNames(options, ["url", "name", "maxSize"], where);
-    for (const key of ["url", "name"] as const) {
-      if (typeof options[key] !== "string" || options[key] === "") {
-        throw new TypeError(
-          `${where}: '${key}' must be a non-empty string: current value is ${show(options[key])}`,
-        );
-      }
-    }
+    checkServerOptions(options, ["maxSize"], where);
     this.url = options.url;
     this.name = options.name;
     this.maxSize = options.maxSize === undefined || options.maxSize === Infinity

@@ -10,11 +10,11 @@ import { Buffer } from "node:buffer";
 import { deserialize } from "node:v8";
 import type { Task } from "../futures.ts";
 import { packError } from "../internal/codec.ts";
-import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
+import { show, wholeNumber } from "../internal/options.ts";
 import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import { itemToBytes } from "../queue/_ring.ts";
-import { Connections } from "./_connection.ts";
+import { checkServerOptions, Connections, decode } from "./_connection.ts";
 import { CLAIM, FINISH_AND_TAKE, poolKeys, RETURNED, THREW } from "./_protocol.ts";
 import { recoverDeadWorkers } from "./pool.ts";
 
@@ -53,10 +53,6 @@ interface Claimed {
   readonly body: Uint8Array;
   readonly timeout: number;
   readonly stalledAfter: number;
-}
-
-function decode(raw: Uint8Array | string): string {
-  return typeof raw === "string" ? raw : new TextDecoder().decode(raw);
 }
 
 /** After a failed wait (a key of the wrong type, a closed link): a pause, so as not to spin. */
@@ -99,18 +95,7 @@ const SLICE_MS = 500;
  */
 export async function serveRedisPool(options: ServeRedisPoolOptions): Promise<RedisPoolWorker> {
   const where = "serveRedisPool";
-  checkOptionNames(
-    options,
-    ["url", "name", "pool", "modules", "allowInline", "concurrency"],
-    where,
-  );
-  for (const key of ["url", "name"] as const) {
-    if (typeof options[key] !== "string" || options[key] === "") {
-      throw new TypeError(
-        `${where}: '${key}' must be a non-empty string: current value is ${show(options[key])}`,
-      );
-    }
-  }
+  checkServerOptions(options, ["pool", "modules", "allowInline", "concurrency"], where);
   if (!Array.isArray(options.modules) || !options.modules.every((m) => typeof m === "string")) {
     throw new TypeError(
       `${where}: 'modules' must be an array of URL prefixes: current value is ${

@@ -1,6 +1,9 @@
 // A real redis-server for the Redis tests: one per test, on a free loopback port, stopped by
 // its pid. Without redis-server the tests are skipped, saying so, unless
-// PARALLEL_CORE_REQUIRE_REDIS is set (as .ci/run sets it): then they fail.
+// PARALLEL_CORE_REQUIRE_REDIS is set (as .ci/run sets it): then they fail. Also the helpers the
+// Redis tests share: a worker process, a pool front that cannot hang, redis-cli.
+import { RedisPool } from "../redis/mod.ts";
+import { within } from "./_helpers.ts";
 
 const SERVER = "redis-server";
 
@@ -94,4 +97,47 @@ export function redisTest(name: string, fn: (server: RedisServer) => Promise<voi
       }
     },
   });
+}
+
+const testsDir = new URL("./", import.meta.url).href;
+const workerModule = new URL("../redis/worker.ts", import.meta.url).pathname;
+
+/**
+ * Starts a worker process (redis/worker.ts, 2 threads) serving pool `name`,
+ * trusting the task modules of tests/; `stop()` ends it with `signal`.
+ */
+export function startRedisWorker(server: RedisServer, name: string, extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", workerModule, "--url", server.url, "--name", name, "--workers", "2"]
+      .concat(["--modules", testsDir], extra),
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  return {
+    pid: child.pid,
+    status: child.status,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    },
+  };
+}
+
+/** A pool front for one test; its end cancels what is left, so a broken test cannot hang. */
+export function openRedisPool(options: ConstructorParameters<typeof RedisPool>[0]) {
+  const pool = new RedisPool(options);
+  return Object.assign(pool, {
+    [Symbol.asyncDispose]: () => within(pool.shutdown({ cancelPending: true }), 30_000),
+  });
+}
+
+/** Runs `redis-cli -u url args…`; returns what it printed. */
+export async function redisCli(url: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("redis-cli", { args: ["-u", url, ...args], stderr: "null" })
+    .output();
+  return new TextDecoder().decode(out.stdout).trim();
 }

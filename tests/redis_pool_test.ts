@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { tasks } from "../mod.ts";
 import { RedisPool, RedisQueue } from "../redis/mod.ts";
-import { type RedisServer, redisTest } from "./_redis.ts";
+import { openRedisPool, type RedisServer, redisTest, startRedisWorker } from "./_redis.ts";
 import { failure, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_redis_tasks.ts")>(
@@ -16,36 +16,7 @@ const outside = tasks<typeof import("../bench/_fib.ts")>(
 const here = new URL("./", import.meta.url).href;
 const workerModule = new URL("../redis/worker.ts", import.meta.url).pathname;
 
-/** Starts a worker process serving `name`; stop() ends it with `signal`. */
-function startWorker(server: RedisServer, name: string, extra: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", workerModule, "--url", server.url, "--name", name, "--workers", "2"]
-      .concat(["--modules", here], extra),
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  return {
-    pid: child.pid,
-    async stop(signal: Deno.Signal = "SIGTERM") {
-      try {
-        child.kill(signal);
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    },
-  };
-}
-
-type StartedWorker = ReturnType<typeof startWorker>;
-
-/** A pool front for one test; its end cancels what is left, so a broken test cannot hang. */
-function openPool(options: ConstructorParameters<typeof RedisPool>[0]) {
-  const pool = new RedisPool(options);
-  return Object.assign(pool, {
-    [Symbol.asyncDispose]: () => within(pool.shutdown({ cancelPending: true }), 30_000),
-  });
-}
+type StartedWorker = ReturnType<typeof startRedisWorker>;
 
 async function withWorkers(
   server: RedisServer,
@@ -53,7 +24,7 @@ async function withWorkers(
   count: number,
   body: (workers: StartedWorker[]) => Promise<void>,
 ): Promise<void> {
-  const workers = Array.from({ length: count }, () => startWorker(server, name));
+  const workers = Array.from({ length: count }, () => startRedisWorker(server, name));
   try {
     await body(workers);
   } finally {
@@ -63,7 +34,7 @@ async function withWorkers(
 
 redisTest("RedisPool: 1,000 tasks on two worker processes, results in order", async (server) => {
   await withWorkers(server, "render", 2, async (workers) => {
-    await using pool = openPool({ url: server.url, name: "render" });
+    await using pool = openRedisPool({ url: server.url, name: "render" });
     const items = Array.from({ length: 1_000 }, (_, i) => [i, 1] as [number, number]);
     assert.deepEqual(
       await within(pool.starmap(work.add, items), 60_000),
@@ -83,7 +54,7 @@ redisTest(
   "RedisPool: errors arrive with their class and message; untrusted tasks are refused and the worker goes on",
   async (server) => {
     await withWorkers(server, "errors", 1, async () => {
-      await using pool = openPool({ url: server.url, name: "errors" });
+      await using pool = openRedisPool({ url: server.url, name: "errors" });
       const error = await failure(pool.submit(work.fail, "boom"), 30_000);
       assert.equal(error.name, "CustomError");
       assert.equal(error.message, "boom");
@@ -104,7 +75,7 @@ redisTest(
   "RedisPool: cancel reaches a running task on its worker; a timeout ends one there",
   async (server) => {
     await withWorkers(server, "cancels", 1, async () => {
-      await using pool = openPool({ url: server.url, name: "cancels" });
+      await using pool = openRedisPool({ url: server.url, name: "cancels" });
       await using told = new RedisQueue<string>({ url: server.url, name: "told" });
       const running = pool.submit(work.waitForCancel, server.url, "told", 20_000);
       // Wait until a worker holds it: a second task after it on a 2-thread worker runs at once.
@@ -123,15 +94,15 @@ redisTest(
 redisTest(
   "RedisPool: a worker killed mid-task: its task runs again elsewhere, once, and settles once",
   async (server) => {
-    const first = startWorker(server, "crash");
+    const first = startRedisWorker(server, "crash");
     let second: StartedWorker | undefined;
     try {
-      await using pool = openPool({ url: server.url, name: "crash", stalledAfter: 1_000 });
+      await using pool = openRedisPool({ url: server.url, name: "crash", stalledAfter: 1_000 });
       await using started = new RedisQueue<number>({ url: server.url, name: "started" });
       const long = pool.submit(work.startThenWait, server.url, "started", 1_000);
       assert.equal(await started.get({ timeout: 30_000 }), first.pid);
       await first.stop("SIGKILL");
-      second = startWorker(server, "crash");
+      second = startRedisWorker(server, "crash");
       assert.equal(await within(long, 30_000), second.pid);
       assert.equal(await started.get({ timeout: 5_000 }), second.pid);
       assert.equal(await started.size(), 0, "it ran more than twice");
@@ -145,7 +116,7 @@ redisTest(
 redisTest(
   "RedisPool: a task whose workers keep dying fails with WorkerCrashedError after maxAttempts",
   async (server) => {
-    await using pool = openPool({
+    await using pool = openRedisPool({
       url: server.url,
       name: "doomed",
       stalledAfter: 500,
@@ -154,7 +125,7 @@ redisTest(
     await using started = new RedisQueue<number>({ url: server.url, name: "started" });
     const doomed = pool.submit(work.startThenWait, server.url, "started", 60_000);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const worker = startWorker(server, "doomed");
+      const worker = startRedisWorker(server, "doomed");
       try {
         assert.equal(await started.get({ timeout: 30_000 }), worker.pid);
       } finally {
@@ -174,7 +145,7 @@ redisTest(
   "RedisPool: connections dropped in the middle lose no task",
   async (server) => {
     await withWorkers(server, "drops", 2, async () => {
-      await using pool = openPool({ url: server.url, name: "drops" });
+      await using pool = openRedisPool({ url: server.url, name: "drops" });
       const items = Array.from({ length: 600 }, (_, i) => i);
       const mapping = Promise.all(items.map((i) => pool.submit(work.add, i, 1000)));
       for (let k = 0; k < 4; k++) {
@@ -192,7 +163,7 @@ redisTest(
 redisTest(
   "RedisPool: a shared object cannot go to another machine; bad options are named",
   async (server) => {
-    await using pool = openPool({ url: server.url, name: "bad" });
+    await using pool = openRedisPool({ url: server.url, name: "bad" });
     const { Mutex } = await import("../mod.ts");
     assert.throws(() => pool.submit(work.add, new Mutex() as never, 1), {
       name: "SerializationError",
@@ -300,7 +271,7 @@ redisTest(
   "RedisPool: a flood of tiny tasks, some failing, taken in batches: each settles once, rightly",
   async (server) => {
     await withWorkers(server, "flood", 2, async () => {
-      await using pool = openPool({ url: server.url, name: "flood" });
+      await using pool = openRedisPool({ url: server.url, name: "flood" });
       // Warm up: workers size their batches from measured run times.
       await within(
         Promise.all(Array.from({ length: 200 }, (_, i) => pool.submit(work.add, i, 0))),

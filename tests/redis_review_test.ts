@@ -2,48 +2,13 @@
 import assert from "node:assert/strict";
 import { tasks, ThreadPool } from "../mod.ts";
 import { RedisPool, RedisQueue, serveRedisPool } from "../redis/mod.ts";
-import { type RedisServer, redisTest } from "./_redis.ts";
+import { openRedisPool, redisCli, redisTest, startRedisWorker } from "./_redis.ts";
 import { alive, failure, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_redis_tasks.ts")>(
   new URL("./_redis_tasks.ts", import.meta.url),
 );
 const here = new URL("./", import.meta.url).href;
-const workerModule = new URL("../redis/worker.ts", import.meta.url).pathname;
-
-async function cli(url: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("redis-cli", { args: ["-u", url, ...args], stderr: "null" })
-    .output();
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-function startWorker(server: RedisServer, name: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", workerModule, "--url", server.url, "--name", name, "--workers", "2"]
-      .concat(["--modules", here]),
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  return {
-    pid: child.pid,
-    status: child.status,
-    async stop(signal: Deno.Signal = "SIGTERM") {
-      try {
-        child.kill(signal);
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    },
-  };
-}
-
-function openPool(options: ConstructorParameters<typeof RedisPool>[0]) {
-  const pool = new RedisPool(options);
-  return Object.assign(pool, {
-    [Symbol.asyncDispose]: () => within(pool.shutdown({ cancelPending: true }), 30_000),
-  });
-}
 
 /** A worker in this process, on a ThreadPool of one; closed by `await using`. */
 async function localWorker(url: string, name: string, modules: string[] = [here]) {
@@ -101,7 +66,7 @@ redisTest(
       const base = new URL(`file://${dir}/`).href;
       {
         await using _worker = await localWorker(url, "trust", [`${base}work/`]);
-        await using pool = openPool({ url, name: "trust" });
+        await using pool = openRedisPool({ url, name: "trust" });
         const good = tasks<{ who(): string }>(`${base}work/good.ts`);
         assert.equal(await within(pool.submit(good.who), 20_000), "ok");
         const escape = tasks<{ who(): string }>(`${base}work/..%2fevil.ts`);
@@ -113,7 +78,7 @@ redisTest(
       {
         // "file:///…/work" (no slash) must not open "file:///…/workshop/".
         await using _worker = await localWorker(url, "trust2", [`${base}work`]);
-        await using pool = openPool({ url, name: "trust2" });
+        await using pool = openRedisPool({ url, name: "trust2" });
         const good = tasks<{ who(): string }>(`${base}work/good.ts`);
         assert.equal(await within(pool.submit(good.who), 20_000), "ok");
         const sibling = tasks<{ who(): string }>(`${base}workshop/evil.ts`);
@@ -148,13 +113,13 @@ redisTest(
 redisTest(
   "review: a job hash of the wrong type does not crash a worker",
   async (server) => {
-    const worker = startWorker(server, "garbage");
+    const worker = startRedisWorker(server, "garbage");
     try {
-      await using pool = openPool({ url: server.url, name: "garbage" });
+      await using pool = openRedisPool({ url: server.url, name: "garbage" });
       assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
       for (let i = 0; i < 4; i++) {
-        await cli(server.url, "SET", `parallel:pool:{garbage}:job:bad${i}`, "not a hash");
-        await cli(server.url, "RPUSH", "parallel:pool:{garbage}:tasks", `bad${i}`);
+        await redisCli(server.url, "SET", `parallel:pool:{garbage}:job:bad${i}`, "not a hash");
+        await redisCli(server.url, "RPUSH", "parallel:pool:{garbage}:tasks", `bad${i}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.ok(alive(worker.pid), "the worker process died");
@@ -172,18 +137,18 @@ redisTest(
 redisTest(
   "review: garbage in a submitter's results queue fails no task and stops no reading",
   async ({ url }) => {
-    await using pool = openPool({ url, name: "forged" });
+    await using pool = openRedisPool({ url, name: "forged" });
     const task = pool.submit(work.add, 2, 3);
     let ids: string[] = [];
     for (let i = 0; i < 100 && ids.length === 0; i++) {
-      ids = (await cli(url, "LRANGE", "parallel:pool:{forged}:tasks", "0", "-1")).split("\n")
+      ids = (await redisCli(url, "LRANGE", "parallel:pool:{forged}:tasks", "0", "-1")).split("\n")
         .filter(Boolean);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const client = ids[0].split(":")[0];
     const key = `parallel:queue:{pool:forged:results:${client}}:items`;
     // A string that is not JSON, an empty item, a short number, an unknown tag, null, a forged error.
-    await cli(url, "RPUSH", key, "\x07not json", "", "\x04", "\x63", "\x01");
+    await redisCli(url, "RPUSH", key, "\x07not json", "", "\x04", "\x63", "\x01");
     await new Promise((resolve) => setTimeout(resolve, 300));
     await using _worker = await localWorker(url, "forged");
     assert.equal(await within(task, 20_000), 5);
@@ -194,19 +159,19 @@ redisTest(
 redisTest(
   "review: a worker whose registration was lost (Redis restarted) registers again, so its tasks are recovered",
   async (server) => {
-    const first = startWorker(server, "again");
-    let second: ReturnType<typeof startWorker> | undefined;
+    const first = startRedisWorker(server, "again");
+    let second: ReturnType<typeof startRedisWorker> | undefined;
     try {
-      await using pool = openPool({ url: server.url, name: "again", stalledAfter: 1_000 });
+      await using pool = openRedisPool({ url: server.url, name: "again", stalledAfter: 1_000 });
       await using started = new RedisQueue<number>({ url: server.url, name: "started" });
       assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
       // A restart of a server without persistence: every key is gone.
-      await cli(server.url, "FLUSHALL");
+      await redisCli(server.url, "FLUSHALL");
       await new Promise((resolve) => setTimeout(resolve, 600));
       const long = pool.submit(work.startThenWait, server.url, "started", 1_000);
       assert.equal(await started.get({ timeout: 30_000 }), first.pid);
       await first.stop("SIGKILL");
-      second = startWorker(server, "again");
+      second = startRedisWorker(server, "again");
       assert.equal(await within(long, 20_000), second.pid);
     } finally {
       await first.stop();
@@ -245,7 +210,7 @@ redisTest(
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
     const url = `redis://127.0.0.1:${port}`;
-    await using pool = openPool({ url, name: "late" });
+    await using pool = openRedisPool({ url, name: "late" });
     const error = await failure(pool.submit(work.add, 1, 1), 20_000);
     assert.match(error.message, /cannot reach Redis at/);
     const server = await ownServer(port);
@@ -262,17 +227,17 @@ redisTest(
 redisTest(
   "review: a malformed job held by a dead worker does not stop the recovery of the others",
   async ({ url }) => {
-    await using pool = openPool({ url, name: "recover", stalledAfter: 1_000 });
+    await using pool = openRedisPool({ url, name: "recover", stalledAfter: 1_000 });
     const task = pool.submit(work.add, 20, 22);
     let id = "";
     for (let i = 0; i < 100 && id === ""; i++) {
-      id = await cli(url, "LPOP", "parallel:pool:{recover}:tasks");
+      id = await redisCli(url, "LPOP", "parallel:pool:{recover}:tasks");
       if (id === "") await new Promise((resolve) => setTimeout(resolve, 20));
     }
     // A dead worker "ghost" took the real job and holds a job hash with fields missing.
-    await cli(url, "HSET", "parallel:pool:{recover}:job:bad", "attempts", "1");
-    await cli(url, "RPUSH", "parallel:pool:{recover}:running:ghost", id, "bad");
-    await cli(url, "SADD", "parallel:pool:{recover}:workers", "ghost");
+    await redisCli(url, "HSET", "parallel:pool:{recover}:job:bad", "attempts", "1");
+    await redisCli(url, "RPUSH", "parallel:pool:{recover}:running:ghost", id, "bad");
+    await redisCli(url, "SADD", "parallel:pool:{recover}:workers", "ghost");
     await using _worker = await localWorker(url, "recover");
     assert.equal(await within(task, 20_000), 42);
   },
@@ -287,7 +252,7 @@ redisTest(
       assert.equal(await within(pool.submit(work.add, 1, 1), 20_000), 2);
       await within(pool.shutdown(), 20_000);
     }
-    const left = await cli(url, "KEYS", "parallel:queue:*");
+    const left = await redisCli(url, "KEYS", "parallel:queue:*");
     assert.equal(left, "", `left behind: ${left}`);
   },
 );
@@ -318,9 +283,9 @@ redisTest(
       return child;
     };
     let server = await launch();
-    const worker = startWorker({ url, pid: server.pid }, "restart");
+    const worker = startRedisWorker({ url, pid: server.pid }, "restart");
     try {
-      await using pool = openPool({ url, name: "restart" });
+      await using pool = openRedisPool({ url, name: "restart" });
       await using started = new RedisQueue<number>({ url, name: "started" });
       assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
       const long = pool.submit(work.startThenWait, url, "started", 1_000);
