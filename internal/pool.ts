@@ -718,10 +718,10 @@ export class Pool {
     let held = 0;
     for (const worker of [...this.#workers, ...this.#retiring]) {
       let holds = 0;
-      for (const [slot, record] of worker.jobs) {
+      for (const record of worker.jobs.values()) {
         if (record === undefined || record.phase !== "sent") continue;
         holds++;
-        if (worker.handle.started?.(slot) ?? true) running++;
+        if (this.#started(record)) running++;
         else held++;
       }
       if (holds > 0 && inService(worker)) busy++;
