@@ -1,13 +1,13 @@
 // Figures as a user meets them: each measurement runs in a fresh `deno run`
 // process, first use included (loading the library and starting workers).
-// Each is the median of 7 rounds, against a raw baseline measured the same
+// Each is the median of 15 rounds, against a raw baseline measured the same
 // way, rounds of the two interleaved.
 //
 //   deno task bench:fresh
 //
 // A round prints one number: milliseconds since the process started
 // (`performance.now()`), or the milliseconds a measured loop took.
-const ROUNDS = 7;
+const ROUNDS = 15;
 const here = new URL(".", import.meta.url);
 const lib = new URL("../mod.ts", import.meta.url).href;
 const threadsLib = new URL("../threads/mod.ts", import.meta.url).href;
@@ -129,8 +129,10 @@ try {
       b.push(await run(raw));
     }
     const [x, y] = [median(a), median(b)];
+    const ratios = a.map((ours, round) => ours / b[round]).sort((p, q) => p - q);
     console.log(
-      `${what}: ours ${x.toFixed(1)}, raw ${y.toFixed(1)}, ratio ${(x / y).toFixed(2)}×`,
+      `${what}: ours ${x.toFixed(1)}, raw ${y.toFixed(1)}, ratio ${(x / y).toFixed(2)}× ` +
+        `(round by round ${ratios[0].toFixed(2)}–${ratios.at(-1)!.toFixed(2)})`,
     );
   }
 } finally {

@@ -281,9 +281,9 @@ export class RedisPool implements AsyncDisposable {
     await this.#results.disconnect();
     await this.#reading;
     if (this.#connections.closed) return;
-    const items = this.#keys.resultItems(this.#client);
+    const queue = this.#keys.resultItems(this.#client).slice(0, -"items".length);
     const tidy = this.#connections.main.run((client) =>
-      client.del([items, items.slice(0, -"items".length) + "closed"])
+      client.del(["items", "closed", "holds"].map((key) => queue + key))
     ).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([tidy, new Promise((resolve) => timer = setTimeout(resolve, 2_000))]);

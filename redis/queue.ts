@@ -31,14 +31,31 @@ const SLICE_MS = 500;
 /** How long a put remembers its id, so that a put retried after a dropped reply adds nothing. */
 const PUT_ID_SECONDS = 3_600;
 
+/** How long a get's hold on its pending list lasts beyond one blocking wait, unless renewed. */
+const HOLD_GRACE_MS = 10_000;
+
 /**
  * Takes up to ARGV[1] items without waiting, through the connection's
  * pending list (KEYS[1]): the items a dropped reply left there, else the
- * oldest ones, moved there. The caller empties the pending list once it has
- * the reply. Returns `{1, items}`, `{2}` when the queue is closed and empty,
- * `{0}` when it is only empty.
+ * oldest ones, moved there. The get holds its pending list until ARGV[2] ms
+ * from now (KEYS[4], by the server's clock) and empties it once it has the
+ * reply. First, the items of pending lists whose hold lapsed (their consumer
+ * died between a take and its confirm) go back to the head of the queue, and
+ * a mark tells a consumer that was only slow. Returns `{1, items}`, `{2}`
+ * when the queue is closed and empty, `{0}` when it is only empty.
  */
 const TAKE = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 16)) do
+  if list ~= KEYS[1] then
+    local moved = 0
+    while redis.call('LMOVE', list, KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
+    if moved > 0 then redis.call('SET', list .. ':given-back', 1, 'EX', 3600) end
+    redis.call('ZREM', KEYS[4], list)
+  end
+end
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), KEYS[1])
 local held = redis.call('LRANGE', KEYS[1], 0, -1)
 if #held > 0 then return {1, held} end
 for i = 1, tonumber(ARGV[1]) do
@@ -47,12 +64,28 @@ for i = 1, tonumber(ARGV[1]) do
   held[i] = v
 end
 if #held > 0 then return {1, held} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZREM', KEYS[4], KEYS[1])
+  return {2}
+end
 return {0}`;
+
+/**
+ * Lets go of a pending list (KEYS[1]) whose items the caller has: 1 when
+ * they are the caller's (also for a confirm sent again after a lost reply),
+ * 0 when they went back to the queue while the caller was slow (its hold in
+ * KEYS[2] lapsed; KEYS[3] is the mark left then).
+ */
+const CONFIRM = `
+redis.call('ZREM', KEYS[2], KEYS[1])
+if redis.call('DEL', KEYS[1]) == 1 then return 1 end
+if redis.call('DEL', KEYS[3]) == 1 then return 0 end
+return 1`;
 
 /** Puts the items of a pending list (KEYS[1]) back at the head of the queue (KEYS[2]), in order. */
 const GIVE_BACK = `
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do end
+redis.call('ZREM', KEYS[3], KEYS[1])
 return 1`;
 
 let takeMany: <T>(queue: RedisQueue<T>, max: number, options?: WaitOptions) => Promise<T[]>;
@@ -106,7 +139,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
   readonly url: string;
   /** The most items this handle's puts leave in the queue, `Infinity` for no bound. */
   readonly maxSize: number;
-  readonly #keys: { items: string; closed: string; pending: string; put: string };
+  readonly #keys: { items: string; closed: string; pending: string; holds: string; put: string };
   readonly #connections: Connections;
   readonly #label: string;
 
@@ -130,6 +163,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
       items: `${prefix}:items`,
       closed: `${prefix}:closed`,
       pending: `${prefix}:pending:`,
+      holds: `${prefix}:holds`,
       put: `${prefix}:put:`,
     };
     this.#label = `RedisQueue "${this.name}"`;
@@ -210,15 +244,23 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     signal?.throwIfAborted();
     const deadline = performance.now() + timeout;
     let abandoned = false;
+    // From its confirm on, what the get took is its caller's, even if the signal fires.
+    let confirming = false;
     const getting = this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
       for (;;) {
+        if (abandoned) throw new Error("abandoned");
         const taken = await this.#take(link, pending, `${method}()`, max);
         if (taken !== undefined) {
           if (abandoned) {
             await this.#giveBack(link, pending);
             throw new Error("abandoned");
           }
-          return await this.#confirm(link, pending, taken) as T[];
+          confirming = true;
+          const items = await this.#confirm(link, pending, taken);
+          confirming = false;
+          if (items !== undefined) return items as T[];
+          // They went back to the queue while this get was slow: take again.
+          continue;
         }
         if (abandoned) throw new Error("abandoned");
         const left = deadline - performance.now();
@@ -236,12 +278,13 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     if (signal === undefined) return getting;
     return new Promise<T[]>((resolve, reject) => {
       const onAbort = () => {
-        // The get in flight puts back whatever it takes from now on.
+        // The get in flight puts back whatever it takes from now on, unless it is confirming.
         abandoned = true;
-        reject(signal.reason);
+        if (!confirming) reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      getting.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+      getting.then(resolve, (error) => reject(abandoned ? signal.reason : error))
+        .finally(() => signal.removeEventListener("abort", onAbort));
     });
   }
 
@@ -253,10 +296,12 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
    */
   async tryGet(): Promise<{ value: T } | undefined> {
     return await this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
-      const taken = await this.#take(link, pending, "tryGet()", 1);
-      return taken === undefined
-        ? undefined
-        : { value: (await this.#confirm(link, pending, taken))[0] as T };
+      for (;;) {
+        const taken = await this.#take(link, pending, "tryGet()", 1);
+        if (taken === undefined) return undefined;
+        const items = await this.#confirm(link, pending, taken);
+        if (items !== undefined) return { value: items[0] as T };
+      }
     });
   }
 
@@ -274,8 +319,8 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
   ): Promise<Uint8Array[] | undefined> {
     const [status, items] = await link.run((client) =>
       client.eval(TAKE, {
-        keys: [pending, this.#keys.items, this.#keys.closed],
-        arguments: [String(max)],
+        keys: [pending, this.#keys.items, this.#keys.closed, this.#keys.holds],
+        arguments: [String(max), String(SLICE_MS + HOLD_GRACE_MS)],
       })
     ) as [number, Uint8Array[]?];
     if (status === 2) {
@@ -286,18 +331,28 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
 
   /**
    * Empties the pending list, then returns the taken items: they are the
-   * caller's only once Redis has let go of them. The pending list holds only
-   * them, so a removal retried after a dropped reply removes nothing else.
+   * caller's only once Redis has let go of them; `undefined` when they went
+   * back to the queue meanwhile. The pending list holds only them, so a
+   * confirm sent again after a dropped reply removes nothing else.
    */
-  async #confirm(link: Link, pending: string, taken: Uint8Array[]): Promise<unknown[]> {
-    await link.run((client) => client.del(pending));
-    return taken.map(itemFromBytes);
+  async #confirm(
+    link: Link,
+    pending: string,
+    taken: Uint8Array[],
+  ): Promise<unknown[] | undefined> {
+    const mine = await link.run((client) =>
+      client.eval(CONFIRM, {
+        keys: [pending, this.#keys.holds, `${pending}:given-back`],
+        arguments: [],
+      })
+    );
+    return mine === 1 ? taken.map(itemFromBytes) : undefined;
   }
 
   /** Puts the items a cancelled get took back at the head of the queue, where they were. */
   async #giveBack(link: Link, pending: string): Promise<void> {
     await link.run((client) =>
-      client.eval(GIVE_BACK, { keys: [pending, this.#keys.items], arguments: [] })
+      client.eval(GIVE_BACK, { keys: [pending, this.#keys.items, this.#keys.holds], arguments: [] })
     );
   }
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { QueueClosedError, TimeoutError } from "../mod.ts";
 import { RedisQueue } from "../redis/mod.ts";
-import { redisTest } from "./_redis.ts";
+import { redisCli, redisTest } from "./_redis.ts";
 import { failure, runProgram, within } from "./_helpers.ts";
 
 redisTest("RedisQueue: first in, first out, with Queue's encodings", async ({ url }) => {
@@ -164,5 +164,70 @@ redisTest(
     await within(consuming, 30_000);
     assert.equal(got.length, count, `got ${got.length} items`);
     assert.deepEqual(got, Array.from({ length: count }, (_, i) => i));
+  },
+);
+
+/** Asks `ask` until it returns true, for at most 10 s. */
+async function eventually(what: string, ask: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!await ask()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+redisTest(
+  "RedisQueue: an item a consumer took and never confirmed (it froze or died) goes to another, once",
+  async ({ url }) => {
+    const keys = "parallel:queue:{frozen}:";
+    // A consumer in a process of its own, waiting for an item.
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(
+      `${dir}/consumer.ts`,
+      `import { RedisQueue } from "${new URL("../redis/mod.ts", import.meta.url).href}";
+      await using queue = new RedisQueue<number>({ url: "${url}", name: "frozen" });
+      const got: number[] = [];
+      for await (const n of queue) got.push(n);
+      console.log(JSON.stringify(got));`,
+    );
+    const frozen = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", `${dir}/consumer.ts`],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      await eventually(
+        "the consumer holds its pending list",
+        async () => (await redisCli(url, "ZCARD", `${keys}holds`)).trim() === "1",
+      );
+      const [pending] = (await redisCli(url, "ZRANGE", `${keys}holds`, "0", "-1")).trim()
+        .split("\n");
+      // Frozen in its blocking wait: Redis moves the item into its pending list all the same.
+      Deno.kill(frozen.pid, "SIGSTOP");
+      await using other = new RedisQueue<number>({ url, name: "frozen" });
+      await other.put(1);
+      await eventually(
+        "the item is in the frozen consumer's pending list",
+        async () => (await redisCli(url, "LLEN", pending)).trim() === "1",
+      );
+      // Its hold runs out (backdated here, instead of waiting out its grace).
+      await redisCli(url, "ZADD", `${keys}holds`, "0", pending);
+      assert.equal(await other.get({ timeout: 5_000 }), 1);
+      await other.put(2);
+      assert.equal(await other.get({ timeout: 5_000 }), 2);
+      // Back to life, it does not get the item a second time.
+      Deno.kill(frozen.pid, "SIGCONT");
+      await other.close();
+      const output = await within(frozen.output(), 10_000);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), []);
+    } finally {
+      try {
+        frozen.kill("SIGKILL");
+      } catch {
+        // It ended.
+      }
+      await frozen.status;
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 );
