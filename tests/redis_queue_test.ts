@@ -231,3 +231,32 @@ redisTest(
     }
   },
 );
+
+redisTest(
+  "RedisQueue: gets aborted at any moment lose no item and hand none out twice",
+  async ({ url }) => {
+    const count = 400;
+    await using producer = new RedisQueue<number>({ url, name: "aborted" });
+    await using consumer = new RedisQueue<number>({ url, name: "aborted" });
+    for (let i = 0; i < count; i++) await producer.put(i);
+    const got: number[] = [];
+    for (let attempt = 0; got.length < count && attempt < 20 * count; attempt++) {
+      const controller = new AbortController();
+      // Aborted at once, after some microtasks, or after a turn: before, during or after a
+      // take or its confirm.
+      const when = attempt % 3;
+      if (when === 0) controller.abort();
+      else if (when === 1) queueMicrotask(() => controller.abort());
+      else setTimeout(() => controller.abort(), attempt % 2);
+      try {
+        got.push(await consumer.get({ timeout: 5_000, signal: controller.signal }));
+      } catch (error) {
+        assert.equal((error as Error).name, "AbortError");
+      }
+    }
+    for (let left = await consumer.tryGet(); left !== undefined; left = await consumer.tryGet()) {
+      got.push(left.value);
+    }
+    assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i));
+  },
+);
