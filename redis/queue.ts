@@ -57,7 +57,14 @@ for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT',
 end
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), KEYS[1])
 local held = redis.call('LRANGE', KEYS[1], 0, -1)
-if #held > 0 then return {1, held} end
+if #held > 0 then
+  -- More than asked for (a wait sent again after a lost reply moved one more): the rest go back.
+  while #held > tonumber(ARGV[1]) do
+    redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+    held[#held] = nil
+  end
+  return {1, held}
+end
 for i = 1, tonumber(ARGV[1]) do
   local v = redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT')
   if not v then break end
@@ -71,14 +78,21 @@ end
 return {0}`;
 
 /**
- * Lets go of a pending list (KEYS[1]) whose items the caller has: 1 when
- * they are the caller's (also for a confirm sent again after a lost reply),
- * 0 when they went back to the queue while the caller was slow (its hold in
- * KEYS[2] lapsed; KEYS[3] is the mark left then).
+ * Lets go of a pending list (KEYS[1]) whose ARGV[1] items the caller has: 1
+ * when they are the caller's (also for a confirm sent again after a lost
+ * reply), 0 when they went back to the queue while the caller was slow (its
+ * hold in KEYS[2] lapsed; KEYS[3] is the mark left then), 2 when the list
+ * holds another count (a wait sent again after a lost reply moved one more):
+ * the caller takes the whole list instead.
  */
 const CONFIRM = `
+local held = redis.call('LLEN', KEYS[1])
+if held > 0 and held ~= tonumber(ARGV[1]) then return 2 end
 redis.call('ZREM', KEYS[2], KEYS[1])
-if redis.call('DEL', KEYS[1]) == 1 then return 1 end
+if held > 0 then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
 if redis.call('DEL', KEYS[3]) == 1 then return 0 end
 return 1`;
 
@@ -247,9 +261,14 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     // From its confirm on, what the get took is its caller's, even if the signal fires.
     let confirming = false;
     const getting = this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
+      // What the last wait moved into the (then empty) pending list: no take needed for it.
+      let moved: Uint8Array | undefined;
       for (;;) {
         if (abandoned) throw new Error("abandoned");
-        const taken = await this.#take(link, pending, `${method}()`, max);
+        const taken = moved !== undefined
+          ? [moved]
+          : await this.#take(link, pending, `${method}()`, max);
+        moved = undefined;
         if (taken !== undefined) {
           if (abandoned) {
             await this.#giveBack(link, pending);
@@ -259,7 +278,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
           const items = await this.#confirm(link, pending, taken);
           confirming = false;
           if (items !== undefined) return items as T[];
-          // They went back to the queue while this get was slow: take again.
+          // They went back to the queue while this get was slow, or there is more to take.
           continue;
         }
         if (abandoned) throw new Error("abandoned");
@@ -269,10 +288,10 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
         }
         // Wait for an item: it moves into the pending list, and the next take returns it.
         const slice = Math.min(left, SLICE_MS);
-        await link.run(
+        moved = await link.run(
           (client) => client.blMove(this.#keys.items, pending, "LEFT", "RIGHT", slice / 1000),
           slice,
-        );
+        ) as Uint8Array | null ?? undefined;
       }
     });
     if (signal === undefined) return getting;
@@ -332,7 +351,8 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
   /**
    * Empties the pending list, then returns the taken items: they are the
    * caller's only once Redis has let go of them; `undefined` when they went
-   * back to the queue meanwhile. The pending list holds only them, so a
+   * back to the queue meanwhile, or when the list holds more than `taken`
+   * (the caller then takes again). The pending list holds only them, so a
    * confirm sent again after a dropped reply removes nothing else.
    */
   async #confirm(
@@ -343,7 +363,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     const mine = await link.run((client) =>
       client.eval(CONFIRM, {
         keys: [pending, this.#keys.holds, `${pending}:given-back`],
-        arguments: [],
+        arguments: [String(taken.length)],
       })
     );
     return mine === 1 ? taken.map(itemFromBytes) : undefined;

@@ -199,13 +199,17 @@ class Worker implements RedisPoolWorker {
 
   async #takeLoop(): Promise<void> {
     let next: Claimed[] = [];
+    // Whether the last finish found no job to take: then the loop waits at once.
+    let foundNone = false;
     while (!this.#stopping) {
       // Whatever a job holds (a key of the wrong type, garbage fields), this loop goes on.
       if (next.length === 0) {
         const orphan = this.#orphans.shift();
-        next = orphan !== undefined ? [orphan] : await this.#finishAndTake([]).catch(pause) ?? [];
+        if (orphan !== undefined) next = [orphan];
+        else if (!foundNone) next = await this.#finishAndTake([]).catch(pause) ?? [];
       }
       if (next.length === 0) {
+        foundNone = false;
         const waited = await this.#waitForJob().catch(pause);
         if (waited) next = [waited];
         continue;
@@ -217,6 +221,7 @@ class Worker implements RedisPoolWorker {
       this.#measure((performance.now() - started) / next.length);
       const done = next.map((job, i) => ({ id: job.id, client: job.client, item: items[i] }));
       next = await this.#finishAndTake(done).catch(pause) ?? [];
+      foundNone = next.length === 0;
     }
   }
 

@@ -260,3 +260,27 @@ redisTest(
     assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i));
   },
 );
+
+redisTest(
+  "RedisQueue: a get whose pending list holds more than it asked for (a wait sent again) loses none",
+  async ({ url }) => {
+    const keys = "parallel:queue:{again}:";
+    await using producer = new RedisQueue<string>({ url, name: "again" });
+    await using consumer = new RedisQueue<string>({ url, name: "again" });
+    await using stash = new RedisQueue<string>({ url, name: "stash" });
+    const getting = consumer.get({ timeout: 10_000 });
+    await eventually(
+      "the get holds its pending list",
+      async () => (await redisCli(url, "ZCARD", `${keys}holds`)).trim() === "1",
+    );
+    const pending = (await redisCli(url, "ZRANGE", `${keys}holds`, "0", "-1")).trim();
+    // An item a first wait moved there before its reply was lost ...
+    await stash.put("first");
+    await redisCli(url, "LMOVE", "parallel:queue:{stash}:items", pending, "LEFT", "RIGHT");
+    // ... and the one the wait sent again moves now.
+    await producer.put("second");
+    assert.equal(await within(getting, 10_000), "first");
+    assert.equal(await consumer.get({ timeout: 5_000 }), "second");
+    assert.equal(await consumer.tryGet(), undefined);
+  },
+);
