@@ -368,7 +368,7 @@ export class RedisPool implements AsyncDisposable {
     for (;;) {
       let batch: unknown[];
       try {
-        batch = await getBatch(this.#results, 256);
+        batch = await getBatch(this.#results, 256, true);
       } catch (error) {
         if (this.#closed || error instanceof QueueClosedError) return;
         if (error instanceof UnreachableError) {
