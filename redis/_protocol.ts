@@ -3,27 +3,28 @@
  * keys, the scripts that change them, and the form of a job and a result.
  *
  * ```text
- *   parallel:pool:{name}:tasks           list   ids of jobs no worker has taken, oldest first
- *   parallel:pool:{name}:job:<id>        hash   body (node:v8 {fn, mode, args}), client,
- *                                               timeout, maxAttempts, stalledAfter, attempts,
- *                                               worker (once taken)
+ *   parallel:pool:{name}:tasks           list   job items no worker has taken, oldest first
+ *   parallel:pool:{name}:job:<id>        hash   item (the job's list item), client,
+ *                                               maxAttempts, attempts (starts that ended
+ *                                               with their worker's death)
  *   parallel:pool:{name}:workers         set    ids of workers that serve the pool
  *   parallel:pool:{name}:alive:<worker>  string there while the worker lives (it renews it)
- *   parallel:pool:{name}:running:<worker> list  ids of the jobs the worker took
+ *   parallel:pool:{name}:running:<worker> list  the job items the worker took
  *   parallel:pool:{name}:cancel:<worker> list   ids the worker should cancel
  *   results: a RedisQueue per submitter, named pool:{name}:results:<client>
  * ```
  *
- * A worker takes a job by moving its id from `tasks` to its `running` list,
- * and finishes it with one script that removes the id from `running`, puts
- * the result in the submitter's queue, deletes the job and takes the next:
- * a result is given once, and only by the worker that still holds the job.
- * A job whose take reply was lost with a dropped connection stays in the
+ * A job's list item carries all a worker needs (see {@linkcode jobItem}), so
+ * a worker takes a job in one step: a move of its item from `tasks` to its
+ * `running` list, which a blocking move can do as the job arrives. It
+ * finishes jobs with one script that removes their items from `running`,
+ * puts the results in the submitters' queues, deletes the jobs and takes the
+ * next: a result is given once, and only by the worker that still holds the
+ * job. A job whose take reply was lost with a dropped connection stays in the
  * worker's `running` list; the worker adopts it once it has seen it there,
- * unknown, twice in a row. A worker whose
- * `alive` key has expired is dead: any worker or submitter moves its jobs
- * back to the front of `tasks`, or, once a job has been taken `maxAttempts`
- * times, answers it with a crash.
+ * unknown, twice in a row. A worker whose `alive` key has expired is dead:
+ * any worker or submitter moves its jobs back to the front of `tasks`, or,
+ * once a job has been started `maxAttempts` times, answers it with a crash.
  *
  * @module
  */
@@ -50,108 +51,156 @@ export const RETURNED = 0;
 /** See {@linkcode RETURNED}. */
 export const THREW = 1;
 
+/** A job as it waits in a list: what a worker needs to run it and to answer it. */
+export interface JobItem {
+  readonly id: string;
+  readonly client: string;
+  /** Milliseconds the job may run, 0 for no limit. */
+  readonly timeout: number;
+  readonly stalledAfter: number;
+  /** The job's `node:v8` body: `{ fn, mode, args }`. */
+  readonly body: Uint8Array;
+}
+
+const NEWLINE = 0x0a;
+
+/** A job's list item: `id`, `client`, `timeout` and `stalledAfter` on lines of their own, then the body. */
+export function jobItem(job: JobItem): Uint8Array {
+  const head = new TextEncoder().encode(
+    `${job.id}\n${job.client}\n${job.timeout}\n${job.stalledAfter}\n`,
+  );
+  const item = new Uint8Array(head.byteLength + job.body.byteLength);
+  item.set(head);
+  item.set(job.body, head.byteLength);
+  return item;
+}
+
+/** Reads a job's list item; `undefined` for anything else (whoever can write to Redis). */
+export function readJobItem(item: Uint8Array): JobItem | undefined {
+  const lines: string[] = [];
+  let from = 0;
+  while (lines.length < 4) {
+    const end = item.indexOf(NEWLINE, from);
+    if (end < 0) return undefined;
+    lines.push(new TextDecoder().decode(item.subarray(from, end)));
+    from = end + 1;
+  }
+  const [id, client, timeout, stalledAfter] = lines;
+  if (id === "") return undefined;
+  return {
+    id,
+    client,
+    timeout: Number(timeout) || 0,
+    stalledAfter: Number(stalledAfter) || 0,
+    body: item.subarray(from),
+  };
+}
+
 /**
  * Adds a job unless it is there already (a submit sent again after a lost
- * reply). KEYS: job, tasks. ARGV: id, body, client, timeout, maxAttempts,
- * stalledAfter.
+ * reply). KEYS: job, tasks. ARGV: item, client, maxAttempts.
  */
 export const SUBMIT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'body', ARGV[2], 'client', ARGV[3], 'timeout', ARGV[4],
-  'maxAttempts', ARGV[5], 'stalledAfter', ARGV[6], 'attempts', 0)
+redis.call('HSET', KEYS[1], 'item', ARGV[1], 'client', ARGV[2], 'maxAttempts', ARGV[3],
+  'attempts', 0)
 redis.call('RPUSH', KEYS[2], ARGV[1])
 return 1`;
 
 /**
- * Takes back a job no worker has taken: 1 when it did (the job is gone), 0
- * when a worker has it; then returns that worker's id as well.
- * KEYS: tasks, job. ARGV: id.
+ * Takes back a job no worker has taken: `{1}` when it did (the job is
+ * gone); else `{0, worker}` with the worker that holds it, or `{0}` when
+ * none does (it has finished). KEYS: tasks, job, workers. ARGV: the running
+ * key prefix.
  */
 export const WITHDRAW = `
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+local item = redis.call('HGET', KEYS[2], 'item')
+if not item then return {0} end
+if redis.call('LREM', KEYS[1], 1, item) == 1 then
   redis.call('DEL', KEYS[2])
   return {1}
 end
-return {0, redis.call('HGET', KEYS[2], 'worker')}`;
-
-/**
- * Marks a taken job as this worker's and counts the attempt; returns the
- * job's fields, or nothing when the job is gone (withdrawn meanwhile).
- * KEYS: job, running. ARGV: id, worker.
- */
-export const CLAIM = `
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('LREM', KEYS[2], 1, ARGV[1])
-  return false
+for _, worker in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('LPOS', ARGV[1] .. worker, item) then return {0, worker} end
 end
-redis.call('HSET', KEYS[1], 'worker', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return redis.call('HGETALL', KEYS[1])`;
+return {0}`;
 
 /**
  * Finishes jobs and takes the next ones, in one round trip (as BullMQ's
  * `moveToFinished` does, for a batch). Each result is given once, and only if
- * this worker still holds its job (its id in `running`); then up to ARGV[5]
- * next jobs' ids move from `tasks` to `running`, each marked this worker's
- * and its attempt counted; returns `{{id, fields}, …}`.
- * KEYS: tasks, running. ARGV: worker, job key prefix, results items key
- * prefix and suffix, how many to take, then (id, client, result item) per
- * finished job.
+ * this worker still holds its job (its item in `running`); then up to
+ * ARGV[4] next job items move from `tasks` to `running` and are returned.
+ * KEYS: tasks, running. ARGV: job key prefix, results items key prefix and
+ * suffix, how many to take, then (id, client, result item) per finished job.
  */
 export const FINISH_AND_TAKE = `
-for i = 6, #ARGV, 3 do
-  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then
-    redis.call('DEL', ARGV[2] .. ARGV[i])
-    redis.call('RPUSH', ARGV[3] .. ARGV[i + 1] .. ARGV[4], ARGV[i + 2])
+for i = 5, #ARGV, 3 do
+  local job = ARGV[1] .. ARGV[i]
+  local item = redis.call('HGET', job, 'item')
+  if item and redis.call('LREM', KEYS[2], 1, item) == 1 then
+    redis.call('DEL', job)
+    redis.call('RPUSH', ARGV[2] .. ARGV[i + 1] .. ARGV[3], ARGV[i + 2])
   end
 end
 local taken = {}
-while #taken < tonumber(ARGV[5]) do
-  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  if not id then break end
-  local job = ARGV[2] .. id
-  if redis.call('EXISTS', job) == 1 then
-    redis.call('HSET', job, 'worker', ARGV[1])
-    redis.call('HINCRBY', job, 'attempts', 1)
-    taken[#taken + 1] = {id, redis.call('HGETALL', job)}
-  else
-    redis.call('LREM', KEYS[2], 1, id)
-  end
+for i = 1, tonumber(ARGV[4]) do
+  local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not item then break end
+  taken[i] = item
 end
 return taken`;
 
+/** The ids of the job items in a worker's `running` list (KEYS[1]): what a worker checks for orphans. */
+export const RUNNING_IDS = `
+local ids = {}
+for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local cut = string.find(item, '\\n', 1, true)
+  ids[#ids + 1] = cut and string.sub(item, 1, cut - 1) or item
+end
+return ids`;
+
+/** Removes from a worker's `running` list (KEYS[1]) the items of job ARGV[1], or items that are not jobs, so named. */
+export const DROP_RUNNING = `
+for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local cut = string.find(item, '\\n', 1, true)
+  if (cut and string.sub(item, 1, cut - 1) or item) == ARGV[1] then
+    redis.call('LREM', KEYS[1], 1, item)
+  end
+end
+return 1`;
+
 /**
- * Recovers the jobs of a worker whose `alive` key has expired: each goes back
- * to the front of `tasks`, or is answered with a crash once it has been taken
+ * Recovers the jobs of a worker whose `alive` key has expired: each counts
+ * the start that ended with its worker, then goes back to the front of
+ * `tasks`, or is answered with a crash once it has been started
  * `maxAttempts` times. Returns how many jobs it handled, -1 if the worker is
  * alive. KEYS: alive, running, tasks, workers. ARGV: worker, the job key
  * prefix, the results items key prefix, the results items key suffix.
  */
 export const RECOVER = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local ids = redis.call('LRANGE', KEYS[2], 0, -1)
-for i = #ids, 1, -1 do
-  local id = ids[i]
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+for i = #items, 1, -1 do
+  local item = items[i]
+  local cut = string.find(item, '\\n', 1, true)
+  local id = cut and string.sub(item, 1, cut - 1) or item
   local job = ARGV[2] .. id
   local ok, fields = pcall(redis.call, 'HMGET', job, 'attempts', 'maxAttempts', 'client')
-  if ok and fields[1] then
+  if cut and ok and fields[1] then
     -- Fields that are not numbers (a job written by someone else) count as its last attempt.
-    local attempts = tonumber(fields[1]) or 0
+    local attempts = (tonumber(fields[1]) or math.huge) + 1
     local most = tonumber(fields[2]) or 0
-    fields[1] = tostring(attempts)
-    fields[2] = tostring(most)
-    fields[3] = fields[3] or ''
     if attempts >= most then
       local text = cjson.encode({ id = id, crashed = 'its worker died while running it, ' ..
-        fields[1] .. ' time(s) (maxAttempts: ' .. fields[2] .. ')' })
-      redis.pcall('RPUSH', ARGV[3] .. fields[3] .. ARGV[4], string.char(7) .. text)
+        tostring(attempts) .. ' time(s) (maxAttempts: ' .. tostring(most) .. ')' })
+      redis.pcall('RPUSH', ARGV[3] .. (fields[3] or '') .. ARGV[4], string.char(7) .. text)
       redis.call('DEL', job)
     else
-      redis.call('HDEL', job, 'worker')
-      redis.call('LPUSH', KEYS[3], id)
+      redis.call('HSET', job, 'attempts', attempts)
+      redis.call('LPUSH', KEYS[3], item)
     end
   end
 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[4], ARGV[1])
-return #ids`;
+return #items`;

@@ -28,7 +28,7 @@ import {
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import type { TaskFunction } from "../tasks.ts";
 import { checkServerOptions, Connections, decode, UnreachableError } from "./_connection.ts";
-import { poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
+import { jobItem, poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
 import { getBatch, RedisQueue } from "./queue.ts";
 
 /** Options of a {@linkcode RedisPool}. */
@@ -309,10 +309,16 @@ export class RedisPool implements AsyncDisposable {
     }
     const number = this.#nextId++;
     const id = `${this.#client}:${number}`;
-    let body: Buffer;
+    let item: Buffer;
     try {
       const encoded = encode(args, { transport: "process", share: refuseShared });
-      body = Buffer.from(serialize({ fn: spec, mode, args: encoded.value }));
+      item = Buffer.from(jobItem({
+        id,
+        client: this.#client,
+        timeout: timeout === Infinity ? 0 : timeout,
+        stalledAfter: this.#stalledAfter,
+        body: serialize({ fn: spec, mode, args: encoded.value }),
+      }));
     } catch (error) {
       throw new SerializationError(
         `Cannot send task ${number} (${fnName(spec)}) to ${this.#label}: ${
@@ -344,14 +350,7 @@ export class RedisPool implements AsyncDisposable {
     this.#connections.main.run((client) =>
       client.eval(SUBMIT, {
         keys: [this.#keys.job(id), this.#keys.tasks],
-        arguments: [
-          id,
-          body,
-          this.#client,
-          String(timeout === Infinity ? 0 : timeout),
-          String(this.#maxAttempts),
-          String(this.#stalledAfter),
-        ],
+        arguments: [item, this.#client, String(this.#maxAttempts)],
       })
     ).catch((error) => this.#settle(id, (t) => rejectTask(t, error), "failed"));
     return task;
@@ -455,8 +454,8 @@ export class RedisPool implements AsyncDisposable {
     );
     void this.#connections.main.run(async (client) => {
       const [withdrawn, worker] = await client.eval(WITHDRAW, {
-        keys: [this.#keys.tasks, this.#keys.job(id)],
-        arguments: [id],
+        keys: [this.#keys.tasks, this.#keys.job(id), this.#keys.workers],
+        arguments: [this.#keys.running("")],
       }) as [number, Uint8Array | null | undefined];
       if (withdrawn === 0 && worker) {
         await client.rPush(this.#keys.cancel(decode(worker)), id);

@@ -15,7 +15,15 @@ import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import { itemToBytes } from "../queue/_ring.ts";
 import { checkServerOptions, Connections, decode } from "./_connection.ts";
-import { CLAIM, FINISH_AND_TAKE, poolKeys, RETURNED, THREW } from "./_protocol.ts";
+import {
+  DROP_RUNNING,
+  FINISH_AND_TAKE,
+  poolKeys,
+  readJobItem,
+  RETURNED,
+  RUNNING_IDS,
+  THREW,
+} from "./_protocol.ts";
 import { recoverDeadWorkers } from "./pool.ts";
 
 /** Options of {@linkcode serveRedisPool}. */
@@ -256,7 +264,7 @@ class Worker implements RedisPoolWorker {
     }
   }
 
-  /** Waits (a while) for a job while there is none; a job that arrives is claimed. */
+  /** Waits (a while) for a job while there is none: a job that arrives is taken as it comes. */
   async #waitForJob(): Promise<Claimed | undefined> {
     const moved = await this.#connections.blocking(
       `${this.#keys.running(this.id)}:unused:`,
@@ -274,19 +282,7 @@ class Worker implements RedisPoolWorker {
         ),
     ).catch(() => null);
     if (moved === null || moved === undefined) return undefined;
-    const id = decode(moved as Uint8Array | string);
-    this.#known.add(id);
-    const fields = await this.#connections.main.run((client) =>
-      client.eval(CLAIM, {
-        keys: [this.#keys.job(id), this.#keys.running(this.id)],
-        arguments: [id, this.id],
-      })
-    ).catch(() => null) as Uint8Array[] | null;
-    if (fields === null) {
-      this.#known.delete(id);
-      return undefined;
-    }
-    return this.#claimed(id, fields);
+    return this.#claimed(moved as Uint8Array);
   }
 
   /**
@@ -302,7 +298,6 @@ class Worker implements RedisPoolWorker {
       client.eval(FINISH_AND_TAKE, {
         keys: [this.#keys.tasks, this.#keys.running(this.id)],
         arguments: [
-          this.id,
           this.#keys.job(""),
           resultsPrefix,
           resultsSuffix,
@@ -310,34 +305,32 @@ class Worker implements RedisPoolWorker {
           ...done.flatMap((job) => [job.id, job.client, Buffer.from(job.item)]),
         ],
       })
-    ) as unknown as [Uint8Array, Uint8Array[]][];
+    ) as unknown as Uint8Array[];
     for (const job of done) this.#known.delete(job.id);
-    return reply.map(([raw, fields]) => {
-      const id = decode(raw);
-      this.#known.add(id);
-      return this.#claimed(id, fields);
-    });
+    return reply.map((item) => this.#claimed(item));
   }
 
-  #claimed(id: string, fields: Uint8Array[]): Claimed {
-    const job = new Map<string, Uint8Array>();
-    for (let i = 0; i < fields.length; i += 2) job.set(decode(fields[i]), fields[i + 1]);
-    const text = (name: string) => job.has(name) ? decode(job.get(name)!) : "";
+  /** A job this worker took, from its list item (garbage becomes a job that fails). */
+  #claimed(item: Uint8Array): Claimed {
+    const job = readJobItem(item) ??
+      { id: `garbage-${crypto.randomUUID()}`, client: "", timeout: 0, stalledAfter: 0, body: item };
+    this.#known.add(job.id);
     return {
-      id,
-      client: text("client"),
-      body: job.get("body") ?? new Uint8Array(0),
-      timeout: Number(text("timeout")) || Infinity,
-      stalledAfter: Number(text("stalledAfter")),
+      id: job.id,
+      client: job.client,
+      body: job.body,
+      timeout: job.timeout || Infinity,
+      stalledAfter: job.stalledAfter,
     };
   }
 
   /** Adopts the jobs in this worker's `running` list that it lost track of (see `_protocol.ts`). */
   async #adoptOrphans(): Promise<void> {
+    const running = this.#keys.running(this.id);
     const listed = await this.#connections.main.run((client) =>
-      client.lRange(this.#keys.running(this.id), 0, -1)
-    );
-    const ids = new Set(listed.map((raw) => decode(raw as Uint8Array | string)));
+      client.eval(RUNNING_IDS, { keys: [running], arguments: [] })
+    ) as (Uint8Array | string)[];
+    const ids = new Set(listed.map((raw) => decode(raw)));
     for (const id of ids) {
       if (this.#known.has(id)) continue;
       if (!this.#suspects.has(id)) {
@@ -345,22 +338,17 @@ class Worker implements RedisPoolWorker {
         continue;
       }
       this.#suspects.delete(id);
-      const fields = await this.#connections.main.run((client) =>
-        client.hGetAll(this.#keys.job(id))
-      );
-      const entries = Object.entries(fields as Record<string, unknown>);
-      if (entries.length === 0) {
+      const item = await this.#connections.main.run((client) =>
+        client.hGet(this.#keys.job(id), "item")
+      ) as Uint8Array | string | null;
+      if (item === null || typeof item === "string" || readJobItem(item)?.id !== id) {
+        // No such job (or not one of ours): its item goes, whatever it is.
         await this.#connections.main.run((client) =>
-          client.lRem(this.#keys.running(this.id), 1, id)
+          client.eval(DROP_RUNNING, { keys: [running], arguments: [id] })
         );
         continue;
       }
-      this.#known.add(id);
-      const flat: Uint8Array[] = [];
-      for (const [key, value] of entries) {
-        flat.push(new TextEncoder().encode(key), value as Uint8Array);
-      }
-      this.#orphans.push(this.#claimed(id, flat));
+      this.#orphans.push(this.#claimed(item));
     }
     for (const id of this.#suspects) if (!ids.has(id)) this.#suspects.delete(id);
   }

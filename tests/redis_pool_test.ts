@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { tasks } from "../mod.ts";
 import { RedisPool, RedisQueue } from "../redis/mod.ts";
+import { jobItem } from "../redis/_protocol.ts";
 import { openRedisPool, type RedisServer, redisTest, startRedisWorker } from "./_redis.ts";
 import { failure, within } from "./_helpers.ts";
 
@@ -211,16 +212,20 @@ redisTest(
       const redis = createClient({ url: server.url });
       await redis.connect();
       try {
-        await redis.hSet("parallel:pool:{orphans}:job:orphan-1", {
-          body: Buffer.from(body),
+        const item = Buffer.from(jobItem({
+          id: "orphan-1",
           client: "test-client",
-          timeout: "0",
+          timeout: 0,
+          stalledAfter: 30_000,
+          body,
+        }));
+        await redis.hSet("parallel:pool:{orphans}:job:orphan-1", {
+          item,
+          client: "test-client",
           maxAttempts: "3",
-          stalledAfter: "30000",
-          attempts: "1",
-          worker,
+          attempts: "0",
         });
-        await redis.rPush(`parallel:pool:{orphans}:running:${worker}`, "orphan-1");
+        await redis.rPush(`parallel:pool:{orphans}:running:${worker}`, item);
       } finally {
         await redis.close();
       }

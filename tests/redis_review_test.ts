@@ -229,14 +229,21 @@ redisTest(
   async ({ url }) => {
     await using pool = openRedisPool({ url, name: "recover", stalledAfter: 1_000 });
     const task = pool.submit(work.add, 20, 22);
-    let id = "";
-    for (let i = 0; i < 100 && id === ""; i++) {
-      id = await redisCli(url, "LPOP", "parallel:pool:{recover}:tasks");
-      if (id === "") await new Promise((resolve) => setTimeout(resolve, 20));
+    // A dead worker "ghost" took the real job, and holds one whose job hash has fields missing.
+    let taken = "";
+    for (let i = 0; i < 100 && taken === ""; i++) {
+      taken = await redisCli(
+        url,
+        "LMOVE",
+        "parallel:pool:{recover}:tasks",
+        "parallel:pool:{recover}:running:ghost",
+        "LEFT",
+        "RIGHT",
+      );
+      if (taken === "") await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    // A dead worker "ghost" took the real job and holds a job hash with fields missing.
     await redisCli(url, "HSET", "parallel:pool:{recover}:job:bad", "attempts", "1");
-    await redisCli(url, "RPUSH", "parallel:pool:{recover}:running:ghost", id, "bad");
+    await redisCli(url, "RPUSH", "parallel:pool:{recover}:running:ghost", "bad\nx\n0\n0\n");
     await redisCli(url, "SADD", "parallel:pool:{recover}:workers", "ghost");
     await using _worker = await localWorker(url, "recover");
     assert.equal(await within(task, 20_000), 42);
