@@ -31,6 +31,7 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from "../errors.ts";
+import { plainArrays } from "./protocol.ts";
 
 /** The method a library object implements to cross a boundary. */
 export const describe: unique symbol = Symbol.for("@parallel/core.describe") as never;
@@ -560,4 +561,44 @@ export function explainUnsendable(
     }
   }
   return undefined;
+}
+
+/**
+ * Whether JSON carries `value` exactly. At the top level (the message
+ * envelope) a property may be `undefined`: it is left out and reads back as
+ * `undefined`. Deeper down, `undefined` needs `node:v8`, and so does an
+ * object seen twice (JSON would copy it, v8 keeps it one object) and an
+ * array with properties besides its items. Pass `depth` 1 to allow no
+ * `undefined` at all.
+ */
+export function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object": {
+      if (value === null) return true;
+      if (depth > 32 || seen.has(value)) return false;
+      seen.add(value);
+      if (Array.isArray(value)) {
+        if (!plainArrays.has(value) && Object.keys(value).length !== value.length) return false;
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !jsonExact(value[i], depth + 1, seen)) return false;
+        }
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item === undefined && depth === 0) continue;
+        if (!jsonExact(item, depth + 1, seen)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }

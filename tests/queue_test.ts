@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { remote, type RemoteSpec } from "../internal/codec.ts";
 import { Queue, QueueClosedError, TimeoutError } from "../queue/mod.ts";
-import { INITIAL_BYTES, MAX_BYTES } from "../queue/_ring.ts";
+import { INITIAL_BYTES, itemFromBytes, itemToBytes, MAX_BYTES } from "../queue/_ring.ts";
 import { SerializationError } from "../errors.ts";
 import { failure, within } from "./_helpers.ts";
 
@@ -77,6 +77,46 @@ Deno.test("Queue: structured values round-trip (Map, Set, Date, BigInt, typed ar
   ];
   for (const value of values) queue.putSync(value);
   for (const expected of values) assert.deepStrictEqual(queue.getSync({ timeout: 1000 }), expected);
+});
+
+Deno.test("Queue: plain objects travel as JSON only when JSON carries them exactly", async () => {
+  const shared = { n: 1 };
+  const sparse = [1, , 3];
+  const extra = Object.assign([1, 2], { label: "x" });
+  const deep: Record<string, unknown> = {};
+  let at = deep;
+  for (let i = 0; i < 40; i++) at = (at.next = {}) as Record<string, unknown>;
+  const nullProto = Object.assign(Object.create(null), { a: 1 });
+  const items: unknown[] = [
+    { a: 1, b: [1, "x", null, true, -1.5, 1e308], c: { d: "\ud800 lone" } },
+    { negativeZero: { z: -0 } },
+    { missing: undefined },
+    { big: [NaN, Infinity] },
+    { both: shared, again: shared },
+    sparse,
+    extra,
+    deep,
+    nullProto,
+    [{ when: new Date(7) }],
+  ];
+  const queue = new Queue<unknown>();
+  for (const item of items) await queue.put(item);
+  const got: unknown[] = [];
+  for (const _ of items) got.push(await queue.get({ timeout: 1_000 }));
+  for (
+    const [copy, via] of [[got, "a queue"], [
+      items.map((i) => itemFromBytes(itemToBytes(i))),
+      "bytes",
+    ]] as const
+  ) {
+    assert.deepEqual(copy, items.map((i) => i === nullProto ? { a: 1 } : i), via);
+    const [, zero, missing, , twice, holes, props] = copy as Record<string, any>[];
+    assert.ok(Object.is(zero.negativeZero.z, -0), `${via}: -0 kept`);
+    assert.ok("missing" in missing, `${via}: an undefined property kept`);
+    assert.equal(twice.both, twice.again, `${via}: one object seen twice stays one`);
+    assert.ok(!(1 in holes), `${via}: a hole stays a hole`);
+    assert.equal(props.label, "x", `${via}: an array's own property kept`);
+  }
 });
 
 Deno.test("Queue: items come out in the order they were put", async () => {
