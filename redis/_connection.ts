@@ -15,6 +15,7 @@
 // deno-lint-ignore no-import-prefix
 import { createClient, RESP_TYPES } from "npm:redis@5.9.0";
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { checkOptionNames, show } from "../internal/options.ts";
 
 type BaseClient = ReturnType<typeof createClient>;
@@ -23,6 +24,30 @@ export type BinaryClient = ReturnType<typeof binary>;
 
 function binary(client: BaseClient) {
   return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+}
+
+const shas = new Map<string, string>();
+
+/**
+ * Runs a Lua script by its SHA1, which Redis keeps compiled, sending its text
+ * only when Redis does not know it yet (first use, or after a restart).
+ */
+export async function evalScript(
+  client: BinaryClient,
+  script: string,
+  options: { keys: string[]; arguments: (string | Buffer)[] },
+): Promise<unknown> {
+  let sha = shas.get(script);
+  if (sha === undefined) {
+    sha = createHash("sha1").update(script).digest("hex");
+    shas.set(script, sha);
+  }
+  try {
+    return await client.evalSha(sha, options);
+  } catch (error) {
+    if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
+    return await client.eval(script, options);
+  }
 }
 
 /** How long a command that answers at once may take before its connection is presumed dead. */

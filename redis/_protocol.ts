@@ -63,12 +63,12 @@ export interface JobItem {
 }
 
 const NEWLINE = 0x0a;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** A job's list item: `id`, `client`, `timeout` and `stalledAfter` on lines of their own, then the body. */
 export function jobItem(job: JobItem): Uint8Array {
-  const head = new TextEncoder().encode(
-    `${job.id}\n${job.client}\n${job.timeout}\n${job.stalledAfter}\n`,
-  );
+  const head = encoder.encode(`${job.id}\n${job.client}\n${job.timeout}\n${job.stalledAfter}\n`);
   const item = new Uint8Array(head.byteLength + job.body.byteLength);
   item.set(head);
   item.set(job.body, head.byteLength);
@@ -77,22 +77,19 @@ export function jobItem(job: JobItem): Uint8Array {
 
 /** Reads a job's list item; `undefined` for anything else (whoever can write to Redis). */
 export function readJobItem(item: Uint8Array): JobItem | undefined {
-  const lines: string[] = [];
-  let from = 0;
-  while (lines.length < 4) {
-    const end = item.indexOf(NEWLINE, from);
+  let end = -1;
+  for (let line = 0; line < 4; line++) {
+    end = item.indexOf(NEWLINE, end + 1);
     if (end < 0) return undefined;
-    lines.push(new TextDecoder().decode(item.subarray(from, end)));
-    from = end + 1;
   }
-  const [id, client, timeout, stalledAfter] = lines;
+  const [id, client, timeout, stalledAfter] = decoder.decode(item.subarray(0, end)).split("\n");
   if (id === "") return undefined;
   return {
     id,
     client,
     timeout: Number(timeout) || 0,
     stalledAfter: Number(stalledAfter) || 0,
-    body: item.subarray(from),
+    body: item.subarray(end + 1),
   };
 }
 

@@ -8,7 +8,6 @@
  */
 
 import { Buffer } from "node:buffer";
-import { serialize } from "node:v8";
 import {
   CancelledError,
   QueueClosedError,
@@ -27,9 +26,16 @@ import {
 } from "../internal/options.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
 import type { TaskFunction } from "../tasks.ts";
-import { checkServerOptions, Connections, decode, UnreachableError } from "./_connection.ts";
+import {
+  checkServerOptions,
+  Connections,
+  decode,
+  evalScript,
+  UnreachableError,
+} from "./_connection.ts";
 import { jobItem, poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
 import { getBatch, RedisQueue } from "./queue.ts";
+import { itemToBytes } from "../queue/_ring.ts";
 
 /** Options of a {@linkcode RedisPool}. */
 export interface RedisPoolOptions {
@@ -317,7 +323,7 @@ export class RedisPool implements AsyncDisposable {
         client: this.#client,
         timeout: timeout === Infinity ? 0 : timeout,
         stalledAfter: this.#stalledAfter,
-        body: serialize({ fn: spec, mode, args: encoded.value }),
+        body: itemToBytes({ fn: spec, mode, args: encoded.value }),
       }));
     } catch (error) {
       throw new SerializationError(
@@ -348,7 +354,7 @@ export class RedisPool implements AsyncDisposable {
     this.#sent.set(id, { task, fn: spec, detach });
     this.#start();
     this.#connections.main.run((client) =>
-      client.eval(SUBMIT, {
+      evalScript(client, SUBMIT, {
         keys: [this.#keys.job(id), this.#keys.tasks],
         arguments: [item, this.#client, String(this.#maxAttempts)],
       })
@@ -453,7 +459,7 @@ export class RedisPool implements AsyncDisposable {
       "cancelled",
     );
     void this.#connections.main.run(async (client) => {
-      const [withdrawn, worker] = await client.eval(WITHDRAW, {
+      const [withdrawn, worker] = await evalScript(client, WITHDRAW, {
         keys: [this.#keys.tasks, this.#keys.job(id), this.#keys.workers],
         arguments: [this.#keys.running("")],
       }) as [number, Uint8Array | null | undefined];
@@ -489,7 +495,7 @@ export async function recoverDeadWorkers(
     const resultsPrefix = keys.resultItems("").slice(0, -"}:items".length);
     // One worker's keys in a bad state (whoever can write to Redis) must not stop the others'.
     await connections.main.run((client) =>
-      client.eval(RECOVER, {
+      evalScript(client, RECOVER, {
         keys: [keys.alive(worker), keys.running(worker), keys.tasks, keys.workers],
         arguments: [worker, keys.job(""), resultsPrefix, "}:items"],
       })

@@ -10,7 +10,7 @@ import { QueueClosedError, TimeoutError } from "../errors.ts";
 import { wholeNumber } from "../internal/options.ts";
 import { checkTimeout, type WaitOptions } from "../internal/wait.ts";
 import { itemFromBytes, itemToBytes } from "../queue/_ring.ts";
-import { checkServerOptions, Connections, type Link } from "./_connection.ts";
+import { checkServerOptions, Connections, evalScript, type Link } from "./_connection.ts";
 
 /** Options of a {@linkcode RedisQueue}. */
 export interface RedisQueueOptions {
@@ -124,9 +124,6 @@ export function getBatch<T>(
   return takeMany(queue, max, confirmLater);
 }
 
-/** A link's confirm still in flight (see `getBatch`): its next get waits for it. */
-const confirmsInFlight = new WeakMap<Link, Promise<unknown>>();
-
 /**
  * Adds an item (ARGV[2]) unless the queue is closed (-1) or holds ARGV[1]
  * items (0); 1 when added, or when the put of id KEYS[3] already added it.
@@ -167,6 +164,8 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
   readonly #keys: { items: string; closed: string; pending: string; holds: string; put: string };
   readonly #connections: Connections;
   readonly #label: string;
+  /** Confirms still in flight, by link (see `getBatch`): the link's next get waits for its own. */
+  readonly #confirming = new Map<Link, Promise<unknown>>();
 
   /**
    * Opens the queue (connecting on first use).
@@ -238,7 +237,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
   async #putOnce(id: string, bytes: Buffer, method: string): Promise<boolean> {
     const max = String(this.maxSize === Infinity ? 0 : this.maxSize);
     const added = await this.#connections.main.run((client) =>
-      client.eval(PUT, {
+      evalScript(client, PUT, {
         keys: [this.#keys.items, this.#keys.closed, `${this.#keys.put}${id}`],
         arguments: [max, bytes, String(PUT_ID_SECONDS)],
       })
@@ -279,7 +278,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     const getting = this.#connections.blocking(this.#keys.pending, async ({ link, pending }) => {
       // What the last wait moved into the (then empty) pending list: no take needed for it.
       let moved: Uint8Array | undefined;
-      await confirmsInFlight.get(link);
+      await this.#confirming.get(link);
       for (;;) {
         if (abandoned) throw new Error("abandoned");
         const taken = moved !== undefined
@@ -292,7 +291,9 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
             throw new Error("abandoned");
           }
           if (confirmLater) {
-            confirmsInFlight.set(link, this.#confirm(link, pending, taken).catch(() => {}));
+            const confirming = this.#confirm(link, pending, taken).catch(() => {})
+              .finally(() => this.#confirming.delete(link));
+            this.#confirming.set(link, confirming);
             return taken.map(itemFromBytes) as T[];
           }
           confirming = true;
@@ -358,7 +359,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     max: number,
   ): Promise<Uint8Array[] | undefined> {
     const [status, items] = await link.run((client) =>
-      client.eval(TAKE, {
+      evalScript(client, TAKE, {
         keys: [pending, this.#keys.items, this.#keys.closed, this.#keys.holds],
         arguments: [String(max), String(SLICE_MS + HOLD_GRACE_MS)],
       })
@@ -382,7 +383,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     taken: Uint8Array[],
   ): Promise<unknown[] | undefined> {
     const mine = await link.run((client) =>
-      client.eval(CONFIRM, {
+      evalScript(client, CONFIRM, {
         keys: [pending, this.#keys.holds, `${pending}:given-back`],
         arguments: [String(taken.length)],
       })
@@ -393,7 +394,10 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
   /** Puts the items a cancelled get took back at the head of the queue, where they were. */
   async #giveBack(link: Link, pending: string): Promise<void> {
     await link.run((client) =>
-      client.eval(GIVE_BACK, { keys: [pending, this.#keys.items, this.#keys.holds], arguments: [] })
+      evalScript(client, GIVE_BACK, {
+        keys: [pending, this.#keys.items, this.#keys.holds],
+        arguments: [],
+      })
     );
   }
 
@@ -417,9 +421,10 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     return this.#connections.closed;
   }
 
-  /** Releases this handle's connections; the queue and its items stay in Redis. */
-  disconnect(): Promise<void> {
-    return this.#connections.close();
+  /** Releases this handle's connections (once its confirms are done); the queue and its items stay in Redis. */
+  async disconnect(): Promise<void> {
+    await Promise.all(this.#confirming.values());
+    await this.#connections.close();
   }
 
   /** Releases this handle's connections, for `await using`. */

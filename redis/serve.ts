@@ -7,14 +7,13 @@
  */
 
 import { Buffer } from "node:buffer";
-import { deserialize } from "node:v8";
 import type { Task } from "../futures.ts";
 import { packError } from "../internal/codec.ts";
 import { show, wholeNumber } from "../internal/options.ts";
 import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
-import { itemToBytes } from "../queue/_ring.ts";
-import { checkServerOptions, Connections, decode } from "./_connection.ts";
+import { itemFromBytes, itemToBytes } from "../queue/_ring.ts";
+import { checkServerOptions, Connections, decode, evalScript } from "./_connection.ts";
 import {
   DROP_RUNNING,
   FINISH_AND_TAKE,
@@ -295,7 +294,7 @@ class Worker implements RedisPoolWorker {
     const results = this.#keys.resultItems("\u0000");
     const [resultsPrefix, resultsSuffix] = results.split("\u0000");
     const reply = await this.#connections.main.run((client) =>
-      client.eval(FINISH_AND_TAKE, {
+      evalScript(client, FINISH_AND_TAKE, {
         keys: [this.#keys.tasks, this.#keys.running(this.id)],
         arguments: [
           this.#keys.job(""),
@@ -328,7 +327,7 @@ class Worker implements RedisPoolWorker {
   async #adoptOrphans(): Promise<void> {
     const running = this.#keys.running(this.id);
     const listed = await this.#connections.main.run((client) =>
-      client.eval(RUNNING_IDS, { keys: [running], arguments: [] })
+      evalScript(client, RUNNING_IDS, { keys: [running], arguments: [] })
     ) as (Uint8Array | string)[];
     const ids = new Set(listed.map((raw) => decode(raw)));
     for (const id of ids) {
@@ -344,7 +343,7 @@ class Worker implements RedisPoolWorker {
       if (item === null || typeof item === "string" || readJobItem(item)?.id !== id) {
         // No such job (or not one of ours): its item goes, whatever it is.
         await this.#connections.main.run((client) =>
-          client.eval(DROP_RUNNING, { keys: [running], arguments: [id] })
+          evalScript(client, DROP_RUNNING, { keys: [running], arguments: [id] })
         );
         continue;
       }
@@ -362,7 +361,7 @@ class Worker implements RedisPoolWorker {
     let status = RETURNED;
     let value: unknown;
     try {
-      const { fn, mode, args } = deserialize(job.body) as {
+      const { fn, mode, args } = itemFromBytes(job.body) as {
         fn: FnSpec;
         mode: JobMode;
         args: unknown[];

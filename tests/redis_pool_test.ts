@@ -5,6 +5,7 @@ import { Buffer } from "node:buffer";
 import { tasks } from "../mod.ts";
 import { RedisPool, RedisQueue } from "../redis/mod.ts";
 import { jobItem } from "../redis/_protocol.ts";
+import { itemToBytes } from "../queue/_ring.ts";
 import { openRedisPool, type RedisServer, redisTest, startRedisWorker } from "./_redis.ts";
 import { failure, within } from "./_helpers.ts";
 
@@ -201,8 +202,7 @@ redisTest(
         if (worker === "") await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.notEqual(worker, "", "the worker did not register");
-      const { serialize } = await import("node:v8");
-      const body = serialize({
+      const body = itemToBytes({
         fn: { module: work.add.module, name: "add" },
         mode: "call",
         args: [2, 3],
