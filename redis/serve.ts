@@ -49,7 +49,11 @@ export interface ServeRedisPoolOptions {
 export interface RedisPoolWorker {
   /** This worker's id in Redis. */
   readonly id: string;
-  /** Stops taking tasks, finishes those it holds, then shuts its local pool down. */
+  /**
+   * Stops taking tasks, finishes those it holds, then shuts its local pool
+   * down. Results that cannot reach Redis within 5 s (the server is down)
+   * are given up: their tasks run again elsewhere, as after a crash.
+   */
   close(): Promise<void>;
 }
 
@@ -71,6 +75,16 @@ function pause(): Promise<null> {
 const BATCH_BUDGET_MS = 2;
 /** The most jobs a worker takes at once. */
 const MAX_BATCH = 64;
+
+/** How long a closing worker gives its last results (and its leaving) to reach Redis. */
+const RESULTS_GRACE_MS = 5_000;
+
+/** Waits for `promise`, for at most `ms`; the timer goes when the promise wins. */
+function atMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  return Promise.race([promise.then(() => {}, () => {}), late]).finally(() => clearTimeout(timer));
+}
 
 /** How long a blocking wait for a task or a cancel lasts before the worker looks around. */
 const SLICE_MS = 500;
@@ -147,6 +161,9 @@ class Worker implements RedisPoolWorker {
   readonly #orphans: Claimed[] = [];
   #stopping = false;
   #closing = false;
+  /** Batches of jobs running now, and who waits for there to be none. */
+  #executing = 0;
+  #idle?: PromiseWithResolvers<void>;
   #loops: Promise<void>[] = [];
   #heartbeat?: ReturnType<typeof setInterval>;
   #livesFor = 30_000;
@@ -182,15 +199,28 @@ class Worker implements RedisPoolWorker {
   async close(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    await Promise.all(this.#loops);
+    // The jobs it holds finish; their results get a while to reach Redis. A server that is down
+    // must not hold close() up for ever: those jobs run again elsewhere, as after a crash.
+    const loops = Promise.all(this.#loops);
+    await Promise.race([loops, this.#jobsDone().then(() => atMost(loops, RESULTS_GRACE_MS))]);
     this.#closing = true;
     clearInterval(this.#heartbeat);
-    await this.#connections.main.run(async (client) => {
+    const leave = this.#connections.main.run(async (client) => {
       await client.sRem(this.#keys.workers, this.id);
       await client.del(this.#keys.alive(this.id));
     }).catch(() => {});
+    await atMost(leave, RESULTS_GRACE_MS);
+    // Closing the connections ends whatever still waits on them.
     await this.#connections.close();
+    await loops;
     await this.#options.pool.shutdown();
+  }
+
+  /** Resolves once no batch of jobs is running here. */
+  #jobsDone(): Promise<void> {
+    if (this.#executing === 0) return Promise.resolve();
+    this.#idle ??= Promise.withResolvers<void>();
+    return this.#idle.promise;
   }
 
   /** Renews this worker's sign of life, for as long as its tasks allow. */
@@ -224,7 +254,16 @@ class Worker implements RedisPoolWorker {
       // A batch of jobs runs at once on the local pool, and their results go back together
       // with the take of the next batch: one round trip for many tiny tasks.
       const started = performance.now();
-      const items = await Promise.all(next.map((job) => this.#execute(job)));
+      this.#executing++;
+      let items: Uint8Array[];
+      try {
+        items = await Promise.all(next.map((job) => this.#execute(job)));
+      } finally {
+        if (--this.#executing === 0) {
+          this.#idle?.resolve();
+          this.#idle = undefined;
+        }
+      }
       this.#measure((performance.now() - started) / next.length);
       const done = next.map((job, i) => ({ id: job.id, client: job.client, item: items[i] }));
       next = await this.#finishAndTake(done).catch(pause) ?? [];

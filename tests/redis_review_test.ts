@@ -23,7 +23,7 @@ async function localWorker(url: string, name: string, modules: string[] = [here]
 }
 
 redisTest(
-  "review: shutdown() and disconnect() end while the server is down",
+  "review: shutdown(), disconnect() and a worker's close() end while the server is down",
   async () => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
@@ -42,10 +42,8 @@ redisTest(
       await within(pool.shutdown(), 15_000);
       await within(queue.disconnect(), 15_000);
       await within(waiting, 15_000);
-      // The worker cannot finish either: restart the server for its close().
-      await ownServer(port).then((restarted) => {
-        return within(_worker.close(), 20_000).finally(() => restarted.stop());
-      });
+      // Nor does the worker's close() wait for the server: what it held runs again elsewhere.
+      await within(_worker.close(), 15_000);
     } finally {
       await server.stop().catch(() => {});
     }
