@@ -6,7 +6,7 @@
  *   parallel:pool:{name}:tasks           list   job items no worker has taken, oldest first
  *   parallel:pool:{name}:job:<id>        hash   item (the job's list item), client,
  *                                               maxAttempts, attempts (starts that ended
- *                                               with their worker's death)
+ *                                               with their worker's death), cancelled
  *   parallel:pool:{name}:workers         set    ids of workers that serve the pool
  *   parallel:pool:{name}:alive:<worker>  string there while the worker lives (it renews it)
  *   parallel:pool:{name}:running:<worker> list  the job items the worker took
@@ -117,6 +117,8 @@ if redis.call('LREM', KEYS[1], 1, item) == 1 then
   redis.call('DEL', KEYS[2])
   return {1}
 end
+-- Should its worker be dead, the recovery drops it instead of running it again.
+redis.call('HSET', KEYS[2], 'cancelled', 1)
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if redis.call('LPOS', ARGV[1] .. worker, item) then return {0, worker} end
 end
@@ -136,7 +138,10 @@ for i = 5, #ARGV, 3 do
   local item = redis.call('HGET', job, 'item')
   if item and redis.call('LREM', KEYS[2], 1, item) == 1 then
     redis.call('DEL', job)
-    redis.call('RPUSH', ARGV[2] .. ARGV[i + 1] .. ARGV[3], ARGV[i + 2])
+    local results = ARGV[2] .. ARGV[i + 1] .. ARGV[3]
+    redis.call('RPUSH', results, ARGV[i + 2])
+    -- A submitter that died reads them no more: they go after a day.
+    redis.call('PEXPIRE', results, 86400000)
   end
 end
 local taken = {}
@@ -170,8 +175,8 @@ return 1`;
  * Recovers the jobs of a worker whose `alive` key has expired: each counts
  * the start that ended with its worker, then goes back to the front of
  * `tasks`, or is answered with a crash once it has been started
- * `maxAttempts` times. Returns how many jobs it handled, -1 if the worker is
- * alive. KEYS: alive, running, tasks, workers. ARGV: worker, the job key
+ * `maxAttempts` times; a cancelled one is dropped. The worker's lists go. Returns how many jobs it handled, -1 if the worker is
+ * alive. KEYS: alive, running, tasks, workers, cancel. ARGV: worker, the job key
  * prefix, the results items key prefix, the results items key suffix.
  */
 export const RECOVER = `
@@ -182,15 +187,20 @@ for i = #items, 1, -1 do
   local cut = string.find(item, '\\n', 1, true)
   local id = cut and string.sub(item, 1, cut - 1) or item
   local job = ARGV[2] .. id
-  local ok, fields = pcall(redis.call, 'HMGET', job, 'attempts', 'maxAttempts', 'client')
-  if cut and ok and fields[1] then
+  local ok, fields = pcall(redis.call, 'HMGET', job, 'attempts', 'maxAttempts', 'client',
+    'cancelled')
+  if cut and ok and fields[4] then
+    redis.call('DEL', job)
+  elseif cut and ok and fields[1] then
     -- Fields that are not numbers (a job written by someone else) count as its last attempt.
     local attempts = (tonumber(fields[1]) or math.huge) + 1
     local most = tonumber(fields[2]) or 0
     if attempts >= most then
       local text = cjson.encode({ id = id, crashed = 'its worker died while running it, ' ..
         tostring(attempts) .. ' time(s) (maxAttempts: ' .. tostring(most) .. ')' })
-      redis.pcall('RPUSH', ARGV[3] .. (fields[3] or '') .. ARGV[4], string.char(7) .. text)
+      local results = ARGV[3] .. (fields[3] or '') .. ARGV[4]
+      redis.pcall('RPUSH', results, string.char(7) .. text)
+      redis.pcall('PEXPIRE', results, 86400000)
       redis.call('DEL', job)
     else
       redis.call('HSET', job, 'attempts', attempts)
@@ -200,4 +210,5 @@ for i = #items, 1, -1 do
 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[5])
 return #items`;

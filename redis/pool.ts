@@ -496,7 +496,13 @@ export async function recoverDeadWorkers(
     // One worker's keys in a bad state (whoever can write to Redis) must not stop the others'.
     await connections.main.run((client) =>
       evalScript(client, RECOVER, {
-        keys: [keys.alive(worker), keys.running(worker), keys.tasks, keys.workers],
+        keys: [
+          keys.alive(worker),
+          keys.running(worker),
+          keys.tasks,
+          keys.workers,
+          keys.cancel(worker),
+        ],
         arguments: [worker, keys.job(""), resultsPrefix, "}:items"],
       })
     ).catch((error) => {

@@ -6,7 +6,13 @@ import { tasks } from "../mod.ts";
 import { RedisPool, RedisQueue } from "../redis/mod.ts";
 import { jobItem } from "../redis/_protocol.ts";
 import { itemToBytes } from "../queue/_ring.ts";
-import { openRedisPool, type RedisServer, redisTest, startRedisWorker } from "./_redis.ts";
+import {
+  openRedisPool,
+  redisCli,
+  type RedisServer,
+  redisTest,
+  startRedisWorker,
+} from "./_redis.ts";
 import { failure, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_redis_tasks.ts")>(
@@ -302,5 +308,40 @@ redisTest(
       assert.equal(pool.stats.pendingTasks, 0);
       assert.equal(pool.stats.failedTasks, outcomes.filter((o) => o.status === "rejected").length);
     });
+  },
+);
+
+redisTest(
+  "RedisPool: a task cancelled while its worker is dead is not run again; the dead worker's keys go",
+  async (server) => {
+    const keys = "parallel:pool:{dead}:";
+    const cli = (...args: string[]) => redisCli(server.url, ...args);
+    const first = startRedisWorker(server, "dead");
+    let second: StartedWorker | undefined;
+    try {
+      await using pool = openRedisPool({ url: server.url, name: "dead", stalledAfter: 1_000 });
+      await using started = new RedisQueue<number>({ url: server.url, name: "started" });
+      const long = pool.submit(work.startThenWait, server.url, "started", 60_000);
+      assert.equal(await started.get({ timeout: 30_000 }), first.pid);
+      await first.stop("SIGKILL");
+      long.cancel();
+      assert.equal((await failure(long)).name, "CancelledError");
+      // The cancel waits for a worker that will never read it, until the recovery.
+      const deadline = Date.now() + 20_000;
+      while ((await cli("KEYS", `${keys}cancel:*`)) === "") {
+        if (Date.now() > deadline) throw new Error("the cancel never reached the dead worker");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      while ((await cli("KEYS", `${keys}*`)).match(/:(cancel|running|job):/)) {
+        if (Date.now() > deadline) throw new Error(`left behind: ${await cli("KEYS", "*")}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      second = startRedisWorker(server, "dead");
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      assert.equal(await started.size(), 0, "the cancelled task ran again");
+    } finally {
+      await first.stop();
+      await second?.stop();
+    }
   },
 );
