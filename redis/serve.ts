@@ -8,7 +8,7 @@
 
 import { Buffer } from "node:buffer";
 import type { Task } from "../futures.ts";
-import { packError } from "../internal/codec.ts";
+import { packError, reviveWith } from "../internal/codec.ts";
 import { show, wholeNumber } from "../internal/options.ts";
 import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
@@ -411,6 +411,14 @@ class Worker implements RedisPoolWorker {
         );
       }
       if (!Array.isArray(args)) throw new Error(`serveRedisPool "${this.#options.name}": bad job`);
+      // A submitter sends no shared object (it refuses them): one in a job was written by hand,
+      // and the local pool would rebuild it.
+      reviveWith(args, ({ kind }) => {
+        throw new Error(
+          `serveRedisPool "${this.#options.name}" refused a job whose arguments hold a ` +
+            `package object (${show(kind)}): shared objects cannot come through Redis`,
+        );
+      });
       const task = submitSpec(this.#options.pool, this.#check(fn), args, mode, job.timeout);
       this.#running.set(job.id, task);
       if (this.#cancelledEarly.delete(job.id)) task.cancel();
