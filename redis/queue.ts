@@ -83,14 +83,16 @@ return {0}`;
  * reply), 0 when they went back to the queue while the caller was slow (its
  * hold in KEYS[2] lapsed; KEYS[3] is the mark left then), 2 when the list
  * holds another count (a wait sent again after a lost reply moved one more):
- * the caller takes the whole list instead.
+ * the caller takes the whole list instead. A mark an earlier give-back left
+ * (for a get that never confirmed: it was aborted) goes with the items, so
+ * that this confirm, sent again, does not read it as its own.
  */
 const CONFIRM = `
 local held = redis.call('LLEN', KEYS[1])
 if held > 0 and held ~= tonumber(ARGV[1]) then return 2 end
 redis.call('ZREM', KEYS[2], KEYS[1])
 if held > 0 then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[3])
   return 1
 end
 if redis.call('DEL', KEYS[3]) == 1 then return 0 end

@@ -284,3 +284,142 @@ redisTest(
     assert.equal(await consumer.tryGet(), undefined);
   },
 );
+
+/**
+ * A TCP proxy in front of a redis-server, for faults a test must place exactly: `loseReply(text)`
+ * lets the next command that holds `text` through, then drops its connection in place of the
+ * reply (a reply lost with a dropped connection); `die(text)` drops every connection and stops
+ * listening when a command holds `text`, before it reaches the server (a server gone mid-command).
+ */
+function redisProxy(url: string) {
+  const target = new URL(url);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pumps: Promise<void>[] = [];
+  let lose: string | undefined;
+  let dieOn: string | undefined;
+  let closed = false;
+  const close = (conn: Deno.Conn) => {
+    conns.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  };
+  const stop = () => {
+    if (closed) return;
+    closed = true;
+    listener.close();
+    for (const conn of [...conns]) close(conn);
+  };
+  const pump = async (
+    from: Deno.Conn,
+    to: Deno.Conn,
+    pass: (chunk: Uint8Array) => boolean,
+  ) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null || !pass(buffer.subarray(0, n))) break;
+        for (let at = 0; at < n;) at += await to.write(buffer.subarray(at, n));
+      }
+    } catch {
+      // A side closed.
+    } finally {
+      close(from);
+      close(to);
+    }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const client of listener) {
+        const server = await Deno.connect({
+          hostname: target.hostname,
+          port: Number(target.port),
+        });
+        conns.add(client).add(server);
+        let losing = false;
+        pumps.push(pump(client, server, (chunk) => {
+          const text = new TextDecoder().decode(chunk);
+          if (dieOn !== undefined && text.includes(dieOn)) {
+            stop();
+            return false;
+          }
+          if (lose !== undefined && text.includes(lose)) {
+            lose = undefined;
+            losing = true;
+          }
+          return true;
+        }));
+        pumps.push(pump(server, client, () => !losing));
+      }
+    } catch {
+      // The listener closed.
+    }
+  })();
+  return {
+    url: `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    loseReply(text: string) {
+      lose = text;
+    },
+    die(text: string) {
+      dieOn = text;
+    },
+    async [Symbol.asyncDispose]() {
+      stop();
+      await accepting;
+      await Promise.all(pumps);
+    },
+  };
+}
+
+redisTest(
+  "RedisQueue: a confirm sent again after a lost reply keeps its item, though an old give-back left a mark",
+  async ({ url }) => {
+    const keys = "parallel:queue:{marked}:";
+    await using proxy = redisProxy(url);
+    await using consumer = new RedisQueue<string>({ url: proxy.url, name: "marked" });
+    await using other = new RedisQueue<string>({ url, name: "marked" });
+    // A get aborted while it waits: the item its wait moves then stays in its pending list.
+    let pending = "";
+    for (let attempt = 0;; attempt++) {
+      assert.ok(attempt < 10, "the aborted get's wait never moved the item");
+      const controller = new AbortController();
+      const aborted = consumer.get({ signal: controller.signal }).catch((error) => error);
+      await eventually(
+        "the get holds its pending list",
+        async () => (await redisCli(url, "ZCARD", `${keys}holds`)) === "1",
+      );
+      pending = await redisCli(url, "ZRANGE", `${keys}holds`, "0", "-1");
+      controller.abort();
+      await other.put("first");
+      assert.equal((await within(aborted)).name, "AbortError");
+      const moved = await within(
+        (async () => {
+          // The wait ends within its slice (half a second): by then the item moved, or not.
+          for (let i = 0; i < 100; i++) {
+            if (await redisCli(url, "LLEN", pending) === "1") return true;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          return false;
+        })(),
+      );
+      if (moved) break;
+      // That wait ended just before the put: start again.
+      assert.equal(await other.get({ timeout: 5_000 }), "first");
+    }
+    // Its hold runs out (backdated here): another get gives the item back and takes it, and
+    // leaves a mark for a confirm that will never come (that get was aborted).
+    await redisCli(url, "ZADD", `${keys}holds`, "0", pending);
+    assert.equal(await other.get({ timeout: 5_000 }), "first");
+    assert.equal(await redisCli(url, "EXISTS", `${pending}:given-back`), "1");
+    // A later get of that consumer takes an item; the reply to its confirm is lost, so the
+    // confirm goes again: the item is still its.
+    await other.put("second");
+    proxy.loseReply("given-back");
+    assert.equal(await consumer.get({ timeout: 5_000 }), "second");
+    assert.equal(await other.tryGet(), undefined);
+  },
+);
