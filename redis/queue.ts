@@ -34,6 +34,9 @@ const PUT_ID_SECONDS = 3_600;
 /** How long a get's hold on its pending list lasts beyond one blocking wait, unless renewed. */
 const HOLD_GRACE_MS = 10_000;
 
+/** How long `disconnect()` waits for the confirms still in the background. */
+const CONFIRM_GRACE_MS = 5_000;
+
 /**
  * Takes up to ARGV[1] items without waiting, through the connection's
  * pending list (KEYS[1]): the items a dropped reply left there, else the
@@ -423,9 +426,19 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     return this.#connections.closed;
   }
 
-  /** Releases this handle's connections (once its confirms are done); the queue and its items stay in Redis. */
+  /**
+   * Releases this handle's connections (once its background confirms are
+   * done, or after 5 s: a server that is gone must not hold it up); the queue
+   * and its items stay in Redis.
+   */
   async disconnect(): Promise<void> {
-    await Promise.all(this.#confirming.values());
+    // A confirm that cannot finish leaves its items held: they go back once the hold lapses.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#confirming.values()),
+      new Promise((resolve) => timer = setTimeout(resolve, CONFIRM_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
     await this.#connections.close();
   }
 

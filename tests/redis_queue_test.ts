@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { QueueClosedError, TimeoutError } from "../mod.ts";
 import { RedisQueue } from "../redis/mod.ts";
+import { getBatch } from "../redis/queue.ts";
 import { redisCli, redisTest } from "./_redis.ts";
 import { failure, runProgram, within } from "./_helpers.ts";
 
@@ -421,5 +422,18 @@ redisTest(
     proxy.loseReply("given-back");
     assert.equal(await consumer.get({ timeout: 5_000 }), "second");
     assert.equal(await other.tryGet(), undefined);
+  },
+);
+
+redisTest(
+  "RedisQueue: disconnect() ends when the server goes away while a confirm runs in the background",
+  async ({ url }) => {
+    await using proxy = redisProxy(url);
+    const queue = new RedisQueue<string>({ url: proxy.url, name: "gone" });
+    await using producer = new RedisQueue<string>({ url, name: "gone" });
+    await producer.put("item");
+    proxy.die("given-back\r\n"); // the confirm's key, not the text of a script
+    assert.deepEqual(await within(getBatch(queue, 10, true)), ["item"]);
+    await within(queue.disconnect(), 20_000);
   },
 );
