@@ -44,17 +44,25 @@ const CONFIRM_GRACE_MS = 5_000;
  * from now (KEYS[4], by the server's clock) and empties it once it has the
  * reply. First, the items of pending lists whose hold lapsed (their consumer
  * died between a take and its confirm) go back to the head of the queue, and
- * a mark tells a consumer that was only slow. Returns `{1, items}`, `{2}`
- * when the queue is closed and empty, `{0}` when it is only empty.
+ * a mark tells a consumer that was only slow. A hold on anything but a
+ * pending list of this queue (named ARGV[3]…; whoever can write to Redis can
+ * add one) is dropped. Returns `{1, items}`, `{2}` when the queue is closed
+ * and empty, `{0}` when it is only empty.
  */
 const TAKE = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 16)) do
   if list ~= KEYS[1] then
-    local moved = 0
-    while redis.call('LMOVE', list, KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
-    if moved > 0 then redis.call('SET', list .. ':given-back', 1, 'EX', 3600) end
+    if string.sub(list, 1, #ARGV[3]) == ARGV[3] then
+      local moved = 0
+      while true do
+        local ok, item = pcall(redis.call, 'LMOVE', list, KEYS[2], 'RIGHT', 'LEFT')
+        if not ok or not item then break end
+        moved = moved + 1
+      end
+      if moved > 0 then redis.call('SET', list .. ':given-back', 1, 'EX', 3600) end
+    end
     redis.call('ZREM', KEYS[4], list)
   end
 end
@@ -366,7 +374,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
     const [status, items] = await link.run((client) =>
       evalScript(client, TAKE, {
         keys: [pending, this.#keys.items, this.#keys.closed, this.#keys.holds],
-        arguments: [String(max), String(SLICE_MS + HOLD_GRACE_MS)],
+        arguments: [String(max), String(SLICE_MS + HOLD_GRACE_MS), this.#keys.pending],
       })
     ) as [number, Uint8Array[]?];
     if (status === 2) {

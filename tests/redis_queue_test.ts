@@ -437,3 +437,19 @@ redisTest(
     await within(queue.disconnect(), 20_000);
   },
 );
+redisTest(
+  "RedisQueue: a hold in Redis that names no pending list (anyone can write one) wedges no get",
+  async ({ url }) => {
+    const keys = "parallel:queue:{holds}:";
+    await using queue = new RedisQueue<number>({ url, name: "holds" });
+    for (let i = 1; i <= 2; i++) await queue.put(i);
+    // A lapsed hold on a key that is not a list ...
+    await redisCli(url, "SET", `${keys}text`, "not a list");
+    await redisCli(url, "ZADD", `${keys}holds`, "0", `${keys}text`);
+    assert.equal(await queue.get({ timeout: 5_000 }), 1);
+    // ... and one on the queue's own items.
+    await redisCli(url, "ZADD", `${keys}holds`, "0", `${keys}items`);
+    assert.equal(await queue.get({ timeout: 5_000 }), 2);
+    assert.equal(await queue.tryGet(), undefined);
+  },
+);
