@@ -129,17 +129,19 @@ return {0}`;
  * `moveToFinished` does, for a batch). Each result is given once, and only if
  * this worker still holds its job (its item in `running`); then up to
  * ARGV[4] next job items move from `tasks` to `running` and are returned.
- * KEYS: tasks, running. ARGV: job key prefix, results items key prefix and
- * suffix, how many to take, then (id, client, result item) per finished job.
+ * A job or results key of the wrong type (a forged job) fails no other job
+ * of the batch. KEYS: tasks, running. ARGV: job key prefix, results items
+ * key prefix and suffix, how many to take, then (id, client, result item)
+ * per finished job.
  */
 export const FINISH_AND_TAKE = `
 for i = 5, #ARGV, 3 do
   local job = ARGV[1] .. ARGV[i]
-  local item = redis.call('HGET', job, 'item')
-  if item and redis.call('LREM', KEYS[2], 1, item) == 1 then
+  local ok, item = pcall(redis.call, 'HGET', job, 'item')
+  if ok and item and redis.call('LREM', KEYS[2], 1, item) == 1 then
     redis.call('DEL', job)
     local results = ARGV[2] .. ARGV[i + 1] .. ARGV[3]
-    redis.call('RPUSH', results, ARGV[i + 2])
+    redis.pcall('RPUSH', results, ARGV[i + 2])
     -- A submitter that died reads them no more: they go after a day.
     redis.call('PEXPIRE', results, 86400000)
   end

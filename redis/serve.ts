@@ -378,7 +378,11 @@ class Worker implements RedisPoolWorker {
       this.#suspects.delete(id);
       const item = await this.#connections.main.run((client) =>
         client.hGet(this.#keys.job(id), "item")
-      ) as Uint8Array | string | null;
+      ).catch((error) => {
+        // A job key of another type (a forged job) is no job; it must not stop the others.
+        if (String((error as Error)?.message).startsWith("WRONGTYPE")) return null;
+        throw error;
+      }) as Uint8Array | string | null;
       if (item === null || typeof item === "string" || readJobItem(item)?.id !== id) {
         // No such job (or not one of ours): its item goes, whatever it is.
         await this.#connections.main.run((client) =>

@@ -4,6 +4,9 @@ import { tasks, ThreadPool } from "../mod.ts";
 import { RedisPool, RedisQueue, serveRedisPool } from "../redis/mod.ts";
 import { openRedisPool, redisCli, redisTest, startRedisWorker } from "./_redis.ts";
 import { alive, failure, within } from "./_helpers.ts";
+import { Buffer } from "node:buffer";
+import { jobItem } from "../redis/_protocol.ts";
+import { itemToBytes } from "../queue/_ring.ts";
 
 const work = tasks<typeof import("./_redis_tasks.ts")>(
   new URL("./_redis_tasks.ts", import.meta.url),
@@ -309,6 +312,77 @@ redisTest(
       }
       await server.status;
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+redisTest(
+  "review: a forged job whose hash is not a hash strands none of the jobs a worker took with it",
+  async ({ url }) => {
+    const keys = "parallel:pool:{forgery}:";
+    await using worker = await localWorker(url, "forgery");
+    await using pool = openRedisPool({ url, name: "forgery" });
+    // Warm up: the worker sizes its batches from measured run times, so it takes several at once.
+    await within(
+      Promise.all(Array.from({ length: 200 }, (_, i) => pool.submit(work.add, i, 0))),
+      30_000,
+    );
+    // Jobs as a submitter "test-client" makes them, and forged ones among them: their items name
+    // job keys that hold strings. All arrive at once: the worker takes them in batches.
+    await using results = new RedisQueue<{ id: string; value: unknown }>({
+      url,
+      name: "pool:forgery:results:test-client",
+    });
+    // deno-lint-ignore no-import-prefix
+    const { createClient } = await import("npm:redis@5.9.0");
+    const redis = createClient({ url });
+    await redis.connect();
+    const count = 80;
+    try {
+      const items: Buffer[] = [];
+      for (let i = 0; i < count; i++) {
+        if (i % 10 === 5) {
+          await redis.set(`${keys}job:forged-${i}`, "not a hash");
+          items.push(Buffer.from(`forged-${i}\ntest-client\n0\n0\n`));
+        }
+        const item = Buffer.from(jobItem({
+          id: `real-${i}`,
+          client: "test-client",
+          timeout: 0,
+          stalledAfter: 30_000,
+          body: itemToBytes({
+            fn: { module: work.add.module, name: "add" },
+            mode: "call",
+            args: [i, 1],
+          }),
+        }));
+        await redis.hSet(`${keys}job:real-${i}`, {
+          item,
+          client: "test-client",
+          maxAttempts: "3",
+          attempts: "0",
+        });
+        items.push(item);
+      }
+      await redis.rPush(`${keys}tasks`, items);
+    } finally {
+      await redis.close();
+    }
+    const got = new Map<string, unknown>();
+    while (got.size < count) {
+      const result = await results.get({ timeout: 20_000 });
+      got.set(result.id, result.value);
+    }
+    assert.deepEqual(
+      [...got].sort(([a], [b]) => a.localeCompare(b)),
+      Array.from({ length: count }, (_, i) => [`real-${i}`, i + 1])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+    // The forged items do not stay in the worker's running list for ever.
+    const running = `${keys}running:${worker.id}`;
+    for (let i = 0; (await redisCli(url, "LLEN", running)) !== "0"; i++) {
+      assert.ok(i < 500, "forged items stay in the worker's running list");
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   },
 );
