@@ -567,9 +567,10 @@ export function explainUnsendable(
  * Whether JSON carries `value` exactly. At the top level (the message
  * envelope) a property may be `undefined`: it is left out and reads back as
  * `undefined`. Deeper down, `undefined` needs `node:v8`, and so does an
- * object seen twice (JSON would copy it, v8 keeps it one object) and an
- * array with properties besides its items. Pass `depth` 1 to allow no
- * `undefined` at all.
+ * object seen twice (JSON would copy it, v8 keeps it one object), an array
+ * with properties besides its items, and an instance of a subclass of Array
+ * (its class may have a `toJSON`, which JSON would call). Pass `depth` 1 to
+ * allow no `undefined` at all.
  */
 export function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
   switch (typeof value) {
@@ -583,6 +584,7 @@ export function jsonExact(value: unknown, depth: number, seen: Set<object>): boo
       if (depth > 32 || seen.has(value)) return false;
       seen.add(value);
       if (Array.isArray(value)) {
+        if (Object.getPrototypeOf(value) !== Array.prototype) return false;
         if (!plainArrays.has(value) && Object.keys(value).length !== value.length) return false;
         for (let i = 0; i < value.length; i++) {
           if (!(i in value) || !jsonExact(value[i], depth + 1, seen)) return false;

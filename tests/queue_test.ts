@@ -119,6 +119,22 @@ Deno.test("Queue: plain objects travel as JSON only when JSON carries them exact
   }
 });
 
+Deno.test("Queue: an array whose class has a toJSON comes out as the array it was", async () => {
+  class Path extends Array<number> {
+    toJSON() {
+      return this.join("/");
+    }
+  }
+  const path = new Path();
+  path.push(1, 2, 3);
+  const queue = new Queue<unknown>();
+  await queue.put(path);
+  await queue.put({ at: path });
+  assert.deepEqual(await queue.get({ timeout: 1_000 }), [1, 2, 3]);
+  assert.deepEqual(await queue.get({ timeout: 1_000 }), { at: [1, 2, 3] });
+  assert.deepEqual(itemFromBytes(itemToBytes({ at: path })), { at: [1, 2, 3] });
+});
+
 Deno.test("Queue: items come out in the order they were put", async () => {
   const queue = new Queue<number>();
   for (let i = 0; i < 10_000; i++) await queue.put(i);
