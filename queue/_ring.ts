@@ -258,10 +258,11 @@ export function encodePayload(item: unknown): Payload | undefined {
     case "object":
       if (item === null) return undefined;
   }
-  if (jsonExact(item, 1, new Set())) {
-    return { tag: JSON_TEXT, bytes: ENCODER.encode(JSON.stringify(item)) };
-  }
   try {
+    // Inside the try: reading the item runs its getters, which may throw.
+    if (jsonExact(item, 1, new Set())) {
+      return { tag: JSON_TEXT, bytes: ENCODER.encode(JSON.stringify(item)) };
+    }
     return { tag: SERIALIZED, bytes: serialize(item) };
   } catch (error) {
     throw new SerializationError(

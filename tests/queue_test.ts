@@ -342,6 +342,20 @@ Deno.test("Queue: an item that cannot be copied fails with SerializationError; t
   assert.equal(await queue.get(), 1);
 });
 
+Deno.test("Queue: an item whose getter throws fails with SerializationError", async () => {
+  const queue = new Queue<unknown>();
+  const item = {
+    get broken(): never {
+      throw new Error("no");
+    },
+  };
+  const error = await failure(queue.put({ nested: item }));
+  assert.ok(error instanceof SerializationError, String(error));
+  assert.throws(() => itemToBytes(item), SerializationError);
+  await queue.put(1);
+  assert.equal(await queue.get(), 1);
+});
+
 Deno.test("Queue: bad maxSize and timeout values fail with errors naming them", async () => {
   for (const bad of [-1, 0, NaN, 1.5, 2 ** 31]) {
     assert.throws(
