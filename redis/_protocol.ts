@@ -107,8 +107,9 @@ return 1`;
 /**
  * Takes back a job no worker has taken: `{1}` when it did (the job is
  * gone); else `{0, worker}` with the worker that holds it, or `{0}` when
- * none does (it has finished). KEYS: tasks, job, workers. ARGV: the running
- * key prefix.
+ * none does (it has finished). A listed worker whose running key is not a
+ * list (whoever can write to Redis can add one) is passed over. KEYS: tasks,
+ * job, workers. ARGV: the running key prefix.
  */
 export const WITHDRAW = `
 local item = redis.call('HGET', KEYS[2], 'item')
@@ -120,7 +121,8 @@ end
 -- Should its worker be dead, the recovery drops it instead of running it again.
 redis.call('HSET', KEYS[2], 'cancelled', 1)
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if redis.call('LPOS', ARGV[1] .. worker, item) then return {0, worker} end
+  local ok, at = pcall(redis.call, 'LPOS', ARGV[1] .. worker, item)
+  if ok and at then return {0, worker} end
 end
 return {0}`;
 

@@ -386,3 +386,34 @@ redisTest(
     }
   },
 );
+
+redisTest(
+  "review: workers in Redis whose running key is not a list do not stop a cancel reaching a task's worker",
+  async (server) => {
+    const { url } = server;
+    const keys = "parallel:pool:{ghosts}:";
+    const worker = startRedisWorker(server, "ghosts");
+    try {
+      await using pool = openRedisPool({ url, name: "ghosts" });
+      await using told = new RedisQueue<string>({ url, name: "told" });
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      const id = await redisCli(url, "SRANDMEMBER", `${keys}workers`);
+      // Workers listed in Redis (whoever can write there can add some) whose running key is a
+      // string: many, so that the set lists some before the real one.
+      for (let i = 0; i < 50; i++) {
+        await redisCli(url, "SET", `${keys}running:ghost-${i}`, "not a list");
+        await redisCli(url, "SADD", `${keys}workers`, `ghost-${i}`);
+      }
+      const running = pool.submit(work.waitForCancel, url, "told", 20_000);
+      for (let i = 0; (await redisCli(url, "LLEN", `${keys}running:${id}`)) !== "1"; i++) {
+        assert.ok(i < 500, "the worker did not take the task");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      running.cancel();
+      assert.equal((await failure(running)).name, "CancelledError");
+      assert.equal(await told.get({ timeout: 10_000 }), "cancelled");
+    } finally {
+      await worker.stop();
+    }
+  },
+);
