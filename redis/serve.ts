@@ -238,7 +238,8 @@ class Worker implements RedisPoolWorker {
     let next: Claimed[] = [];
     // Whether the last finish found no job to take: then the loop waits at once.
     let foundNone = false;
-    while (!this.#stopping) {
+    // While stopping, what a last wait moved into `running` still runs: nobody else would.
+    while (!this.#stopping || next.length > 0) {
       // Whatever a job holds (a key of the wrong type, garbage fields), this loop goes on.
       if (next.length === 0) {
         const orphan = this.#orphans.shift();

@@ -417,3 +417,18 @@ redisTest(
     }
   },
 );
+
+redisTest(
+  "review: a task that reaches a worker as it closes, moved by its last wait, still settles",
+  async ({ url }) => {
+    await using pool = openRedisPool({ url, name: "leaving" });
+    const first = await localWorker(url, "leaving");
+    // The worker is idle once this is done: it waits for the next task in Redis.
+    assert.equal(await within(pool.submit(work.add, 1, 1), 20_000), 2);
+    const closing = first.close();
+    const task = pool.submit(work.add, 2, 3);
+    await within(closing, 30_000);
+    await using _second = await localWorker(url, "leaving");
+    assert.equal(await within(task, 20_000), 5);
+  },
+);
