@@ -127,7 +127,8 @@ let takeMany: <T>(
  * returned before Redis lets go of them (the confirm goes in the background,
  * and the link's next get waits for it): one round trip fewer, for a reader
  * to whom an item seen twice (after a lost reply, or a hold that lapsed)
- * does no harm. Private to the library.
+ * does no harm; bytes that are no item are then left out (they would fail
+ * the whole batch). Private to the library.
  */
 export function getBatch<T>(
   queue: RedisQueue<T>,
@@ -307,7 +308,14 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
             const confirming = this.#confirm(link, pending, taken).catch(() => {})
               .finally(() => this.#confirming.delete(link));
             this.#confirming.set(link, confirming);
-            return taken.map(itemFromBytes) as T[];
+            // Bytes that are no item (whoever can write to Redis) are left out, not the batch.
+            return taken.flatMap((bytes) => {
+              try {
+                return [itemFromBytes(bytes)];
+              } catch {
+                return [];
+              }
+            }) as T[];
           }
           confirming = true;
           const items = await this.#confirm(link, pending, taken);

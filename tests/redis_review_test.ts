@@ -432,3 +432,30 @@ redisTest(
     assert.equal(await within(task, 20_000), 5);
   },
 );
+
+redisTest(
+  "review: garbage read in one batch with a result does not lose the result",
+  async ({ url }) => {
+    await using pool = openRedisPool({ url, name: "mixed" });
+    const task = pool.submit(work.add, 2, 3);
+    let id = ""; // the first line of the job's item: `${client}:${number}`
+    for (let i = 0; id === ""; i++) {
+      assert.ok(i < 500, "the task never reached Redis");
+      id = (await redisCli(url, "LRANGE", "parallel:pool:{mixed}:tasks", "0", "0")).split("\n")[0];
+      if (id === "") await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const client = id.split(":")[0];
+    const result = new TextDecoder().decode(itemToBytes({ id, status: 0, value: 5 }));
+    // No worker: the result is written here, after an item the reader takes alone (a wait moves
+    // one) and an item that is no item at all (an empty string); the last two come in one batch.
+    await redisCli(
+      url,
+      "RPUSH",
+      `parallel:queue:{pool:mixed:results:${client}}:items`,
+      "\x04",
+      "",
+      result,
+    );
+    assert.equal(await within(task, 10_000), 5);
+  },
+);
