@@ -7,6 +7,7 @@
  *   parallel:pool:{name}:job:<id>        hash   item (the job's list item), client,
  *                                               maxAttempts, attempts (starts that ended
  *                                               with their worker's death), cancelled
+ *   parallel:pool:{name}:submitted:<id>  string the job was submitted (for an hour)
  *   parallel:pool:{name}:workers         set    ids of workers that serve the pool
  *   parallel:pool:{name}:alive:<worker>  string there while the worker lives (it renews it)
  *   parallel:pool:{name}:running:<worker> list  the job items the worker took
@@ -35,6 +36,7 @@ export function poolKeys(name: string) {
   return {
     tasks: `${prefix}tasks`,
     job: (id: string) => `${prefix}job:${id}`,
+    submitted: (id: string) => `${prefix}submitted:${id}`,
     workers: `${prefix}workers`,
     alive: (worker: string) => `${prefix}alive:${worker}`,
     running: (worker: string) => `${prefix}running:${worker}`,
@@ -93,12 +95,17 @@ export function readJobItem(item: Uint8Array): JobItem | undefined {
   };
 }
 
+/** How long Redis remembers a submitted job's id, so that a submit sent again adds nothing. */
+export const SUBMITTED_SECONDS = 3_600;
+
 /**
- * Adds a job unless it is there already (a submit sent again after a lost
- * reply). KEYS: job, tasks. ARGV: item, client, maxAttempts.
+ * Adds a job unless its id was submitted before (a submit sent again after a
+ * lost reply, even once the job has finished or been withdrawn). KEYS: job,
+ * tasks, the id's submitted mark. ARGV: item, client, maxAttempts, how long
+ * the mark lasts in seconds.
  */
 export const SUBMIT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[4]) == false then return 0 end
 redis.call('HSET', KEYS[1], 'item', ARGV[1], 'client', ARGV[2], 'maxAttempts', ARGV[3],
   'attempts', 0)
 redis.call('RPUSH', KEYS[2], ARGV[1])

@@ -33,7 +33,15 @@ import {
   evalScript,
   UnreachableError,
 } from "./_connection.ts";
-import { jobItem, poolKeys, RECOVER, RETURNED, SUBMIT, WITHDRAW } from "./_protocol.ts";
+import {
+  jobItem,
+  poolKeys,
+  RECOVER,
+  RETURNED,
+  SUBMIT,
+  SUBMITTED_SECONDS,
+  WITHDRAW,
+} from "./_protocol.ts";
 import { getBatch, RedisQueue } from "./queue.ts";
 import { itemToBytes } from "../queue/_ring.ts";
 
@@ -355,8 +363,8 @@ export class RedisPool implements AsyncDisposable {
     this.#start();
     this.#connections.main.run((client) =>
       evalScript(client, SUBMIT, {
-        keys: [this.#keys.job(id), this.#keys.tasks],
-        arguments: [item, this.#client, String(this.#maxAttempts)],
+        keys: [this.#keys.job(id), this.#keys.tasks, this.#keys.submitted(id)],
+        arguments: [item, this.#client, String(this.#maxAttempts), String(SUBMITTED_SECONDS)],
       })
     ).catch((error) => this.#settle(id, (t) => rejectTask(t, error), "failed"));
     return task;

@@ -141,3 +141,100 @@ export async function redisCli(url: string, ...args: string[]): Promise<string> 
     .output();
   return new TextDecoder().decode(out.stdout).trim();
 }
+
+/**
+ * A TCP proxy in front of a redis-server, for faults a test must place exactly: `loseReply(text)`
+ * lets the next command that holds `text` through, then drops its connection in place of the
+ * reply (a reply lost with a dropped connection), and with `holdMs` holds the connections made
+ * after it that long before they reach the server; `die(text)` drops every connection and stops
+ * listening when a command holds `text`, before it reaches the server (a server gone mid-command).
+ */
+export function redisProxy(url: string) {
+  const target = new URL(url);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pumps: Promise<void>[] = [];
+  let lose: string | undefined;
+  let holdMs = 0;
+  let holdUntil = 0;
+  let dieOn: string | undefined;
+  let closed = false;
+  const close = (conn: Deno.Conn) => {
+    conns.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  };
+  const stop = () => {
+    if (closed) return;
+    closed = true;
+    listener.close();
+    for (const conn of [...conns]) close(conn);
+  };
+  const pump = async (
+    from: Deno.Conn,
+    to: Deno.Conn,
+    pass: (chunk: Uint8Array) => boolean,
+  ) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null || !pass(buffer.subarray(0, n))) break;
+        for (let at = 0; at < n;) at += await to.write(buffer.subarray(at, n));
+      }
+    } catch {
+      // A side closed.
+    } finally {
+      close(from);
+      close(to);
+    }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const client of listener) {
+        const wait = holdUntil - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        const server = await Deno.connect({
+          hostname: target.hostname,
+          port: Number(target.port),
+        });
+        conns.add(client).add(server);
+        let losing = false;
+        pumps.push(pump(client, server, (chunk) => {
+          const text = new TextDecoder().decode(chunk);
+          if (dieOn !== undefined && text.includes(dieOn)) {
+            stop();
+            return false;
+          }
+          if (lose !== undefined && text.includes(lose)) {
+            lose = undefined;
+            losing = true;
+            holdUntil = Date.now() + holdMs;
+          }
+          return true;
+        }));
+        pumps.push(pump(server, client, () => !losing));
+      }
+    } catch {
+      // The listener closed.
+    }
+  })();
+  return {
+    url: `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    loseReply(text: string, options?: { holdMs?: number }) {
+      lose = text;
+      holdMs = options?.holdMs ?? 0;
+    },
+    die(text: string) {
+      dieOn = text;
+    },
+    async [Symbol.asyncDispose]() {
+      stop();
+      await accepting;
+      await Promise.all(pumps);
+    },
+  };
+}

@@ -9,6 +9,7 @@ import { itemToBytes } from "../queue/_ring.ts";
 import {
   openRedisPool,
   redisCli,
+  redisProxy,
   type RedisServer,
   redisTest,
   startRedisWorker,
@@ -350,5 +351,24 @@ redisTest(
       await first.stop();
       await second?.stop();
     }
+  },
+);
+
+redisTest(
+  "RedisPool: a submit sent again after a lost reply adds nothing, though the task has finished",
+  async (server) => {
+    await withWorkers(server, "resent", 1, async ([worker]) => {
+      await using proxy = redisProxy(server.url);
+      await using pool = openRedisPool({ url: proxy.url, name: "resent" });
+      await using started = new RedisQueue<number>({ url: server.url, name: "started-once" });
+      assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
+      // The submit's reply is lost; it is sent again only once the task has run and finished.
+      proxy.loseReply("started-once", { holdMs: 1_500 });
+      const task = pool.submit(work.startThenWait, server.url, "started-once", 0);
+      assert.equal(await within(task, 30_000), worker.pid);
+      assert.equal(await started.get({ timeout: 5_000 }), worker.pid);
+      const again = await failure(started.get({ timeout: 3_000 }), 10_000);
+      assert.equal(again.name, "TimeoutError", "the task ran a second time");
+    });
   },
 );

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { QueueClosedError, TimeoutError } from "../mod.ts";
 import { RedisQueue } from "../redis/mod.ts";
 import { getBatch } from "../redis/queue.ts";
-import { redisCli, redisTest } from "./_redis.ts";
+import { redisCli, redisProxy, redisTest } from "./_redis.ts";
 import { failure, runProgram, within } from "./_helpers.ts";
 
 redisTest("RedisQueue: first in, first out, with Queue's encodings", async ({ url }) => {
@@ -285,96 +285,6 @@ redisTest(
     assert.equal(await consumer.tryGet(), undefined);
   },
 );
-
-/**
- * A TCP proxy in front of a redis-server, for faults a test must place exactly: `loseReply(text)`
- * lets the next command that holds `text` through, then drops its connection in place of the
- * reply (a reply lost with a dropped connection); `die(text)` drops every connection and stops
- * listening when a command holds `text`, before it reaches the server (a server gone mid-command).
- */
-function redisProxy(url: string) {
-  const target = new URL(url);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const pumps: Promise<void>[] = [];
-  let lose: string | undefined;
-  let dieOn: string | undefined;
-  let closed = false;
-  const close = (conn: Deno.Conn) => {
-    conns.delete(conn);
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  };
-  const stop = () => {
-    if (closed) return;
-    closed = true;
-    listener.close();
-    for (const conn of [...conns]) close(conn);
-  };
-  const pump = async (
-    from: Deno.Conn,
-    to: Deno.Conn,
-    pass: (chunk: Uint8Array) => boolean,
-  ) => {
-    const buffer = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await from.read(buffer);
-        if (n === null || !pass(buffer.subarray(0, n))) break;
-        for (let at = 0; at < n;) at += await to.write(buffer.subarray(at, n));
-      }
-    } catch {
-      // A side closed.
-    } finally {
-      close(from);
-      close(to);
-    }
-  };
-  const accepting = (async () => {
-    try {
-      for await (const client of listener) {
-        const server = await Deno.connect({
-          hostname: target.hostname,
-          port: Number(target.port),
-        });
-        conns.add(client).add(server);
-        let losing = false;
-        pumps.push(pump(client, server, (chunk) => {
-          const text = new TextDecoder().decode(chunk);
-          if (dieOn !== undefined && text.includes(dieOn)) {
-            stop();
-            return false;
-          }
-          if (lose !== undefined && text.includes(lose)) {
-            lose = undefined;
-            losing = true;
-          }
-          return true;
-        }));
-        pumps.push(pump(server, client, () => !losing));
-      }
-    } catch {
-      // The listener closed.
-    }
-  })();
-  return {
-    url: `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    loseReply(text: string) {
-      lose = text;
-    },
-    die(text: string) {
-      dieOn = text;
-    },
-    async [Symbol.asyncDispose]() {
-      stop();
-      await accepting;
-      await Promise.all(pumps);
-    },
-  };
-}
 
 redisTest(
   "RedisQueue: a confirm sent again after a lost reply keeps its item, though an old give-back left a mark",
