@@ -587,7 +587,17 @@ export function jsonExact(value: unknown, depth: number, seen: Set<object>): boo
         if (Object.getPrototypeOf(value) !== Array.prototype) return false;
         if (!plainArrays.has(value) && Object.keys(value).length !== value.length) return false;
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value) || !jsonExact(value[i], depth + 1, seen)) return false;
+          const item = value[i];
+          // Inline for the common items (no hole reads as one of these).
+          switch (typeof item) {
+            case "string":
+            case "boolean":
+              continue;
+            case "number":
+              if (Number.isFinite(item) && !Object.is(item, -0)) continue;
+              return false;
+          }
+          if (!(i in value) || !jsonExact(item, depth + 1, seen)) return false;
         }
         return true;
       }

@@ -80,6 +80,7 @@ import {
   type JobExtras,
   type JobMode,
   OK,
+  plainArrays,
   type RunMessage,
   type ToWorker,
   type WorkerInit,
@@ -1454,6 +1455,8 @@ function runMessage(worker: WorkerRecord, records: TaskRecord[]): [RunMessage, T
     }
     for (const item of record.transfer) transfer.push(item);
   }
+  // Built here, with nothing besides their items: the process channel need not list their keys.
+  for (const array of [define, ids, slots, fns, arities, args]) plainArrays.add(array);
   // `extras` (integer keys) before `args`: V8's fast JSON.stringify gives up on an object with
   // integer keys, and after a long `args` that costs it about 8 ms per 125,000 items.
   return [{ type: "run", define, ids, slots, fns, arities, extras, args }, transfer];
