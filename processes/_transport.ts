@@ -409,9 +409,14 @@ function spawnProcess(
     keepAlive(on) {
       if (on === kept) return;
       kept = on;
-      // Covers the child's status and the pending read of its stdout.
-      if (on) child.ref();
-      else child.unref();
+      // Covers the child's status and the pending read of its stdout. A child that has just
+      // exited has no resources left to mark (Deno throws BadResource): nothing to keep alive.
+      try {
+        if (on) child.ref();
+        else child.unref();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
     },
     cancel(slot, tellOnly) {
       // Tell the child (a task watching its signal stops), and kill it unless the job answers
