@@ -183,6 +183,17 @@ end
 return 1`;
 
 /**
+ * A worker leaves: the jobs still in its `running` list (orphans it never ran,
+ * results it could not give) go back to the front of `tasks`, uncounted, and
+ * its keys go. KEYS: running, tasks, workers, alive, cancel. ARGV: worker.
+ */
+export const LEAVE = `
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do end
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4], KEYS[5])
+return 1`;
+
+/**
  * Recovers the jobs of a worker whose `alive` key has expired: each counts
  * the start that ended with its worker, then goes back to the front of
  * `tasks`, or is answered with a crash once it has been started

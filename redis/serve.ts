@@ -17,6 +17,7 @@ import { checkServerOptions, Connections, decode, evalScript } from "./_connecti
 import {
   DROP_RUNNING,
   FINISH_AND_TAKE,
+  LEAVE,
   poolKeys,
   readJobItem,
   RETURNED,
@@ -205,10 +206,18 @@ class Worker implements RedisPoolWorker {
     await Promise.race([loops, this.#jobsDone().then(() => atMost(loops, RESULTS_GRACE_MS))]);
     this.#closing = true;
     clearInterval(this.#heartbeat);
-    const leave = this.#connections.main.run(async (client) => {
-      await client.sRem(this.#keys.workers, this.id);
-      await client.del(this.#keys.alive(this.id));
-    }).catch(() => {});
+    const leave = this.#connections.main.run((client) =>
+      evalScript(client, LEAVE, {
+        keys: [
+          this.#keys.running(this.id),
+          this.#keys.tasks,
+          this.#keys.workers,
+          this.#keys.alive(this.id),
+          this.#keys.cancel(this.id),
+        ],
+        arguments: [this.id],
+      })
+    ).catch(() => {});
     await atMost(leave, RESULTS_GRACE_MS);
     // Closing the connections ends whatever still waits on them.
     await this.#connections.close();

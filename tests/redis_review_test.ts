@@ -459,3 +459,46 @@ redisTest(
     assert.equal(await within(task, 10_000), 5);
   },
 );
+
+redisTest(
+  "review: a worker that closes gives back the jobs it held and never ran (a lost take's orphans)",
+  async ({ url }) => {
+    const leaving = await localWorker(url, "leaving");
+    // A job in its running list it never heard of, as a take whose reply was lost leaves one.
+    const item = Buffer.from(jobItem({
+      id: "orphan-2",
+      client: "test-client",
+      timeout: 0,
+      stalledAfter: 30_000,
+      body: itemToBytes({
+        fn: { module: work.add.module, name: "add" },
+        mode: "call",
+        args: [2, 3],
+      }),
+    }));
+    // deno-lint-ignore no-import-prefix
+    const { createClient } = await import("npm:redis@5.9.0");
+    const redis = createClient({ url });
+    await redis.connect();
+    try {
+      await redis.hSet("parallel:pool:{leaving}:job:orphan-2", {
+        item,
+        client: "test-client",
+        maxAttempts: "3",
+        attempts: "0",
+      });
+      await redis.rPush(`parallel:pool:{leaving}:running:${leaving.id}`, item);
+    } finally {
+      await redis.close();
+    }
+    await within(leaving.close(), 20_000);
+    await using _next = await localWorker(url, "leaving");
+    await using results = new RedisQueue<{ id: string; value: unknown }>({
+      url,
+      name: "pool:leaving:results:test-client",
+    });
+    const result = await results.get({ timeout: 20_000 });
+    assert.equal(result.id, "orphan-2");
+    assert.equal(result.value, 5);
+  },
+);
