@@ -294,7 +294,11 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
       let moved: Uint8Array | undefined;
       await this.#confirming.get(link);
       for (;;) {
-        if (abandoned) throw new Error("abandoned");
+        if (abandoned) {
+          // What the wait moved after the signal fired goes back to the head of the queue.
+          if (moved !== undefined) await this.#giveBack(link, pending);
+          throw new Error("abandoned");
+        }
         const taken = moved !== undefined
           ? [moved]
           : await this.#take(link, pending, `${method}()`, max);

@@ -363,3 +363,23 @@ redisTest(
     assert.equal(await queue.tryGet(), undefined);
   },
 );
+
+redisTest(
+  "RedisQueue: an item that a get aborted during its wait moves anyway goes back at once",
+  async ({ url }) => {
+    await using waiting = new RedisQueue<string>({ url, name: "aborted-wait" });
+    await using other = new RedisQueue<string>({ url, name: "aborted-wait" });
+    const controller = new AbortController();
+    const getting = waiting.get({ timeout: 60_000, signal: controller.signal }).catch((e) => e);
+    await eventually(
+      "the get waits",
+      async () =>
+        (await redisCli(url, "ZCARD", "parallel:queue:{aborted-wait}:holds")).trim() === "1",
+    );
+    controller.abort();
+    assert.equal((await within(getting, 5_000)).name, "AbortError");
+    // The wait still blocked in Redis takes this one into its pending list.
+    await other.put("moved");
+    assert.equal(await other.get({ timeout: 3_000 }), "moved");
+  },
+);
