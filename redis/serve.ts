@@ -203,7 +203,11 @@ class Worker implements RedisPoolWorker {
     // The jobs it holds finish; their results get a while to reach Redis. A server that is down
     // must not hold close() up for ever: those jobs run again elsewhere, as after a crash.
     const loops = Promise.all(this.#loops);
-    await Promise.race([loops, this.#jobsDone().then(() => atMost(loops, RESULTS_GRACE_MS))]);
+    // A batch that starts meanwhile (what a last wait moved) is held too: it finishes before
+    // LEAVE, which would otherwise give it back to run again elsewhere as it runs here.
+    do {
+      await Promise.race([loops, this.#jobsDone().then(() => atMost(loops, RESULTS_GRACE_MS))]);
+    } while (this.#executing > 0);
     this.#closing = true;
     clearInterval(this.#heartbeat);
     const leave = this.#connections.main.run((client) =>

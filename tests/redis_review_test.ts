@@ -502,3 +502,33 @@ redisTest(
     assert.equal(result.value, 5);
   },
 );
+
+redisTest(
+  "review: a task a closing worker's last wait moved, and that runs past the results' grace, runs once",
+  async ({ url }) => {
+    await using pool = openRedisPool({ url, name: "longleave", maxAttempts: 1 });
+    await using started = new RedisQueue<number>({ url, name: "started" });
+    const first = await localWorker(url, "longleave");
+    // Just after the idle worker starts a wait for a task in Redis (a blocking move; nothing else
+    // blocks yet), so that its wait is the one that moves the task.
+    const moves = async () =>
+      Number(
+        /cmdstat_blmove:calls=(\d+)/.exec(await redisCli(url, "INFO", "commandstats"))?.[1] ?? 0,
+      );
+    const before = await moves();
+    for (let i = 0; await moves() === before; i++) {
+      assert.ok(i < 500, "the worker did not wait for a task");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const closing = first.close();
+    // Its last wait moves this one, which runs longer than the 5 s a close gives results.
+    const task = pool.submit(work.startThenWait, url, "started", 7_000);
+    assert.equal(await started.get({ timeout: 10_000 }), Deno.pid);
+    // Another worker is there should the closing one give the task back.
+    await using _second = await localWorker(url, "longleave");
+    assert.equal(await within(task, 30_000), Deno.pid);
+    await within(closing, 30_000);
+    // It ran once: the closing worker held it and finished it.
+    assert.equal(await started.tryGet(), undefined);
+  },
+);
