@@ -184,11 +184,25 @@ return 1`;
 
 /**
  * A worker leaves: the jobs still in its `running` list (orphans it never ran,
- * results it could not give) go back to the front of `tasks`, uncounted, and
- * its keys go. KEYS: running, tasks, workers, alive, cancel. ARGV: worker.
+ * results it could not give) go back to the front of `tasks`, uncounted, but
+ * a cancelled one is dropped (as RECOVER drops it); its keys go. KEYS:
+ * running, tasks, workers, alive, cancel. ARGV: worker, the job key prefix.
  */
 export const LEAVE = `
-while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #items, 1, -1 do
+  local item = items[i]
+  local cut = string.find(item, '\\n', 1, true)
+  local job = cut and ARGV[2] .. string.sub(item, 1, cut - 1)
+  local ok, cancelled = false, false
+  if job then ok, cancelled = pcall(redis.call, 'HGET', job, 'cancelled') end
+  if ok and cancelled then
+    redis.call('DEL', job)
+  else
+    redis.call('LPUSH', KEYS[2], item)
+  end
+end
+redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
 return 1`;

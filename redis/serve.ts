@@ -219,7 +219,7 @@ class Worker implements RedisPoolWorker {
           this.#keys.alive(this.id),
           this.#keys.cancel(this.id),
         ],
-        arguments: [this.id],
+        arguments: [this.id, this.#keys.job("")],
       })
     ).catch(() => {});
     await atMost(leave, RESULTS_GRACE_MS);

@@ -532,3 +532,43 @@ redisTest(
     assert.equal(await started.tryGet(), undefined);
   },
 );
+
+redisTest(
+  "review: a closing worker does not give back a held job that was cancelled (it would run again)",
+  async ({ url }) => {
+    const leaving = await localWorker(url, "leavecancel");
+    // A job in its running list it never heard of (a take whose reply was lost), which its
+    // submitter then cancelled: WITHDRAW marked it cancelled and told this worker.
+    const item = Buffer.from(jobItem({
+      id: "orphan-3",
+      client: "test-client",
+      timeout: 0,
+      stalledAfter: 30_000,
+      body: itemToBytes({
+        fn: { module: work.add.module, name: "add" },
+        mode: "call",
+        args: [2, 3],
+      }),
+    }));
+    // deno-lint-ignore no-import-prefix
+    const { createClient } = await import("npm:redis@5.9.0");
+    const redis = createClient({ url });
+    await redis.connect();
+    try {
+      await redis.hSet("parallel:pool:{leavecancel}:job:orphan-3", {
+        item,
+        client: "test-client",
+        maxAttempts: "3",
+        attempts: "0",
+        cancelled: "1",
+      });
+      await redis.rPush(`parallel:pool:{leavecancel}:running:${leaving.id}`, item);
+    } finally {
+      await redis.close();
+    }
+    await within(leaving.close(), 20_000);
+    // As the recovery of a dead worker's jobs would: dropped, not put back to run.
+    assert.equal(await redisCli(url, "LLEN", "parallel:pool:{leavecancel}:tasks"), "0");
+    assert.equal(await redisCli(url, "EXISTS", "parallel:pool:{leavecancel}:job:orphan-3"), "0");
+  },
+);
