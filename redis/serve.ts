@@ -390,18 +390,27 @@ class Worker implements RedisPoolWorker {
         continue;
       }
       this.#suspects.delete(id);
-      const item = await this.#connections.main.run((client) =>
-        client.hGet(this.#keys.job(id), "item")
+      const [item, cancelled] = await this.#connections.main.run((client) =>
+        client.hmGet(this.#keys.job(id), ["item", "cancelled"])
       ).catch((error) => {
         // A job key of another type (a forged job) is no job; it must not stop the others.
-        if (String((error as Error)?.message).startsWith("WRONGTYPE")) return null;
+        if (String((error as Error)?.message).startsWith("WRONGTYPE")) return [null, null];
         throw error;
-      }) as Uint8Array | string | null;
+      }) as (Uint8Array | string | null)[];
       if (item === null || typeof item === "string" || readJobItem(item)?.id !== id) {
         // No such job (or not one of ours): its item goes, whatever it is.
         await this.#connections.main.run((client) =>
           evalScript(client, DROP_RUNNING, { keys: [running], arguments: [id] })
         );
+        continue;
+      }
+      if (cancelled !== null && cancelled !== undefined) {
+        // Cancelled by its submitter (whose cancel found this worker not knowing the job yet):
+        // dropped, as the recovery of a dead worker's jobs drops it, not run.
+        await this.#connections.main.run(async (client) => {
+          await evalScript(client, DROP_RUNNING, { keys: [running], arguments: [id] });
+          await client.del(this.#keys.job(id));
+        });
         continue;
       }
       this.#orphans.push(this.#claimed(item));

@@ -572,3 +572,52 @@ redisTest(
     assert.equal(await redisCli(url, "EXISTS", "parallel:pool:{leavecancel}:job:orphan-3"), "0");
   },
 );
+
+redisTest(
+  "review: a worker does not adopt and run a held job it never heard of that was cancelled",
+  async ({ url }) => {
+    await using worker = await localWorker(url, "adoptcancel");
+    // As in the test before: an orphan of a lost take, cancelled by its submitter. The cancel
+    // reached the worker, which did not know the job yet.
+    const item = Buffer.from(jobItem({
+      id: "orphan-4",
+      client: "test-client",
+      timeout: 0,
+      stalledAfter: 30_000,
+      body: itemToBytes({
+        fn: { module: work.add.module, name: "add" },
+        mode: "call",
+        args: [2, 3],
+      }),
+    }));
+    await using results = new RedisQueue<{ id: string; value: unknown }>({
+      url,
+      name: "pool:adoptcancel:results:test-client",
+    });
+    // deno-lint-ignore no-import-prefix
+    const { createClient } = await import("npm:redis@5.9.0");
+    const redis = createClient({ url });
+    await redis.connect();
+    const running = `parallel:pool:{adoptcancel}:running:${worker.id}`;
+    try {
+      await redis.hSet("parallel:pool:{adoptcancel}:job:orphan-4", {
+        item,
+        client: "test-client",
+        maxAttempts: "3",
+        attempts: "0",
+        cancelled: "1",
+      });
+      await redis.rPush(running, item);
+      await redis.rPush(`parallel:pool:{adoptcancel}:cancel:${worker.id}`, "orphan-4");
+    } finally {
+      await redis.close();
+    }
+    // The worker looks at its running list about once a second: the orphan goes, run or not.
+    for (let i = 0; (await redisCli(url, "LLEN", running)) !== "0"; i++) {
+      assert.ok(i < 500, "the orphan stays in the worker's running list");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await results.tryGet(), undefined, "the cancelled job ran");
+    assert.equal(await redisCli(url, "EXISTS", "parallel:pool:{adoptcancel}:job:orphan-4"), "0");
+  },
+);
