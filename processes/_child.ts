@@ -130,9 +130,9 @@ let initialised = false;
 let given = false;
 const reader = new FrameReader<ToWorker | ReplyMessage>(async () => {
   // A child started before any task was (`minWorkers`) has nothing to delay: once it has read
-  // what it was sent and holds no task, it guards itself. (Not with a timer: the first
+  // what it was sent (not half a frame: a large first task) and holds no task, it guards itself. (Not with a timer: the first
   // setTimeout of a program costs about 12 ms in Deno 2.9.6, before the first result.)
-  if (initialised && !given) startWatchdog();
+  if (initialised && !given && !reader.midFrame) startWatchdog();
   const read = await stdin(chunk);
   return read === null ? null : chunk.subarray(0, read);
 });

@@ -165,7 +165,8 @@ class Worker implements RedisPoolWorker {
   /** Batches of jobs running now, and who waits for there to be none. */
   #executing = 0;
   #idle?: PromiseWithResolvers<void>;
-  #loops: Promise<void>[] = [];
+  #takeLoops: Promise<void>[] = [];
+  #cancelling?: Promise<void>;
   #heartbeat?: ReturnType<typeof setInterval>;
   #livesFor = 30_000;
 
@@ -193,8 +194,8 @@ class Worker implements RedisPoolWorker {
         void this.#adoptOrphans().catch(() => {});
       }
     }, 250);
-    for (let i = 0; i < this.#concurrency; i++) this.#loops.push(this.#takeLoop());
-    this.#loops.push(this.#cancelLoop());
+    for (let i = 0; i < this.#concurrency; i++) this.#takeLoops.push(this.#takeLoop());
+    this.#cancelling = this.#cancelLoop();
   }
 
   async close(): Promise<void> {
@@ -202,12 +203,13 @@ class Worker implements RedisPoolWorker {
     this.#stopping = true;
     // The jobs it holds finish; their results get a while to reach Redis. A server that is down
     // must not hold close() up for ever: those jobs run again elsewhere, as after a crash.
-    const loops = Promise.all(this.#loops);
+    const taking = Promise.all(this.#takeLoops);
     // A batch that starts meanwhile (what a last wait moved) is held too: it finishes before
     // LEAVE, which would otherwise give it back to run again elsewhere as it runs here.
     do {
-      await Promise.race([loops, this.#jobsDone().then(() => atMost(loops, RESULTS_GRACE_MS))]);
+      await Promise.race([taking, this.#jobsDone().then(() => atMost(taking, RESULTS_GRACE_MS))]);
     } while (this.#executing > 0);
+    // Cancels are heard until here: the jobs it held may have been cancelled meanwhile.
     this.#closing = true;
     clearInterval(this.#heartbeat);
     const leave = this.#connections.main.run((client) =>
@@ -225,7 +227,7 @@ class Worker implements RedisPoolWorker {
     await atMost(leave, RESULTS_GRACE_MS);
     // Closing the connections ends whatever still waits on them.
     await this.#connections.close();
-    await loops;
+    await Promise.all([taking, this.#cancelling]);
     await this.#options.pool.shutdown();
   }
 
@@ -301,7 +303,7 @@ class Worker implements RedisPoolWorker {
   }
 
   async #cancelLoop(): Promise<void> {
-    while (!this.#stopping) {
+    while (!this.#closing) {
       const popped = await this.#connections.blocking(
         `${this.#keys.cancel(this.id)}:unused:`,
         ({ link }) =>
@@ -422,7 +424,8 @@ class Worker implements RedisPoolWorker {
   async #execute(job: Claimed): Promise<Uint8Array> {
     if (job.stalledAfter > 0 && job.stalledAfter < this.#livesFor) {
       this.#livesFor = job.stalledAfter;
-      await this.#beat().catch(() => {});
+      // Not awaited: a server that is down must not keep the job (and close()) waiting.
+      void this.#beat().catch(() => {});
     }
     let status = RETURNED;
     let value: unknown;

@@ -621,3 +621,28 @@ redisTest(
     assert.equal(await redisCli(url, "EXISTS", "parallel:pool:{adoptcancel}:job:orphan-4"), "0");
   },
 );
+
+redisTest(
+  "review: a cancel that comes while a worker closes still reaches the task it runs",
+  async ({ url }) => {
+    const worker = await localWorker(url, "closing-cancel");
+    try {
+      await using pool = openRedisPool({ url, name: "closing-cancel" });
+      const task = pool.submit(work.waitForCancel, url, "told", 60_000);
+      const deadline = Date.now() + 20_000;
+      while (
+        await redisCli(url, "LLEN", `parallel:pool:{closing-cancel}:running:${worker.id}`) !== "1"
+      ) {
+        if (Date.now() > deadline) throw new Error("the worker never took the task");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const closing = worker.close();
+      task.cancel();
+      assert.equal((await failure(task)).name, "CancelledError");
+      // The task would wait a minute unless the cancel reaches it on the closing worker.
+      await within(closing, 20_000);
+    } finally {
+      await within(worker.close(), 90_000);
+    }
+  },
+);
