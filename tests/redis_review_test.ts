@@ -637,6 +637,8 @@ redisTest(
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       const closing = worker.close();
+      // Later than one blocking wait of the worker's cancel loop (half a second).
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
       task.cancel();
       assert.equal((await failure(task)).name, "CancelledError");
       // The task would wait a minute unless the cancel reaches it on the closing worker.
