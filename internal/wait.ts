@@ -14,6 +14,9 @@
  * `"not-equal"` (the word had already changed), `"timed-out"`, or, for the
  * async form, `"aborted"`. Callers re-check their condition in a loop.
  *
+ * Also {@linkcode settledWithin}: a wait for a promise (a close, a last
+ * write) that must not outlast a grace period.
+ *
  * @module
  */
 
@@ -163,4 +166,20 @@ export async function runAsync<T>(steps: WaitSteps<T>): Promise<T> {
     step = steps.next(await waitAsync(words, index, expected, timeout, signal));
   }
   return step.value;
+}
+
+/**
+ * Waits until `promise` settles (either way), for at most `ms`; the timer is
+ * cleared when the promise wins.
+ *
+ * @returns Whether it settled in time.
+ */
+export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

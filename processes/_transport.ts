@@ -37,6 +37,7 @@ import {
   resolvePermissions,
 } from "./_permissions.ts";
 import { show, wholeNumber } from "../internal/options.ts";
+import { settledWithin } from "../internal/wait.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 provideV8(v8);
@@ -358,12 +359,7 @@ function spawnProcess(
       const left = giveUpAt - performance.now();
       if (left <= 0) break;
       seen = reader.chunks;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        reading,
-        new Promise((resolve) => timer = setTimeout(resolve, Math.min(OUTPUT_GRACE_MS, left))),
-      ]);
-      clearTimeout(timer);
+      await settledWithin(reading, Math.min(OUTPUT_GRACE_MS, left));
     }
     clearInterval(watchStall);
     for (const timer of cancelTimers) clearTimeout(timer);

@@ -17,6 +17,7 @@ import { createClient, RESP_TYPES } from "npm:redis@5.9.0";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { checkOptionNames, show } from "../internal/options.ts";
+import { settledWithin } from "../internal/wait.ts";
 
 type BaseClient = ReturnType<typeof createClient>;
 /** A client whose bulk strings arrive as bytes. */
@@ -169,13 +170,8 @@ export class Link {
     if (opened === undefined) return;
     // A graceful close waits for the answers to the commands in flight, which a dead server
     // never sends: after a moment the socket is simply destroyed.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const closed = await Promise.race([
-      opened.base.close().then(() => true, () => false),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), CLOSE_MS)),
-    ]);
-    clearTimeout(timer);
-    if (closed) return;
+    const closing = opened.base.close().then(() => true, () => false);
+    if (await settledWithin(closing, CLOSE_MS) && await closing) return;
     try {
       opened.base.destroy();
     } catch {

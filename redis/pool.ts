@@ -18,6 +18,7 @@ import { cancelTask, rejectTask, resolveTask, Task } from "../futures.ts";
 import { encode, unpackError } from "../internal/codec.ts";
 import { fnName, toFnSpec } from "../internal/functions.ts";
 import { type Chunks, lazyMap, mapAll, type MapOptions } from "../internal/maps.ts";
+import { settledWithin } from "../internal/wait.ts";
 import {
   checkArray,
   checkMilliseconds,
@@ -299,9 +300,7 @@ export class RedisPool implements AsyncDisposable {
     const tidy = this.#connections.main.run((client) =>
       client.del(["items", "closed", "holds"].map((key) => queue + key))
     ).catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([tidy, new Promise((resolve) => timer = setTimeout(resolve, 2_000))]);
-    clearTimeout(timer);
+    await settledWithin(tidy, 2_000);
     await this.#connections.close();
     await tidy;
   }

@@ -8,7 +8,7 @@
 import { Buffer } from "node:buffer";
 import { QueueClosedError, TimeoutError } from "../errors.ts";
 import { wholeNumber } from "../internal/options.ts";
-import { checkTimeout, type WaitOptions } from "../internal/wait.ts";
+import { checkTimeout, settledWithin, type WaitOptions } from "../internal/wait.ts";
 import { itemFromBytes, itemToBytes } from "../queue/_ring.ts";
 import { checkServerOptions, Connections, evalScript, type Link } from "./_connection.ts";
 
@@ -453,12 +453,7 @@ export class RedisQueue<T = unknown> implements AsyncIterable<T>, AsyncDisposabl
    */
   async disconnect(): Promise<void> {
     // A confirm that cannot finish leaves its items held: they go back once the hold lapses.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(this.#confirming.values()),
-      new Promise((resolve) => timer = setTimeout(resolve, CONFIRM_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
+    await settledWithin(Promise.all(this.#confirming.values()), CONFIRM_GRACE_MS);
     await this.#connections.close();
   }
 

@@ -12,6 +12,7 @@ import { packError, reviveWith } from "../internal/codec.ts";
 import { show, wholeNumber } from "../internal/options.ts";
 import { type Pool, submitSpec } from "../internal/pool.ts";
 import type { FnSpec, JobMode } from "../internal/protocol.ts";
+import { settledWithin } from "../internal/wait.ts";
 import { itemFromBytes, itemToBytes } from "../queue/_ring.ts";
 import { checkServerOptions, Connections, decode, evalScript } from "./_connection.ts";
 import {
@@ -79,13 +80,6 @@ const MAX_BATCH = 64;
 
 /** How long a closing worker gives its last results (and its leaving) to reach Redis. */
 const RESULTS_GRACE_MS = 5_000;
-
-/** Waits for `promise`, for at most `ms`; the timer goes when the promise wins. */
-function atMost(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-  return Promise.race([promise.then(() => {}, () => {}), late]).finally(() => clearTimeout(timer));
-}
 
 /** How long a blocking wait for a task or a cancel lasts before the worker looks around. */
 const SLICE_MS = 500;
@@ -207,7 +201,10 @@ class Worker implements RedisPoolWorker {
     // A batch that starts meanwhile (what a last wait moved) is held too: it finishes before
     // LEAVE, which would otherwise give it back to run again elsewhere as it runs here.
     do {
-      await Promise.race([taking, this.#jobsDone().then(() => atMost(taking, RESULTS_GRACE_MS))]);
+      await Promise.race([
+        taking,
+        this.#jobsDone().then(() => settledWithin(taking, RESULTS_GRACE_MS)),
+      ]);
     } while (this.#executing > 0);
     // Cancels are heard until here: the jobs it held may have been cancelled meanwhile.
     this.#closing = true;
@@ -224,7 +221,7 @@ class Worker implements RedisPoolWorker {
         arguments: [this.id, this.#keys.job("")],
       })
     ).catch(() => {});
-    await atMost(leave, RESULTS_GRACE_MS);
+    await settledWithin(leave, RESULTS_GRACE_MS);
     // Closing the connections ends whatever still waits on them.
     await this.#connections.close();
     await Promise.all([taking, this.#cancelling]);
