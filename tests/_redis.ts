@@ -4,6 +4,9 @@
 // Redis tests share: a worker process, a pool front that cannot hang, redis-cli.
 import { RedisPool } from "../redis/mod.ts";
 import { within } from "./_helpers.ts";
+import { Buffer } from "node:buffer";
+import { jobItem } from "../redis/_protocol.ts";
+import { itemToBytes } from "../queue/_ring.ts";
 
 const SERVER = "redis-server";
 
@@ -237,4 +240,47 @@ export function redisProxy(url: string) {
       await Promise.all(pumps);
     },
   };
+}
+
+/**
+ * Writes jobs straight into a pool's keys, as a submitter "test-client" makes them (hash and
+ * list item), each running `add(a, b)` of tests/_redis_tasks.ts, and pushes their items onto
+ * `list` (the pool's `tasks`, or a worker's `running` as a take whose reply was lost leaves one).
+ * `fields` adds to each job's hash (`cancelled: "1"`, as WITHDRAW marks one). Returns the items.
+ */
+export async function writeJobs(
+  url: string,
+  pool: string,
+  list: string,
+  jobs: { id: string; args: [number, number]; fields?: Record<string, string> }[],
+): Promise<Buffer[]> {
+  const add = new URL("./_redis_tasks.ts", import.meta.url).href;
+  const items = jobs.map(({ id, args }) =>
+    Buffer.from(jobItem({
+      id,
+      client: "test-client",
+      timeout: 0,
+      stalledAfter: 30_000,
+      body: itemToBytes({ fn: { module: add, name: "add" }, mode: "call", args }),
+    }))
+  );
+  // deno-lint-ignore no-import-prefix
+  const { createClient } = await import("npm:redis@5.9.0");
+  const redis = createClient({ url });
+  await redis.connect();
+  try {
+    for (const [i, { id, fields }] of jobs.entries()) {
+      await redis.hSet(`parallel:pool:{${pool}}:job:${id}`, {
+        item: items[i],
+        client: "test-client",
+        maxAttempts: "3",
+        attempts: "0",
+        ...fields,
+      });
+    }
+    await redis.rPush(`parallel:pool:{${pool}}:${list}`, items);
+  } finally {
+    await redis.close();
+  }
+  return items;
 }

@@ -1,11 +1,8 @@
 // RedisPool and serveRedisPool against a real redis-server, with worker processes started by
 // the test (redis/worker.ts), as on other machines.
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { tasks } from "../mod.ts";
 import { RedisPool, RedisQueue } from "../redis/mod.ts";
-import { jobItem } from "../redis/_protocol.ts";
-import { itemToBytes } from "../queue/_ring.ts";
 import {
   openRedisPool,
   redisCli,
@@ -13,6 +10,7 @@ import {
   type RedisServer,
   redisTest,
   startRedisWorker,
+  writeJobs,
 } from "./_redis.ts";
 import { failure, within } from "./_helpers.ts";
 
@@ -206,43 +204,15 @@ redisTest(
       });
       // Wait until the worker has registered, then put a job straight into its running list, as a
       // take whose reply was lost leaves it.
-      const cli = (...args: string[]) =>
-        new Deno.Command("redis-cli", { args: ["-u", server.url, ...args], stdout: "piped" })
-          .output()
-          .then((out) => new TextDecoder().decode(out.stdout).trim());
       let worker = "";
       for (let i = 0; i < 200 && worker === ""; i++) {
-        worker = await cli("SRANDMEMBER", "parallel:pool:{orphans}:workers");
+        worker = await redisCli(server.url, "SRANDMEMBER", "parallel:pool:{orphans}:workers");
         if (worker === "") await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.notEqual(worker, "", "the worker did not register");
-      const body = itemToBytes({
-        fn: { module: work.add.module, name: "add" },
-        mode: "call",
-        args: [2, 3],
-      });
-      // deno-lint-ignore no-import-prefix
-      const { createClient } = await import("npm:redis@5.9.0");
-      const redis = createClient({ url: server.url });
-      await redis.connect();
-      try {
-        const item = Buffer.from(jobItem({
-          id: "orphan-1",
-          client: "test-client",
-          timeout: 0,
-          stalledAfter: 30_000,
-          body,
-        }));
-        await redis.hSet("parallel:pool:{orphans}:job:orphan-1", {
-          item,
-          client: "test-client",
-          maxAttempts: "3",
-          attempts: "0",
-        });
-        await redis.rPush(`parallel:pool:{orphans}:running:${worker}`, item);
-      } finally {
-        await redis.close();
-      }
+      await writeJobs(server.url, "orphans", `running:${worker}`, [
+        { id: "orphan-1", args: [2, 3] },
+      ]);
       const result = await results.get({ timeout: 20_000 }) as { id: string; value: unknown };
       assert.equal(result.id, "orphan-1");
       assert.equal(result.value, 5);

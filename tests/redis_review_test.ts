@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { tasks, ThreadPool } from "../mod.ts";
 import { RedisPool, RedisQueue, serveRedisPool } from "../redis/mod.ts";
-import { openRedisPool, redisCli, redisTest, startRedisWorker } from "./_redis.ts";
+import { openRedisPool, redisCli, redisTest, startRedisWorker, writeJobs } from "./_redis.ts";
 import { alive, failure, within } from "./_helpers.ts";
 import { Buffer } from "node:buffer";
 import { jobItem } from "../redis/_protocol.ts";
@@ -465,32 +465,7 @@ redisTest(
   async ({ url }) => {
     const leaving = await localWorker(url, "leaving");
     // A job in its running list it never heard of, as a take whose reply was lost leaves one.
-    const item = Buffer.from(jobItem({
-      id: "orphan-2",
-      client: "test-client",
-      timeout: 0,
-      stalledAfter: 30_000,
-      body: itemToBytes({
-        fn: { module: work.add.module, name: "add" },
-        mode: "call",
-        args: [2, 3],
-      }),
-    }));
-    // deno-lint-ignore no-import-prefix
-    const { createClient } = await import("npm:redis@5.9.0");
-    const redis = createClient({ url });
-    await redis.connect();
-    try {
-      await redis.hSet("parallel:pool:{leaving}:job:orphan-2", {
-        item,
-        client: "test-client",
-        maxAttempts: "3",
-        attempts: "0",
-      });
-      await redis.rPush(`parallel:pool:{leaving}:running:${leaving.id}`, item);
-    } finally {
-      await redis.close();
-    }
+    await writeJobs(url, "leaving", `running:${leaving.id}`, [{ id: "orphan-2", args: [2, 3] }]);
     await within(leaving.close(), 20_000);
     await using _next = await localWorker(url, "leaving");
     await using results = new RedisQueue<{ id: string; value: unknown }>({
@@ -539,33 +514,9 @@ redisTest(
     const leaving = await localWorker(url, "leavecancel");
     // A job in its running list it never heard of (a take whose reply was lost), which its
     // submitter then cancelled: WITHDRAW marked it cancelled and told this worker.
-    const item = Buffer.from(jobItem({
-      id: "orphan-3",
-      client: "test-client",
-      timeout: 0,
-      stalledAfter: 30_000,
-      body: itemToBytes({
-        fn: { module: work.add.module, name: "add" },
-        mode: "call",
-        args: [2, 3],
-      }),
-    }));
-    // deno-lint-ignore no-import-prefix
-    const { createClient } = await import("npm:redis@5.9.0");
-    const redis = createClient({ url });
-    await redis.connect();
-    try {
-      await redis.hSet("parallel:pool:{leavecancel}:job:orphan-3", {
-        item,
-        client: "test-client",
-        maxAttempts: "3",
-        attempts: "0",
-        cancelled: "1",
-      });
-      await redis.rPush(`parallel:pool:{leavecancel}:running:${leaving.id}`, item);
-    } finally {
-      await redis.close();
-    }
+    await writeJobs(url, "leavecancel", `running:${leaving.id}`, [
+      { id: "orphan-3", args: [2, 3], fields: { cancelled: "1" } },
+    ]);
     await within(leaving.close(), 20_000);
     // As the recovery of a dead worker's jobs would: dropped, not put back to run.
     assert.equal(await redisCli(url, "LLEN", "parallel:pool:{leavecancel}:tasks"), "0");
@@ -579,39 +530,15 @@ redisTest(
     await using worker = await localWorker(url, "adoptcancel");
     // As in the test before: an orphan of a lost take, cancelled by its submitter. The cancel
     // reached the worker, which did not know the job yet.
-    const item = Buffer.from(jobItem({
-      id: "orphan-4",
-      client: "test-client",
-      timeout: 0,
-      stalledAfter: 30_000,
-      body: itemToBytes({
-        fn: { module: work.add.module, name: "add" },
-        mode: "call",
-        args: [2, 3],
-      }),
-    }));
     await using results = new RedisQueue<{ id: string; value: unknown }>({
       url,
       name: "pool:adoptcancel:results:test-client",
     });
-    // deno-lint-ignore no-import-prefix
-    const { createClient } = await import("npm:redis@5.9.0");
-    const redis = createClient({ url });
-    await redis.connect();
     const running = `parallel:pool:{adoptcancel}:running:${worker.id}`;
-    try {
-      await redis.hSet("parallel:pool:{adoptcancel}:job:orphan-4", {
-        item,
-        client: "test-client",
-        maxAttempts: "3",
-        attempts: "0",
-        cancelled: "1",
-      });
-      await redis.rPush(running, item);
-      await redis.rPush(`parallel:pool:{adoptcancel}:cancel:${worker.id}`, "orphan-4");
-    } finally {
-      await redis.close();
-    }
+    await writeJobs(url, "adoptcancel", `running:${worker.id}`, [
+      { id: "orphan-4", args: [2, 3], fields: { cancelled: "1" } },
+    ]);
+    await redisCli(url, "RPUSH", `parallel:pool:{adoptcancel}:cancel:${worker.id}`, "orphan-4");
     // The worker looks at its running list about once a second: the orphan goes, run or not.
     for (let i = 0; (await redisCli(url, "LLEN", running)) !== "0"; i++) {
       assert.ok(i < 500, "the orphan stays in the worker's running list");
