@@ -140,6 +140,18 @@ function shareWithProcess(object: Shareable): Descriptor {
 /** The context a parent encodes arguments for a process with. */
 export const parentContext: DescribeContext = { transport: "process", share: shareWithProcess };
 
+/**
+ * The context for a child that maps this program's shared memory: objects
+ * that live wholly in it (`RemoteSpec.direct`) go as themselves, the rest
+ * as handles on the broker.
+ */
+export const mappedChildContext: DescribeContext = {
+  transport: "process",
+  mapped: true,
+  share: (object) =>
+    specOf(object).direct ? object[describe](mappedChildContext) : shareWithProcess(object),
+};
+
 const ownerDied = new WeakMap<object, number>();
 
 /**

@@ -41,6 +41,12 @@ export interface DescribeContext {
   /** Threads share memory; processes reach the parent's objects via the broker. */
   readonly transport: "thread" | "process";
   /**
+   * For processes: the child maps this program's shared memory (it may use
+   * FFI, see `memory.ts`), so an object whose `RemoteSpec.direct` is set is
+   * sent as itself, as to a thread, not as a handle on the broker.
+   */
+  readonly mapped?: boolean;
+  /**
    * For processes: describes any library object as a handle on the broker,
    * in place of its own `[describe]` (which only knows shared memory).
    */
@@ -88,6 +94,12 @@ export interface RemoteSpec {
   readonly members?: readonly string[];
   /** The call a child's `for await` repeats until `QueueClosedError` (default `get`, if listed). */
   readonly iterate?: string;
+  /**
+   * Set when the object lives wholly in shared memory from `memory.ts`: a
+   * child that maps it ({@linkcode DescribeContext.mapped}) gets the object
+   * itself and calls nothing through the broker.
+   */
+  readonly direct?: boolean;
   /** Set when the object cannot work through the broker: why, for the error. */
   readonly localOnly?: string;
 }

@@ -161,6 +161,8 @@ interface Transport {
   configure?(options: Record<string, unknown>, where: string): unknown;
   /** How arguments and results are encoded for this kind of worker. */
   context: DescribeContext;
+  /** The context for workers of one configuration, when it depends on it (default `context`). */
+  contextFor?(config: unknown): DescribeContext;
   /** Throws when a value cannot be sent to this kind of worker (default: structured clone). */
   check?: (value: unknown) => unknown;
 }
@@ -399,7 +401,7 @@ export class Pool {
     const where = `Cannot create ${label}`;
     checkOptionNames(options, [...COMMON_OPTIONS, ...transport.extraOptions], where);
     this.#transportConfig = transport.configure?.(options as Record<string, unknown>, where);
-    this.#context = transport.context;
+    this.#context = transport.contextFor?.(this.#transportConfig) ?? transport.context;
     this.#check = transport.check;
     this.#maxWorkers = wholeNumber(
       options.maxWorkers ?? navigator.hardwareConcurrency ?? 1,

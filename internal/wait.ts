@@ -13,6 +13,15 @@
  * Both return why they woke: `"ok"` (notified, possibly spuriously),
  * `"not-equal"` (the word had already changed), `"timed-out"`, or, for the
  * async form, `"aborted"`. Callers re-check their condition in a loop.
+ * {@linkcode notify} wakes sleepers.
+ *
+ * Words in mapped memory (`memory.ts`: shared with child processes) are not
+ * a `SharedArrayBuffer`, which `Atomics.wait` requires; waits on them use
+ * the futex (`libc.ts`) instead, blocking for `waitSync` and on a thread of
+ * Deno's blocking pool for `waitAsync` (a pending call keeps the program
+ * alive). A futex sleep lasts at most {@linkcode FUTEX_SLICE_MS}, then
+ * returns as a spurious wake-up: a worker terminated while it sleeps ends
+ * within that time, as it does from `Atomics.wait`.
  *
  * Also {@linkcode settledWithin}: a wait for a promise (a close, a last
  * write) that must not outlast a grace period.
@@ -20,7 +29,12 @@
  * @module
  */
 
+import { futexWait, futexWaitOffThread, futexWake } from "./libc.ts";
+import { addressOf } from "./memory.ts";
 import { checkMilliseconds, MAX_TIMER_MS } from "./options.ts";
+
+/** The longest one futex sleep lasts before it returns as a spurious wake-up. */
+export const FUTEX_SLICE_MS = 250;
 
 /** Options every waiting call takes. */
 export interface WaitOptions {
@@ -80,7 +94,43 @@ export function waitSync(
   expected: number,
   timeout: number = Infinity,
 ): WakeReason {
-  return Atomics.wait(words, index, expected, timeout);
+  const address = futexAddress(words, index);
+  if (address === undefined) return Atomics.wait(words, index, expected, timeout);
+  const start = performance.now();
+  const woken = futexWait(address, expected, Math.min(timeout, FUTEX_SLICE_MS));
+  return futexReason(woken, words, index, expected, timeout, start);
+}
+
+/** Where the futex finds `words[index]`, or `undefined` when `Atomics` waits on it. */
+function futexAddress(words: Int32Array, index: number): number | undefined {
+  if (words.buffer instanceof SharedArrayBuffer) return undefined;
+  const base = addressOf(words.buffer);
+  return base === undefined ? undefined : base + words.byteOffset + index * 4;
+}
+
+/** Why a futex sleep that began at `start` ended: the same reasons as `Atomics.wait`'s. */
+function futexReason(
+  woken: number,
+  words: Int32Array,
+  index: number,
+  expected: number,
+  timeout: number,
+  start: number,
+): WakeReason {
+  if (woken === 0) return "ok";
+  if (Atomics.load(words, index) !== expected) return "not-equal";
+  return performance.now() - start >= timeout ? "timed-out" : "ok";
+}
+
+/**
+ * Wakes up to `count` sleepers on `words[index]` (all by default), in this
+ * thread's process and, for mapped memory, in every other.
+ *
+ * @returns How many it woke.
+ */
+export function notify(words: Int32Array, index: number, count: number = Infinity): number {
+  const address = futexAddress(words, index);
+  return address === undefined ? Atomics.notify(words, index, count) : futexWake(address, count);
 }
 
 /**
@@ -101,6 +151,8 @@ export function waitAsync(
   signal?: AbortSignal,
 ): Promise<WakeReason> {
   if (signal?.aborted) return Promise.resolve("aborted");
+  const address = futexAddress(words, index);
+  if (address !== undefined) return futexWaitAsync(words, index, address, expected, timeout, signal);
   const result = Atomics.waitAsync(words, index, expected, timeout);
   if (!result.async) return Promise.resolve(result.value);
   return new Promise<WakeReason>((resolve) => {
@@ -121,6 +173,45 @@ export function waitAsync(
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     result.value.then(finish);
+  });
+}
+
+/**
+ * {@linkcode waitAsync} on mapped memory. An abort wakes every sleeper on the
+ * word (the others see a spurious wake-up) until this wait's own futex call
+ * has returned, so that no call is left sleeping after the wait has ended.
+ */
+function futexWaitAsync(
+  words: Int32Array,
+  index: number,
+  address: number,
+  expected: number,
+  timeout: number,
+  signal: AbortSignal | undefined,
+): Promise<WakeReason> {
+  if (Atomics.load(words, index) !== expected) return Promise.resolve("not-equal");
+  const start = performance.now();
+  const call = futexWaitOffThread(address, expected, Math.min(timeout, FUTEX_SLICE_MS));
+  if (signal === undefined) {
+    return call.then((woken) => futexReason(woken, words, index, expected, timeout, start));
+  }
+  return new Promise<WakeReason>((resolve) => {
+    let aborted = false;
+    let poke: ReturnType<typeof setTimeout> | undefined;
+    const wakeAll = () => {
+      futexWake(address, Infinity);
+      poke = setTimeout(wakeAll, 1);
+    };
+    const onAbort = () => {
+      aborted = true;
+      wakeAll();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    call.then((woken) => {
+      clearTimeout(poke);
+      signal.removeEventListener("abort", onAbort);
+      resolve(aborted ? "aborted" : futexReason(woken, words, index, expected, timeout, start));
+    });
   });
 }
 

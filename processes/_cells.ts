@@ -1,9 +1,8 @@
-import { show } from "../internal/options.ts";
 /**
  * Typed cells in shared memory: what `Value` and `SharedArray` are made of.
  *
  * ```text
- *   cells:  TypedArray(length) of the chosen type, over a SharedArrayBuffer
+ *   cells:  TypedArray(length) of the chosen type, over shared memory (memory.ts)
  *   guard:  Int32Array(1)      0 free, 1 held: makes float updates atomic
  * ```
  *
@@ -16,6 +15,11 @@ import { show } from "../internal/options.ts";
  *
  * @module
  */
+
+import type { DescribeContext } from "../internal/codec.ts";
+import { bufferOf, sharedBytes, type SharedRef } from "../internal/memory.ts";
+import { show } from "../internal/options.ts";
+import { sharedState } from "../sync/_shared.ts";
 
 /** The element types of a `Value` or `SharedArray`, as in Python's typecodes. */
 export const CELL_TYPES: Record<CellType, { BYTES_PER_ELEMENT: number }> = {
@@ -49,7 +53,9 @@ export type CellValue<T extends CellType> = T extends "bigint64" | "biguint64" ?
 
 /** Any of the typed arrays above, indexed loosely (the type is checked at the edges). */
 type Cells = { [index: number]: any; readonly buffer: ArrayBufferLike };
-type CellsConstructor = new (source: SharedArrayBuffer | number) => Cells;
+type CellsConstructor = new (source: ArrayBufferLike | number) => Cells;
+/** A store's memory in transit. */
+type CellRefs = { cells: SharedRef; guard: SharedRef };
 /** `Atomics` takes any integer typed array; this is the view it is handed as. */
 type AtomicCells = Int32Array<SharedArrayBuffer>;
 
@@ -64,26 +70,24 @@ export class CellStore {
   /** One cell of this type, not shared: wraps a value as the cells do, with no allocation. */
   readonly #scratch: Cells;
 
-  constructor(
-    type: CellType,
-    length: number,
-    state?: { cells: SharedArrayBuffer; guard: SharedArrayBuffer },
-  ) {
+  constructor(type: CellType, length: number, state?: CellRefs) {
     const View = CELL_TYPES[type] as unknown as CellsConstructor & { BYTES_PER_ELEMENT: number };
     this.type = type;
     this.length = length;
-    this.cells = new View(state?.cells ?? new SharedArrayBuffer(length * View.BYTES_PER_ELEMENT));
-    this.guard = new Int32Array(state?.guard ?? new SharedArrayBuffer(4));
+    this.cells = new View(
+      state ? bufferOf(state.cells) : sharedBytes(length * View.BYTES_PER_ELEMENT),
+    );
+    this.guard = new Int32Array(state ? bufferOf(state.guard) : sharedBytes(4));
     this.#float = type === "float32" || type === "float64";
     this.#big = type === "bigint64" || type === "biguint64";
     this.#scratch = new View(1);
   }
 
-  /** The buffers a thread needs to rebuild this store. */
-  get state(): { cells: SharedArrayBuffer; guard: SharedArrayBuffer } {
+  /** What a thread, or a child that maps this program's memory, needs to rebuild this store. */
+  stateFor(context: DescribeContext, name: string): CellRefs {
     return {
-      cells: this.cells.buffer as SharedArrayBuffer,
-      guard: this.guard.buffer as SharedArrayBuffer,
+      cells: sharedState(context, this.cells.buffer, name),
+      guard: sharedState(context, this.guard.buffer, name),
     };
   }
 

@@ -26,6 +26,7 @@ import {
   BrokerSession,
   type CallMessage,
   ChildViolation,
+  mappedChildContext,
   parentContext,
   type ReplyMessage,
 } from "../internal/broker.ts";
@@ -38,6 +39,7 @@ import {
 } from "./_permissions.ts";
 import { show, wholeNumber } from "../internal/options.ts";
 import { settledWithin } from "../internal/wait.ts";
+import { memoryKind } from "../internal/memory.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 provideV8(v8);
@@ -453,6 +455,11 @@ registerTransport("process", {
   spawn: (init, capacity, config) => spawnProcess(init, capacity, config as ProcessConfig),
   extraOptions: CHILD_OPTIONS,
   context: parentContext,
+  // A child with FFI maps this program's shared memory and uses its objects directly.
+  contextFor: (config) =>
+    (config as ProcessConfig).permissions.ffi === true && memoryKind() === "mapped"
+      ? mappedChildContext
+      : parentContext,
   check: encodeFrame,
   configure: (options, where): ProcessConfig => {
     checkParentCanSpawn(where);

@@ -210,7 +210,7 @@ export class SharedArray<T extends CellType = CellType> {
       state: {
         type: this.#store.type,
         length: this.#store.length,
-        ...this.#store.state,
+        ...this.#store.stateFor(context, "SharedArray"),
         lock: this.lock[describe](context),
       },
     };
@@ -226,6 +226,7 @@ export class SharedArray<T extends CellType = CellType> {
       calls: { get: ["number"], set: ["number", "value"], add: ["number", "value"], toArray: [] },
       constants: { type: this.#store.type, length: this.#store.length },
       members: ["lock"],
+      direct: true,
     };
   }
 }

@@ -183,7 +183,7 @@ export class Value<T extends CellType = CellType> {
     return {
       kind: "Value",
       module: import.meta.url,
-      state: { type: this.#store.type, ...this.#store.state, lock: this.lock[describe](context) },
+      state: { type: this.#store.type, ...this.#store.stateFor(context, "Value"), lock: this.lock[describe](context) },
     };
   }
 
@@ -197,6 +197,7 @@ export class Value<T extends CellType = CellType> {
       calls: { load: [], store: ["value"], add: ["value"], compareExchange: ["value", "value"] },
       constants: { type: this.#store.type },
       members: ["lock"],
+      direct: true,
     };
   }
 }

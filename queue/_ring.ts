@@ -105,7 +105,7 @@
 import { deserialize, serialize } from "node:v8";
 import { QueueClosedError, SerializationError, type TimeoutError } from "../errors.ts";
 import { describeType, jsonExact } from "../internal/codec.ts";
-import { Deadline, runSync, type WaitSteps } from "../internal/wait.ts";
+import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { acquireSteps, FOREVER, releasePermit, takeFree } from "../sync/_permits.ts";
 import { abortReason, timedOut } from "../sync/_shared.ts";
 
@@ -800,7 +800,7 @@ export class Ring {
     } finally {
       this.unlock();
     }
-    if (wakeRoom) Atomics.notify(header, ROOM_SEQ);
+    if (wakeRoom) notify(header, ROOM_SEQ);
     this.giveBackSpace();
     if (copy !== undefined) value = tag === SERIALIZED ? deserialize(copy) : DECODER.decode(copy);
     return tag === JSON_TEXT ? JSON.parse(value as string) : value;
@@ -970,7 +970,7 @@ export class Ring {
     } finally {
       this.unlock();
     }
-    Atomics.notify(header, ROOM_SEQ);
+    notify(header, ROOM_SEQ);
     addSpares(this.itemWords);
     if (this.bounded) addSpares(this.spaceWords);
   }
@@ -997,7 +997,7 @@ export class Ring {
     }
     if (unfinished === 1) {
       Atomics.add(header, JOIN_SEQ, 1);
-      if (Atomics.load(header, JOINERS) > 0) Atomics.notify(header, JOIN_SEQ);
+      if (Atomics.load(header, JOINERS) > 0) notify(header, JOIN_SEQ);
     }
   }
 

@@ -31,7 +31,7 @@
  * @module
  */
 
-import type { Deadline, WaitSteps } from "../internal/wait.ts";
+import { type Deadline, notify, type WaitSteps } from "../internal/wait.ts";
 import { acquireSteps, FOREVER, takeFree, takeOne } from "./_permits.ts";
 import { abortReason } from "./_shared.ts";
 
@@ -125,5 +125,5 @@ export function notifyCondition(words: Int32Array, n: number): void {
   if (granted <= 0) return;
   Atomics.add(words, SIGNALS, granted);
   Atomics.add(words, WAKE, 1);
-  Atomics.notify(words, WAKE, granted);
+  notify(words, WAKE, granted);
 }

@@ -29,7 +29,7 @@
  * Releasing: compareExchange COUNT from n to n + 1 (refused at the
  * primitive's limit: 1 for a mutex, the start for a bounded semaphore). If n
  * was below zero, someone in line is owed the permit: GRANTED + 1, WAKE + 1,
- * and `Atomics.notify(…, 1)` wakes the caller that has slept longest. If
+ * and `notify(…, 1)` wakes the caller that has slept longest. If
  * nobody was asleep to wake (the callers in line are between looks), the
  * grant moves to OPEN and WAKE is bumped again, so they find it. Uncontended,
  * a lock and an unlock are one compareExchange each, as for a bare spin lock.
@@ -57,7 +57,14 @@
  * @module
  */
 
-import { checkTimeout, Deadline, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import {
+  checkTimeout,
+  Deadline,
+  notify,
+  runAsync,
+  runSync,
+  type WaitOptions,
+} from "../internal/wait.ts";
 import type { WaitSteps } from "../internal/wait.ts";
 import { abortReason, timedOut } from "./_shared.ts";
 
@@ -132,12 +139,12 @@ function grant(words: Int32Array, handOff: boolean): void {
   if (!handOff) {
     Atomics.add(words, OPEN, 1);
     Atomics.add(words, WAKE, 1);
-    Atomics.notify(words, WAKE);
+    notify(words, WAKE);
     return;
   }
   Atomics.add(words, GRANTED, 1);
   Atomics.add(words, WAKE, 1);
-  if (Atomics.notify(words, WAKE, 1) === 0) openGrant(words);
+  if (notify(words, WAKE, 1) === 0) openGrant(words);
 }
 
 /** Moves one reserved grant to OPEN and tells the line to look again. */
@@ -145,7 +152,7 @@ function openGrant(words: Int32Array): void {
   if (!takeOne(words, GRANTED)) return;
   Atomics.add(words, OPEN, 1);
   Atomics.add(words, WAKE, 1);
-  Atomics.notify(words, WAKE, 1);
+  notify(words, WAKE, 1);
 }
 
 /**

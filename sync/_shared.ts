@@ -6,6 +6,7 @@
  * @module
  */
 
+import { bufferOf, isMapped, refOf, sharedBytes, type SharedRef } from "../internal/memory.ts";
 import { wholeNumber } from "../internal/options.ts";
 import { SerializationError, TimeoutError } from "../errors.ts";
 import type { DescribeContext } from "../internal/codec.ts";
@@ -68,15 +69,16 @@ class OwnerDiedLease extends PermitLease {
 
 // ---- rebuilding a primitive on existing shared state ---------------------
 
-let adopted: SharedArrayBuffer | undefined;
+let adopted: ArrayBufferLike | undefined;
 
 /**
- * Runs `create` (a constructor call) so that the constructor adopts `buffer`
- * instead of allocating fresh state. The constructor's arguments are then
- * ignored: everything it needs is in the buffer or passed by the reviver.
+ * Runs `create` (a constructor call) so that the constructor adopts the
+ * shared memory `ref` names instead of allocating fresh state. The
+ * constructor's arguments are then ignored: everything it needs is in the
+ * memory or passed by the reviver.
  */
-export function adopting<T>(buffer: SharedArrayBuffer, create: () => T): T {
-  adopted = buffer;
+export function adopting<T>(ref: SharedRef, create: () => T): T {
+  adopted = bufferOf(ref);
   try {
     return create();
   } finally {
@@ -88,27 +90,31 @@ export function adopting<T>(buffer: SharedArrayBuffer, create: () => T): T {
  * Called first by every constructor: the buffer it must adopt, or
  * `undefined` when it is creating a new primitive.
  */
-export function adoption(): SharedArrayBuffer | undefined {
+export function adoption(): ArrayBufferLike | undefined {
   const buffer = adopted;
   adopted = undefined;
   return buffer;
 }
 
-/** Allocates `length` zeroed shared words. */
-export function sharedWords(length: number): Int32Array<SharedArrayBuffer> {
-  return new Int32Array(new SharedArrayBuffer(length * Int32Array.BYTES_PER_ELEMENT));
+/** Allocates `length` zeroed shared words (see `internal/memory.ts`). */
+export function sharedWords(length: number): Int32Array {
+  return new Int32Array(sharedBytes(length * Int32Array.BYTES_PER_ELEMENT));
 }
 
 /**
- * Refuses to describe a primitive for a process: processes reach shared
- * objects through the parent's broker, which sync primitives do not use yet.
+ * What a primitive's descriptor carries for its memory `buffer`: for a
+ * thread, and for a child process that maps this program's memory. Any
+ * other child reaches primitives through the broker, not here.
+ *
+ * @throws {SerializationError} When the far side cannot share the memory.
  */
-export function checkThreadTransport(context: DescribeContext, name: string): void {
-  if (context.transport !== "thread") {
+export function sharedState(context: DescribeContext, buffer: ArrayBufferLike, name: string): SharedRef {
+  if (context.transport !== "thread" && !(context.mapped && isMapped(buffer))) {
     throw new SerializationError(
-      `Cannot send a ${name} to a process: sync primitives work across threads only for now`,
+      `Cannot send a ${name} to this process: it cannot map this program's shared memory`,
     );
   }
+  return refOf(buffer);
 }
 
 // ---- argument checks -------------------------------------------------------

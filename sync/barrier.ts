@@ -52,6 +52,7 @@ import {
   type WaitOptions,
   type WaitSteps,
 } from "../internal/wait.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import { BrokenBarrierError } from "../errors.ts";
 import {
   conditionWaitSteps,
@@ -62,7 +63,7 @@ import {
   WAITING,
 } from "./_condvar.ts";
 import { acquireSteps, COUNT, FOREVER, PERMIT_WORDS, releasePermit, takeFree } from "./_permits.ts";
-import { adopting, adoption, checkCount, checkThreadTransport, sharedWords } from "./_shared.ts";
+import { adopting, adoption, checkCount, sharedState, sharedWords } from "./_shared.ts";
 
 const CONDVAR = PERMIT_WORDS;
 const PHASE = CONDVAR + CONDVAR_WORDS;
@@ -253,6 +254,7 @@ export class Barrier {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { wait: ["options"], abort: [], reset: [] },
       constants: { parties: this.parties },
       immediate: {
@@ -269,8 +271,11 @@ export class Barrier {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "Barrier");
-    return { kind: "Barrier", module: import.meta.url, state: this.#words.buffer };
+    return {
+      kind: "Barrier",
+      module: import.meta.url,
+      state: sharedState(context, this.#words.buffer, "Barrier"),
+    };
   }
 
   *#steps(timeout: number, signal?: AbortSignal): WaitSteps<number> {
@@ -358,5 +363,5 @@ export class Barrier {
 
 registerReviver(
   "Barrier",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Barrier(1)),
+  (ref: SharedRef) => adopting(ref, () => new Barrier(1)),
 );

@@ -28,7 +28,8 @@ import {
   registerReviver,
 } from "../internal/codec.ts";
 import { releasePermit } from "./_permits.ts";
-import { adopting, checkThreadTransport } from "./_shared.ts";
+import { adopting, sharedState } from "./_shared.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import { Semaphore, semaphoreWords, START } from "./semaphore.ts";
 
 /**
@@ -96,16 +97,15 @@ export class BoundedSemaphore extends Semaphore {
    * @ignore
    */
   override [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "BoundedSemaphore");
     return {
       kind: "BoundedSemaphore",
       module: import.meta.url,
-      state: semaphoreWords(this).buffer,
+      state: sharedState(context, semaphoreWords(this).buffer, "BoundedSemaphore"),
     };
   }
 }
 
 registerReviver(
   "BoundedSemaphore",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new BoundedSemaphore(0)),
+  (ref: SharedRef) => adopting(ref, () => new BoundedSemaphore(0)),
 );

@@ -51,17 +51,18 @@ import {
   adopting,
   adoption,
   checkCount,
-  checkThreadTransport,
+  sharedState,
   type Lease,
   sharedWords,
 } from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import { ReentrantMutex } from "./reentrant_mutex.ts";
 
 /** A condition's lock and condition words in transit. */
 interface ConditionState {
-  buffer: SharedArrayBuffer;
-  lock: SharedArrayBuffer;
+  buffer: SharedRef;
+  lock: SharedRef;
   reentrant: boolean;
 }
 
@@ -348,6 +349,7 @@ export class Condition {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: !(this.#mutex instanceof ReentrantMutex),
       calls: {
         acquire: ["options"],
         release: [],
@@ -369,10 +371,9 @@ export class Condition {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "Condition");
     const state: ConditionState = {
-      buffer: this.#words.buffer as SharedArrayBuffer,
-      lock: this.#lock.words.buffer as SharedArrayBuffer,
+      buffer: sharedState(context, this.#words.buffer, "Condition"),
+      lock: sharedState(context, this.#lock.words.buffer, "Condition"),
       reentrant: this.#mutex instanceof ReentrantMutex,
     };
     return { kind: "Condition", module: import.meta.url, state };

@@ -34,12 +34,14 @@ import {
 import {
   checkTimeout,
   Deadline,
+  notify,
   runAsync,
   runSync,
   type WaitOptions,
   type WaitSteps,
 } from "../internal/wait.ts";
-import { abortReason, adopting, adoption, checkThreadTransport, sharedWords } from "./_shared.ts";
+import type { SharedRef } from "../internal/memory.ts";
+import { abortReason, adopting, adoption, sharedState, sharedWords } from "./_shared.ts";
 
 const STATE = 0;
 const SET = 1;
@@ -101,7 +103,7 @@ export class Event {
     while ((state & SET) === 0) {
       const seen = Atomics.compareExchange(words, STATE, state, (state + 2) | SET);
       if (seen === state) {
-        Atomics.notify(words, STATE);
+        notify(words, STATE);
         return;
       }
       state = seen;
@@ -188,6 +190,7 @@ export class Event {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { wait: ["options"], set: [], clear: [] },
       immediate: { isSet: "await event.wait({ timeout: 0 })" },
     };
@@ -199,8 +202,11 @@ export class Event {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "Event");
-    return { kind: "Event", module: import.meta.url, state: this.#words.buffer };
+    return {
+      kind: "Event",
+      module: import.meta.url,
+      state: sharedState(context, this.#words.buffer, "Event"),
+    };
   }
 
   *#steps(deadline: Deadline, signal?: AbortSignal): WaitSteps<boolean> {
@@ -219,5 +225,5 @@ export class Event {
 
 registerReviver(
   "Event",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Event()),
+  (ref: SharedRef) => adopting(ref, () => new Event()),
 );

@@ -36,6 +36,7 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import { lockCores } from "./_condvar.ts";
 import {
   acquirePermit,
@@ -48,7 +49,7 @@ import {
 import {
   adopting,
   adoption,
-  checkThreadTransport,
+  sharedState,
   type Lease,
   leaseFor,
   sharedWords,
@@ -213,6 +214,7 @@ export class Mutex {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: {
         locked: "the lease from await mutex.acquire()",
@@ -228,12 +230,15 @@ export class Mutex {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "Mutex");
-    return { kind: "Mutex", module: import.meta.url, state: this.#words.buffer };
+    return {
+      kind: "Mutex",
+      module: import.meta.url,
+      state: sharedState(context, this.#words.buffer, "Mutex"),
+    };
   }
 }
 
 registerReviver(
   "Mutex",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Mutex()),
+  (ref: SharedRef) => adopting(ref, () => new Mutex()),
 );

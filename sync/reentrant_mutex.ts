@@ -40,6 +40,7 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import { currentThread } from "../tasks.ts";
 import { lockCores } from "./_condvar.ts";
 import {
@@ -53,7 +54,7 @@ import {
 import {
   adopting,
   adoption,
-  checkThreadTransport,
+  sharedState,
   type Lease,
   leaseFor,
   sharedWords,
@@ -258,8 +259,11 @@ export class ReentrantMutex {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "ReentrantMutex");
-    return { kind: "ReentrantMutex", module: import.meta.url, state: this.#words.buffer };
+    return {
+      kind: "ReentrantMutex",
+      module: import.meta.url,
+      state: sharedState(context, this.#words.buffer, "ReentrantMutex"),
+    };
   }
 
   #ownedHere(): boolean {
@@ -283,5 +287,5 @@ export class ReentrantMutex {
 
 registerReviver(
   "ReentrantMutex",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new ReentrantMutex()),
+  (ref: SharedRef) => adopting(ref, () => new ReentrantMutex()),
 );

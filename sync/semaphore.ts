@@ -35,6 +35,7 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import {
   acquirePermit,
   acquirePermitSync,
@@ -47,7 +48,7 @@ import {
   adopting,
   adoption,
   checkCount,
-  checkThreadTransport,
+  sharedState,
   type Lease,
   leaseFor,
   MAX_COUNT,
@@ -207,6 +208,7 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],
@@ -219,8 +221,11 @@ export class Semaphore {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "Semaphore");
-    return { kind: "Semaphore", module: import.meta.url, state: this.#words.buffer };
+    return {
+      kind: "Semaphore",
+      module: import.meta.url,
+      state: sharedState(context, this.#words.buffer, "Semaphore"),
+    };
   }
 }
 
@@ -231,5 +236,5 @@ export function semaphoreWords(semaphore: Semaphore): Int32Array {
 
 registerReviver(
   "Semaphore",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new Semaphore(0)),
+  (ref: SharedRef) => adopting(ref, () => new Semaphore(0)),
 );

@@ -31,16 +31,18 @@ import {
 import {
   checkTimeout,
   Deadline,
+  notify,
   runAsync,
   runSync,
   type WaitOptions,
   type WaitSteps,
 } from "../internal/wait.ts";
+import type { SharedRef } from "../internal/memory.ts";
 import {
   abortReason,
   adopting,
   adoption,
-  checkThreadTransport,
+  sharedState,
   MAX_COUNT,
   sharedWords,
 } from "./_shared.ts";
@@ -191,6 +193,7 @@ export class WaitGroup {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { wait: ["options"], add: ["number"], done: [] },
       immediate: { count: "await group.wait({ timeout: 0 })" },
       oneWay: ["done"],
@@ -203,8 +206,11 @@ export class WaitGroup {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    checkThreadTransport(context, "WaitGroup");
-    return { kind: "WaitGroup", module: import.meta.url, state: this.#words.buffer };
+    return {
+      kind: "WaitGroup",
+      module: import.meta.url,
+      state: sharedState(context, this.#words.buffer, "WaitGroup"),
+    };
   }
 
   #change(delta: number, method: string): void {
@@ -223,7 +229,7 @@ export class WaitGroup {
       if (seen === count) break;
       count = seen;
     }
-    if (count + delta === 0) Atomics.notify(words, COUNTER);
+    if (count + delta === 0) notify(words, COUNTER);
   }
 
   *#steps(deadline: Deadline, signal?: AbortSignal): WaitSteps<boolean> {
@@ -241,5 +247,5 @@ export class WaitGroup {
 
 registerReviver(
   "WaitGroup",
-  (buffer: SharedArrayBuffer) => adopting(buffer, () => new WaitGroup()),
+  (ref: SharedRef) => adopting(ref, () => new WaitGroup()),
 );
