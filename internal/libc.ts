@@ -135,7 +135,15 @@ function timespec(timeout: number): BigInt64Array | null {
  * (the word differed, the time ran out, or a signal came): callers re-check.
  */
 export function futexWait(address: number, expected: number, timeout: number): number {
-  return symbols().syscall(SYS_FUTEX, BigInt(address), FUTEX_WAIT, expected, timespec(timeout), 0n, 0);
+  return symbols().syscall(
+    SYS_FUTEX,
+    BigInt(address),
+    FUTEX_WAIT,
+    expected,
+    timespec(timeout),
+    0n,
+    0,
+  );
 }
 
 /** {@linkcode futexWait} on a thread of Deno's blocking pool: the event loop keeps running. */

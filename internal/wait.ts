@@ -152,7 +152,9 @@ export function waitAsync(
 ): Promise<WakeReason> {
   if (signal?.aborted) return Promise.resolve("aborted");
   const address = futexAddress(words, index);
-  if (address !== undefined) return futexWaitAsync(words, index, address, expected, timeout, signal);
+  if (address !== undefined) {
+    return futexWaitAsync(words, index, address, expected, timeout, signal);
+  }
   const result = Atomics.waitAsync(words, index, expected, timeout);
   if (!result.async) return Promise.resolve(result.value);
   return new Promise<WakeReason>((resolve) => {

@@ -211,7 +211,7 @@ export class SharedArray<T extends CellType = CellType> {
         type: this.#store.type,
         length: this.#store.length,
         ...this.#store.stateFor(context, "SharedArray"),
-        lock: this.lock[describe](context),
+        lock: context.share?.(this.lock) ?? this.lock[describe](context),
       },
     };
   }

@@ -183,7 +183,11 @@ export class Value<T extends CellType = CellType> {
     return {
       kind: "Value",
       module: import.meta.url,
-      state: { type: this.#store.type, ...this.#store.stateFor(context, "Value"), lock: this.lock[describe](context) },
+      state: {
+        type: this.#store.type,
+        ...this.#store.stateFor(context, "Value"),
+        lock: context.share?.(this.lock) ?? this.lock[describe](context),
+      },
     };
   }
 

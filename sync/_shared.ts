@@ -108,7 +108,11 @@ export function sharedWords(length: number): Int32Array {
  *
  * @throws {SerializationError} When the far side cannot share the memory.
  */
-export function sharedState(context: DescribeContext, buffer: ArrayBufferLike, name: string): SharedRef {
+export function sharedState(
+  context: DescribeContext,
+  buffer: ArrayBufferLike,
+  name: string,
+): SharedRef {
   if (context.transport !== "thread" && !(context.mapped && isMapped(buffer))) {
     throw new SerializationError(
       `Cannot send a ${name} to this process: it cannot map this program's shared memory`,

@@ -47,14 +47,7 @@ import {
   waitForSteps,
   WAITING,
 } from "./_condvar.ts";
-import {
-  adopting,
-  adoption,
-  checkCount,
-  sharedState,
-  type Lease,
-  sharedWords,
-} from "./_shared.ts";
+import { adopting, adoption, checkCount, type Lease, sharedState, sharedWords } from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
 import type { SharedRef } from "../internal/memory.ts";
 import { ReentrantMutex } from "./reentrant_mutex.ts";
@@ -349,7 +342,6 @@ export class Condition {
    */
   get [remote](): RemoteSpec {
     return {
-      direct: !(this.#mutex instanceof ReentrantMutex),
       calls: {
         acquire: ["options"],
         release: [],

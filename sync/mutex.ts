@@ -46,14 +46,7 @@ import {
   releasePermit,
   takeFree,
 } from "./_permits.ts";
-import {
-  adopting,
-  adoption,
-  sharedState,
-  type Lease,
-  leaseFor,
-  sharedWords,
-} from "./_shared.ts";
+import { adopting, adoption, type Lease, leaseFor, sharedState, sharedWords } from "./_shared.ts";
 
 /**
  * A lock that one holder at a time can take, shared by every thread it is
@@ -214,7 +207,6 @@ export class Mutex {
    */
   get [remote](): RemoteSpec {
     return {
-      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: {
         locked: "the lease from await mutex.acquire()",

@@ -51,14 +51,7 @@ import {
   releasePermit,
   takeFree,
 } from "./_permits.ts";
-import {
-  adopting,
-  adoption,
-  sharedState,
-  type Lease,
-  leaseFor,
-  sharedWords,
-} from "./_shared.ts";
+import { adopting, adoption, type Lease, leaseFor, sharedState, sharedWords } from "./_shared.ts";
 import { threadTag } from "./_thread_tag.ts";
 
 /** Acquisitions by the owner not yet released. */

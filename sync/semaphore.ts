@@ -48,10 +48,10 @@ import {
   adopting,
   adoption,
   checkCount,
-  sharedState,
   type Lease,
   leaseFor,
   MAX_COUNT,
+  sharedState,
   sharedWords,
 } from "./_shared.ts";
 
@@ -208,7 +208,6 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
-      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],

@@ -38,14 +38,7 @@ import {
   type WaitSteps,
 } from "../internal/wait.ts";
 import type { SharedRef } from "../internal/memory.ts";
-import {
-  abortReason,
-  adopting,
-  adoption,
-  sharedState,
-  MAX_COUNT,
-  sharedWords,
-} from "./_shared.ts";
+import { abortReason, adopting, adoption, MAX_COUNT, sharedState, sharedWords } from "./_shared.ts";
 
 const COUNTER = 0;
 

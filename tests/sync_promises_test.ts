@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { tasks, Thread } from "../mod.ts";
 import { Condition, Mutex } from "../sync/mod.ts";
 import { describe } from "../internal/codec.ts";
+import { bufferOf, type SharedRef } from "../internal/memory.ts";
 import { flagSet, sharedFlags, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_sync_tasks.ts")>(
@@ -59,7 +60,7 @@ for (const order of ["release() then abort()", "abort() then release()"]) {
 
 /** The mutex's permit words (sync/_permits.ts): COUNT is minus the callers in line. */
 function permitWords(mutex: Mutex): Int32Array {
-  return new Int32Array(mutex[describe]({ transport: "thread" }).state as SharedArrayBuffer);
+  return new Int32Array(bufferOf(mutex[describe]({ transport: "thread" }).state as SharedRef));
 }
 
 /** Waits until `n` callers are in the mutex's line. */

@@ -1,0 +1,57 @@
+// Task functions for children that map their parent's shared memory (tests/mapped_test.ts):
+// they use the synchronous forms, which only work on memory the child touches itself.
+import type { Barrier, Event, SharedArray, Value, WaitGroup } from "../mod.ts";
+
+/** Adds 1 to `value` `times` times with `addSync`, which fails in a child that uses the broker. */
+export function addSyncTimes(value: Value<"int32">, times: number): number {
+  let last = 0;
+  for (let i = 0; i < times; i++) last = value.addSync(1);
+  return last;
+}
+
+/** Fills `array` with squares with `setSync`. */
+export function fillSquaresSync(array: SharedArray<"float64">): number {
+  for (let i = 0; i < array.length; i++) array.setSync(i, i * i);
+  return array.length;
+}
+
+/** Blocks this child in `waitSync` until the parent sets `event`. */
+export function waitSyncForEvent(event: Event, timeout: number): boolean {
+  return event.waitSync({ timeout });
+}
+
+/** Sets `event` from the child. */
+export function setEvent(event: Event): void {
+  event.set();
+}
+
+/** Waits on an `event` nobody sets, with a signal that fires after `ms`: the wait's outcome. */
+export async function abortedWait(event: Event, ms: number): Promise<string> {
+  try {
+    await event.wait({ signal: AbortSignal.timeout(ms) });
+    return "woke";
+  } catch (error) {
+    return (error as Error).name;
+  }
+}
+
+/** Calls `done()` on `group` after `ms`. */
+export async function doneAfter(group: WaitGroup, ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  group.done();
+}
+
+/** Waits at `barrier` (blocking this child); returns its arrival index. */
+export function waitAtBarrier(barrier: Barrier): number {
+  return barrier.waitSync({ timeout: 10_000 });
+}
+
+/** Whether `value.addSync` works here: it throws in a child that reaches `value` through the broker. */
+export function canAddSync(value: Value<"int32">): string {
+  try {
+    value.addSync(1);
+    return "direct";
+  } catch {
+    return "broker";
+  }
+}

@@ -1,0 +1,145 @@
+// Shared objects in children that map the parent's memory (a child that may use FFI, on Linux
+// x86-64): they work on the same pages directly, synchronous forms included. Children without
+// FFI reach the same objects through the broker (tests/broker_test.ts).
+import assert from "node:assert/strict";
+import {
+  Barrier,
+  Event,
+  ProcessPool,
+  SharedArray,
+  tasks,
+  ThreadPool,
+  Value,
+  WaitGroup,
+} from "../mod.ts";
+import { memoryKind } from "../internal/memory.ts";
+import { notify, waitAsync, waitSync } from "../internal/wait.ts";
+import { sharedWords } from "../sync/_shared.ts";
+import { within } from "./_helpers.ts";
+
+const work = tasks<typeof import("./_mapped_tasks.ts")>(
+  new URL("./_mapped_tasks.ts", import.meta.url),
+);
+
+const canMap = Deno.build.os === "linux" && Deno.build.arch === "x86_64" &&
+  Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+
+Deno.test("shared memory is mapped exactly when this program may use FFI on Linux x86-64", () => {
+  assert.equal(memoryKind(), canMap ? "mapped" : "heap");
+  assert.equal(sharedWords(1).buffer instanceof SharedArrayBuffer, !canMap);
+});
+
+Deno.test("a child with FFI uses a Value directly; a child without it, through the broker", async () => {
+  await using direct = new ProcessPool({ maxWorkers: 1 });
+  await using brokered = new ProcessPool({ maxWorkers: 1, permissions: "none" });
+  const value = new Value("int32", 0);
+  assert.equal(await within(direct.submit(work.canAddSync, value)), canMap ? "direct" : "broker");
+  assert.equal(await within(brokered.submit(work.canAddSync, value)), "broker");
+});
+
+// Everything below needs the mapped path: without it the synchronous forms fail in a child.
+const mapped = { ignore: !canMap };
+
+Deno.test({
+  ...mapped,
+  name: "Value.addSync from two children and a thread is exact",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    await using threads = new ThreadPool({ maxWorkers: 1 });
+    const value = new Value("int32", 0);
+    await within(Promise.all([
+      pool.submit(work.addSyncTimes, value, 20_000),
+      pool.submit(work.addSyncTimes, value, 20_000),
+      threads.submit(work.addSyncTimes, value, 20_000),
+    ]));
+    assert.equal(value.loadSync(), 60_000);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a SharedArray filled by a child with setSync is seen by the parent",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const squares = new SharedArray("float64", 5);
+    assert.equal(await within(pool.submit(work.fillSquaresSync, squares)), 5);
+    assert.deepEqual(squares.toArraySync(), [0, 1, 4, 9, 16]);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "an Event set in the parent wakes a child blocked in waitSync; one set by a child wakes the parent",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    const toChild = new Event();
+    const waiting = pool.submit(work.waitSyncForEvent, toChild, 10_000);
+    setTimeout(() => toChild.set(), 100);
+    assert.equal(await within(waiting), true);
+
+    const toParent = new Event();
+    const woke = toParent.wait({ timeout: 10_000 });
+    await within(pool.submit(work.setEvent, toParent));
+    assert.equal(await within(woke), true);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "in a child, waitSync times out and an aborted wait rejects with the signal's reason",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const event = new Event();
+    assert.equal(await within(pool.submit(work.waitSyncForEvent, event, 50)), false);
+    assert.equal(await within(pool.submit(work.abortedWait, event, 50)), "TimeoutError");
+    assert.equal(event.isSet, false);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a WaitGroup counted down by children releases the parent; a Barrier meets across processes",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    const group = new WaitGroup();
+    group.add(2);
+    const done = Promise.all([
+      pool.submit(work.doneAfter, group, 30),
+      pool.submit(work.doneAfter, group, 60),
+    ]);
+    assert.equal(await group.wait({ timeout: 10_000 }), true);
+    await within(done);
+
+    const barrier = new Barrier(3);
+    const children = Promise.all([
+      pool.submit(work.waitAtBarrier, barrier),
+      pool.submit(work.waitAtBarrier, barrier),
+    ]);
+    const mine = await barrier.wait({ timeout: 10_000 });
+    const indexes = [mine, ...await within(children)].sort();
+    assert.deepEqual(indexes, [0, 1, 2]);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "futex waits on mapped words: not-equal, timed-out, woken by notify, aborted",
+  fn: async () => {
+    const words = sharedWords(1);
+    assert.equal(waitSync(words, 0, 1, 10), "not-equal");
+    assert.equal(waitSync(words, 0, 0, 10), "timed-out");
+    assert.equal(await waitAsync(words, 0, 0, 10), "timed-out");
+    const woken = waitAsync(words, 0, 0, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    let count = 0;
+    while (count === 0) {
+      count = notify(words, 0, 1);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assert.equal(await woken, "ok");
+    const controller = new AbortController();
+    const aborted = waitAsync(words, 0, 0, Infinity, controller.signal);
+    controller.abort();
+    assert.equal(await within(aborted), "aborted");
+  },
+});
