@@ -1,5 +1,19 @@
 import type { Value } from "../mod.ts";
 
+/** `times` awaited `add(1)`s, one after another. */
 export async function addMany(value: Value<"int32">, times: number): Promise<void> {
   for (let i = 0; i < times; i++) await value.add(1);
+}
+
+/** `times` `addSync(1)`s: only in a child that maps the parent's memory. */
+export function addSyncMany(value: Value<"int32">, times: number): void {
+  for (let i = 0; i < times; i++) value.addSync(1);
+}
+
+/** `times` increments under the Value's lock, as Python's `with v.get_lock(): v.value += 1`. */
+export async function lockedIncrements(value: Value<"int32">, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    using _lock = await value.lock.acquire();
+    await value.store((await value.load()) + 1);
+  }
 }

@@ -2,6 +2,7 @@
 // present) Python's multiprocessing.Pool, in the same run.
 //   deno bench -A bench/process_pool_bench.ts
 import { ProcessPool, tasks, ThreadPool, Value } from "../mod.ts";
+import { startPythonPeer } from "./_python_peer.ts";
 import { childFlags } from "../processes/_permissions.ts";
 import { resolvePermissions } from "../processes/_permissions.ts";
 import { fib } from "./_fib.ts";
@@ -40,7 +41,7 @@ Deno.bench({
 
 const MAP_ITEMS = 1_000_000;
 const items = Array.from({ length: MAP_ITEMS }, (_, i) => i);
-const python = await startPythonPeer();
+const python = await startPythonPeer("_python_map.py", "the map group");
 if (python) {
   Deno.bench({
     name: "Python multiprocessing.Pool(2).map, 1,000,000 items, default chunks",
@@ -49,7 +50,7 @@ if (python) {
     n: 10,
     // An async function: deno bench awaits only those.
     async fn() {
-      await python.map(MAP_ITEMS);
+      await python.ask(`map ${MAP_ITEMS}`);
     },
   });
 }
@@ -150,44 +151,3 @@ globalThis.addEventListener("unload", () => {
   threads.shutdown();
   python?.close();
 });
-
-/** Python's Pool.map in a long-lived `python3`, driven over its stdin; `undefined` without python3. */
-async function startPythonPeer() {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command("python3", {
-      args: [new URL("./_python_map.py", import.meta.url).pathname],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-  } catch {
-    console.log("python3 not found: the map group has no Python peer");
-    return undefined;
-  }
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const writer = child.stdin.getWriter();
-  let text = "";
-  /** The next line python3 writes. */
-  const next = async () => {
-    while (!text.includes("\n")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error("python3 ended");
-      text += value;
-    }
-    const line = text.slice(0, text.indexOf("\n"));
-    text = text.slice(line.length + 1);
-    return line;
-  };
-  await next(); // "ready"
-  return {
-    async map(count: number) {
-      await writer.write(new TextEncoder().encode(`map ${count}\n`));
-      await next();
-    },
-    close() {
-      writer.close().catch(() => {});
-      lines.cancel().catch(() => {});
-    },
-  };
-}

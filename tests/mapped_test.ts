@@ -69,7 +69,8 @@ Deno.test({
 
 Deno.test({
   ...mapped,
-  name: "an Event set in the parent wakes a child blocked in waitSync; one set by a child wakes the parent",
+  name:
+    "an Event set in the parent wakes a child blocked in waitSync; one set by a child wakes the parent",
   fn: async () => {
     await using pool = new ProcessPool({ maxWorkers: 2 });
     const toChild = new Event();
@@ -98,7 +99,8 @@ Deno.test({
 
 Deno.test({
   ...mapped,
-  name: "a WaitGroup counted down by children releases the parent; a Barrier meets across processes",
+  name:
+    "a WaitGroup counted down by children releases the parent; a Barrier meets across processes",
   fn: async () => {
     await using pool = new ProcessPool({ maxWorkers: 2 });
     const group = new WaitGroup();
