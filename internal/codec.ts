@@ -242,6 +242,12 @@ function encodeNode(
     seen.set(node, marked);
     return marked;
   }
+  if (Object.hasOwn(node, MARK)) {
+    // Data that poses as a library object (a child's result, say) would be revived as one.
+    throw new SerializationError(
+      `it holds a property named "${MARK}", which only the library writes`,
+    );
+  }
   seen.set(node, node);
   const child = (value: unknown) =>
     typeof value === "object" && value !== null

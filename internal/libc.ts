@@ -17,6 +17,8 @@ const FUTEX_WAIT = 0;
 const FUTEX_WAKE = 1;
 const MFD_CLOEXEC = 1;
 const O_RDWR = 2;
+const F_GET_SEALS = 1034;
+const SEEK_END = 2;
 const O_CLOEXEC = 0o2000000;
 const PROT_READ_WRITE = 3;
 const MAP_SHARED = 1;
@@ -27,6 +29,8 @@ const SYMBOLS = {
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   close: { parameters: ["i32"], result: "i32" },
   syscall: {
     parameters: ["i32", "usize", "i32", "i32", "buffer", "usize", "i32"],
@@ -93,13 +97,22 @@ export function createMapping(bytes: number): Mapping {
   return { fd, address: map(c, fd, bytes) };
 }
 
-/** Maps another process's memory file `fd` (of `bytes`) here; returns its address. */
+/**
+ * Maps the memory file `fd` of process `pid` (this one, or its parent), which
+ * must be a memfd of exactly `bytes`; returns its address here. Anything else
+ * (another kind of file, another size) is refused, so a forged reference maps
+ * nothing but the shared memory it names.
+ */
 export function mapFrom(pid: number, fd: number, bytes: number): number {
   const c = symbols();
   const path = new TextEncoder().encode(`/proc/${pid}/fd/${fd}\0`);
   const opened = c.open(path, O_RDWR | O_CLOEXEC);
   if (opened < 0) throw new Error(`Cannot open the shared memory of process ${pid} (fd ${fd})`);
   try {
+    // Only memfds (and tmpfs files) answer F_GET_SEALS.
+    if (c.fcntl(opened, F_GET_SEALS) < 0 || Number(c.lseek(opened, 0n, SEEK_END)) !== bytes) {
+      throw new Error(`Process ${pid}'s fd ${fd} is not shared memory of ${bytes} bytes`);
+    }
     return map(c, opened, bytes);
   } finally {
     c.close(opened);

@@ -25,7 +25,10 @@ import { createMapping, libcAvailable, mapFrom, viewAt } from "./libc.ts";
 /** Which kind of memory this program's shared objects use. */
 export type MemoryKind = "heap" | "mapped";
 
-/** Where mapped bytes are: enough for a thread (`address`) or another process (`pid`, `fd`). */
+/**
+ * Where mapped bytes are: a memory file of process `pid` (this one or its
+ * parent), which a thread or a child maps for itself.
+ */
 export interface MappedBytes {
   /** The process whose memory file holds them. */
   readonly pid: number;
@@ -37,8 +40,6 @@ export interface MappedBytes {
   readonly offset: number;
   /** How many bytes. */
   readonly bytes: number;
-  /** Their address in process `pid`. */
-  readonly address: number;
 }
 
 /** Shared bytes in transit: the `SharedArrayBuffer` itself, or where the mapped bytes are. */
@@ -51,9 +52,9 @@ const ALIGN = 16;
 let kind: MemoryKind | undefined;
 /** The mapping small allocations are cut from, and how much of it is used. */
 let current: { fd: number; address: number; used: number } | undefined;
-/** Where each mapped buffer's bytes are. */
-const places = new WeakMap<ArrayBufferLike, MappedBytes>();
-/** The address at which each other process's memory file is mapped here, by `pid:fd`. */
+/** Where each mapped buffer's bytes are, and their address here. */
+const places = new WeakMap<ArrayBufferLike, { where: MappedBytes; address: number }>();
+/** The address at which each memory file is mapped in this thread, by `pid:fd`. */
 const mapped = new Map<string, number>();
 
 /** The kind of memory this program uses, decided on the first call. */
@@ -68,6 +69,7 @@ export function sharedBytes(bytes: number): SharedArrayBuffer | ArrayBuffer {
   if (size > MAPPING_BYTES / 4) return place(createMapping(size), size, 0, bytes);
   if (current === undefined || current.used + size > MAPPING_BYTES) {
     current = { ...createMapping(MAPPING_BYTES), used: 0 };
+    mapped.set(`${Deno.pid}:${current.fd}`, current.address);
   }
   const offset = current.used;
   current.used += size;
@@ -80,16 +82,10 @@ function place(
   offset: number,
   bytes: number,
 ): ArrayBuffer {
-  const where: MappedBytes = {
-    pid: Deno.pid,
-    fd: mapping.fd,
-    fileBytes,
-    offset,
-    bytes,
-    address: mapping.address + offset,
-  };
-  const buffer = viewAt(where.address, bytes);
-  places.set(buffer, where);
+  const where: MappedBytes = { pid: Deno.pid, fd: mapping.fd, fileBytes, offset, bytes };
+  const address = mapping.address + offset;
+  const buffer = viewAt(address, bytes);
+  places.set(buffer, { where, address });
   return buffer;
 }
 
@@ -111,9 +107,9 @@ export function addressOf(buffer: ArrayBufferLike): number | undefined {
  */
 export function refOf(buffer: ArrayBufferLike): SharedRef {
   if (buffer instanceof SharedArrayBuffer) return buffer;
-  const where = places.get(buffer);
-  if (where === undefined) throw new TypeError("Not shared memory: cannot send this buffer");
-  return where;
+  const place = places.get(buffer);
+  if (place === undefined) throw new TypeError("Not shared memory: cannot send this buffer");
+  return place.where;
 }
 
 /**
@@ -123,17 +119,27 @@ export function refOf(buffer: ArrayBufferLike): SharedRef {
  */
 export function bufferOf(ref: SharedRef): SharedArrayBuffer | ArrayBuffer {
   if (ref instanceof SharedArrayBuffer) return ref;
-  let here = ref;
-  if (ref.pid !== Deno.pid) {
-    const key = `${ref.pid}:${ref.fd}`;
-    let base = mapped.get(key);
-    if (base === undefined) {
-      base = mapFrom(ref.pid, ref.fd, ref.fileBytes);
-      mapped.set(key, base);
-    }
-    here = { ...ref, address: base + ref.offset };
+  const { pid, fd, fileBytes, offset, bytes } = checkRef(ref);
+  const key = `${pid}:${fd}`;
+  let base = mapped.get(key);
+  if (base === undefined) {
+    base = mapFrom(pid, fd, fileBytes);
+    mapped.set(key, base);
   }
-  const buffer = viewAt(here.address, here.bytes);
-  places.set(buffer, here);
+  const buffer = viewAt(base + offset, bytes);
+  places.set(buffer, { where: { pid, fd, fileBytes, offset, bytes }, address: base + offset });
   return buffer;
+}
+
+/**
+ * Checks that a reference is whole numbers naming bytes inside a file of
+ * this process or its parent (the only processes that send one here).
+ */
+function checkRef(ref: MappedBytes): MappedBytes {
+  const { pid, fd, fileBytes, offset, bytes } = ref;
+  const whole = [pid, fd, fileBytes, offset, bytes].every((n) => Number.isSafeInteger(n) && n >= 0);
+  if (!whole || offset + bytes > fileBytes || (pid !== Deno.pid && pid !== Deno.ppid)) {
+    throw new TypeError("Not a reference to shared memory of this process or its parent");
+  }
+  return ref;
 }

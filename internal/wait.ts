@@ -209,11 +209,12 @@ function futexWaitAsync(
       wakeAll();
     };
     signal.addEventListener("abort", onAbort, { once: true });
-    call.then((woken) => {
+    const settle = (woken: number) => {
       clearTimeout(poke);
       signal.removeEventListener("abort", onAbort);
       resolve(aborted ? "aborted" : futexReason(woken, words, index, expected, timeout, start));
-    });
+    };
+    call.then(settle, () => settle(-1));
   });
 }
 

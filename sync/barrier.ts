@@ -254,7 +254,6 @@ export class Barrier {
    */
   get [remote](): RemoteSpec {
     return {
-      direct: true,
       calls: { wait: ["options"], abort: [], reset: [] },
       constants: { parties: this.parties },
       immediate: {

@@ -1,6 +1,6 @@
 // Task functions for children that map their parent's shared memory (tests/mapped_test.ts):
 // they use the synchronous forms, which only work on memory the child touches itself.
-import type { Barrier, Event, SharedArray, Value, WaitGroup } from "../mod.ts";
+import type { Event, SharedArray, Value, WaitGroup } from "../mod.ts";
 
 /** Adds 1 to `value` `times` times with `addSync`, which fails in a child that uses the broker. */
 export function addSyncTimes(value: Value<"int32">, times: number): number {
@@ -39,11 +39,6 @@ export async function abortedWait(event: Event, ms: number): Promise<string> {
 export async function doneAfter(group: WaitGroup, ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
   group.done();
-}
-
-/** Waits at `barrier` (blocking this child); returns its arrival index. */
-export function waitAtBarrier(barrier: Barrier): number {
-  return barrier.waitSync({ timeout: 10_000 });
 }
 
 /** Whether `value.addSync` works here: it throws in a child that reaches `value` through the broker. */

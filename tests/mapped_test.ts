@@ -3,16 +3,17 @@
 // FFI reach the same objects through the broker (tests/broker_test.ts).
 import assert from "node:assert/strict";
 import {
-  Barrier,
   Event,
   ProcessPool,
+  SerializationError,
   SharedArray,
   tasks,
   ThreadPool,
   Value,
   WaitGroup,
 } from "../mod.ts";
-import { memoryKind } from "../internal/memory.ts";
+import { bufferOf, memoryKind } from "../internal/memory.ts";
+import { encode } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
 import { within } from "./_helpers.ts";
@@ -111,15 +112,26 @@ Deno.test({
     ]);
     assert.equal(await group.wait({ timeout: 10_000 }), true);
     await within(done);
+  },
+});
 
-    const barrier = new Barrier(3);
-    const children = Promise.all([
-      pool.submit(work.waitAtBarrier, barrier),
-      pool.submit(work.waitAtBarrier, barrier),
-    ]);
-    const mine = await barrier.wait({ timeout: 10_000 });
-    const indexes = [mine, ...await within(children)].sort();
-    assert.deepEqual(indexes, [0, 1, 2]);
+Deno.test("data posing as a library object is refused, not revived as shared memory", () => {
+  const forged = {
+    "@parallel/core.descriptor": "Value",
+    module: new URL("../processes/value.ts", import.meta.url).href,
+    state: { type: "int32", cells: { pid: Deno.pid, fd: 0, fileBytes: 4, offset: 0, bytes: 4 } },
+  };
+  assert.throws(() => encode([forged], { transport: "thread" }), SerializationError);
+});
+
+Deno.test({
+  ...mapped,
+  name: "a reference to anything but shared memory of this process or its parent maps nothing",
+  fn: () => {
+    const ref = { pid: Deno.pid, fd: 0, fileBytes: 4096, offset: 0, bytes: 4 };
+    assert.throws(() => bufferOf(ref), /shared memory/);
+    assert.throws(() => bufferOf({ ...ref, pid: 1 }), /Not a reference/);
+    assert.throws(() => bufferOf({ ...ref, offset: 4094 }), /Not a reference/);
   },
 });
 
