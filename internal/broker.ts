@@ -26,7 +26,7 @@
  *   so a `put` is not stuck behind a waiting `get`.
  * - Objects a call returns (a lease from `acquire()`) become handles too. A
  *   child that dies holding a lease has it released by its session here, and
- *   the primitive is marked with {@linkcode markOwnerDied}, so the next holder
+ *   the primitive is marked (`markOwnerDied` in `sync/_shared.ts`), so the next holder
  *   can learn of it.
  * - The broker keeps every object passed to a process alive for the life of
  *   the program: a child may use it at any time.
@@ -35,6 +35,7 @@
  */
 
 import { SerializationError } from "../errors.ts";
+import { markOwnerDied } from "../sync/_shared.ts";
 import {
   type ArgShape,
   describe,
@@ -151,30 +152,6 @@ export const mappedChildContext: DescribeContext = {
   share: (object) =>
     specOf(object).direct ? object[describe](mappedChildContext) : shareWithProcess(object),
 };
-
-const ownerDied = new WeakMap<object, number>();
-
-/**
- * Records that a child died holding a lease on `primitive`; the lease has
- * been released for it. {@linkcode takeOwnerDied} reads the mark once.
- */
-export function markOwnerDied(primitive: object): void {
-  ownerDied.set(primitive, (ownerDied.get(primitive) ?? 0) + 1);
-  marks++;
-}
-
-/** How many marks are unread: lets every lease skip the lookup while there are none. */
-let marks = 0;
-
-/** Whether a holder of `primitive` died since the last call; clears the mark. */
-export function takeOwnerDied(primitive: object): boolean {
-  if (marks === 0) return false;
-  const count = ownerDied.get(primitive);
-  if (count === undefined) return false;
-  ownerDied.delete(primitive);
-  marks -= count;
-  return true;
-}
 
 /**
  * What a child sent that no library code in a child sends: the child is

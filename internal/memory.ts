@@ -94,6 +94,11 @@ export function isMapped(buffer: ArrayBufferLike): boolean {
   return places.has(buffer);
 }
 
+/** Where `buffer`'s bytes are, when it is mapped memory. */
+export function placeOf(buffer: ArrayBufferLike): MappedBytes | undefined {
+  return places.get(buffer)?.where;
+}
+
 /** The address of `buffer`'s first byte, for the futex; `undefined` unless it is mapped. */
 export function addressOf(buffer: ArrayBufferLike): number | undefined {
   return places.get(buffer)?.address;

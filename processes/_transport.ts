@@ -39,7 +39,8 @@ import {
 } from "./_permissions.ts";
 import { show, wholeNumber } from "../internal/options.ts";
 import { settledWithin } from "../internal/wait.ts";
-import { memoryKind } from "../internal/memory.ts";
+import { memoryKind, refOf, sharedBytes } from "../internal/memory.ts";
+import { HOLDS_BYTES, releaseHolds } from "../sync/_holds.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 provideV8(v8);
@@ -242,11 +243,18 @@ async function forwardOutput(bytes: Uint8Array): Promise<void> {
   }
 }
 
+/** Whether a child of `config` maps this program's shared memory: it may use FFI, and so may we. */
+function mapsMemory(config: ProcessConfig): boolean {
+  return config.permissions.ffi === true && memoryKind() === "mapped";
+}
+
 function spawnProcess(
   init: Omit<WorkerInit, "jobStates">,
   capacity: number,
   config: ProcessConfig,
 ): WorkerHandle {
+  // Where a child that maps our memory writes the permits it holds, for us to give back.
+  const holds = mapsMemory(config) ? sharedBytes(HOLDS_BYTES) : undefined;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -257,6 +265,7 @@ function spawnProcess(
       childUrl.href,
       String(capacity),
       config.guardAtOnce ? "now" : "later",
+      ...(holds === undefined ? [] : [JSON.stringify(refOf(holds))]),
     ],
     stdin: "piped",
     stdout: "piped",
@@ -350,6 +359,7 @@ function spawnProcess(
   const finished = (async () => {
     const status = await child.status;
     session.close();
+    if (holds !== undefined) releaseHolds(holds);
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
     // Read what the child wrote before it died. A grandchild may hold its stdout open: it is
@@ -455,11 +465,7 @@ registerTransport("process", {
   spawn: (init, capacity, config) => spawnProcess(init, capacity, config as ProcessConfig),
   extraOptions: CHILD_OPTIONS,
   context: parentContext,
-  // A child with FFI maps this program's shared memory and uses its objects directly.
-  contextFor: (config) =>
-    (config as ProcessConfig).permissions.ffi === true && memoryKind() === "mapped"
-      ? mappedChildContext
-      : parentContext,
+  contextFor: (config) => mapsMemory(config as ProcessConfig) ? mappedChildContext : parentContext,
   check: encodeFrame,
   configure: (options, where): ProcessConfig => {
     checkParentCanSpawn(where);

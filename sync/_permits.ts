@@ -5,16 +5,18 @@
  * line, with permits handed directly to them.
  *
  * ```text
- *   Int32Array (the first four words of the primitive's SharedArrayBuffer)
- *   ┌───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │
- *   └───────────┴───────────┴───────────┴───────────┘
+ *   Int32Array (the first six words of the primitive's shared memory)
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│
+ *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
  *   COUNT    > 0: free permits; < 0: minus the callers in line that no
  *            release has granted a permit yet
  *   GRANTED  permits granted to the line and reserved for a waiter that
  *            the release woke: only a waiter woken from sleep takes one
  *   OPEN     permits granted to the line that any caller in line takes
  *   WAKE     a sequence number; callers in line sleep on it, grants bump it
+ *   DIED     non-zero once a holder died and its permit was given back for
+ *            it; the next lease says so (`previousOwnerDied`) and clears it
  * ```
  *
  * Taking: compareExchange COUNT from n to n - 1 while n > 0; for a `Mutex`,
@@ -76,8 +78,10 @@ export const GRANTED = 1;
 export const OPEN = 2;
 /** The sequence number callers in line sleep on. */
 export const WAKE = 3;
-/** How many words the permit counter takes. */
-export const PERMIT_WORDS = 4;
+/** Set when a holder that died was released for: the next lease reads and clears it. */
+export const DIED = 4;
+/** How many words the permit counter takes (word 5 is unused: what follows stays 8-byte aligned). */
+export const PERMIT_WORDS = 6;
 
 /** How many times `acquireSync` looks again before it joins the line. */
 const SPINS = 200;

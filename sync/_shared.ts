@@ -10,7 +10,8 @@ import { bufferOf, isMapped, refOf, sharedBytes, type SharedRef } from "../inter
 import { wholeNumber } from "../internal/options.ts";
 import { SerializationError, TimeoutError } from "../errors.ts";
 import type { DescribeContext } from "../internal/codec.ts";
-import { takeOwnerDied } from "../internal/broker.ts";
+import { DIED } from "./_permits.ts";
+import { recordHold, registerHolder } from "./_holds.ts";
 
 /** Something a lease gives its permit back to. */
 export interface Releasable {
@@ -31,13 +32,34 @@ export interface Lease extends Disposable {
 }
 
 /**
- * The lease for a new hold of `owner`: its own small object (a reused one
- * would let a holder that released early, and disposes again at its scope's
- * end, release a later holder's lock), saying whether a child died holding
- * the primitive just before.
+ * The lease for a new hold of `owner` (permit words `words`): its own small
+ * object (a reused one would let a holder that released early, and disposes
+ * again at its scope's end, release a later holder's lock), saying whether
+ * a holder died holding the primitive just before. In a child process that
+ * maps its parent's memory, the hold is written down (`_holds.ts`).
  */
-export function leaseFor(owner: Releasable): Lease {
-  return takeOwnerDied(owner) ? new OwnerDiedLease(owner) : new PermitLease(owner);
+export function leaseFor(owner: Releasable, words: Int32Array): Lease {
+  recordHold(words, 1);
+  return Atomics.load(words, DIED) === 0 || Atomics.exchange(words, DIED, 0) === 0
+    ? new PermitLease(owner)
+    : new OwnerDiedLease(owner);
+}
+
+/** The permit words of each primitive a lease can be taken on, for {@linkcode markOwnerDied}. */
+const permitWords = new WeakMap<object, Int32Array>();
+
+/** Records where `owner`'s permit words are (its constructor calls this). */
+export function registerPermitWords(owner: object, words: Int32Array): void {
+  permitWords.set(owner, words);
+}
+
+/**
+ * Records that a holder of `owner` died and its permit was given back for
+ * it: the next lease, in any thread or process, says `previousOwnerDied`.
+ */
+export function markOwnerDied(owner: object): void {
+  const words = permitWords.get(owner);
+  if (words !== undefined) Atomics.add(words, DIED, 1);
 }
 
 /** A lease: releases its permit once. Kept to one field, since a hot lock loop makes one per turn. */
@@ -104,7 +126,9 @@ export function sharedWords(length: number): Int32Array {
 /**
  * What a primitive's descriptor carries for its memory `buffer`: for a
  * thread, and for a child process that maps this program's memory. Any
- * other child reaches primitives through the broker, not here.
+ * other child reaches primitives through the broker, not here. `holder` is
+ * a primitive whose permits a child may hold: a mapped child that dies has
+ * them given back (`_holds.ts`).
  *
  * @throws {SerializationError} When the far side cannot share the memory.
  */
@@ -112,12 +136,14 @@ export function sharedState(
   context: DescribeContext,
   buffer: ArrayBufferLike,
   name: string,
+  holder?: Releasable,
 ): SharedRef {
   if (context.transport !== "thread" && !(context.mapped && isMapped(buffer))) {
     throw new SerializationError(
       `Cannot send a ${name} to this process: it cannot map this program's shared memory`,
     );
   }
+  if (context.mapped && holder !== undefined) registerHolder(holder, new Int32Array(buffer));
   return refOf(buffer);
 }
 

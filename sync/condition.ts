@@ -47,7 +47,15 @@ import {
   waitForSteps,
   WAITING,
 } from "./_condvar.ts";
-import { adopting, adoption, checkCount, type Lease, sharedState, sharedWords } from "./_shared.ts";
+import {
+  adopting,
+  adoption,
+  checkCount,
+  type Lease,
+  registerPermitWords,
+  sharedState,
+  sharedWords,
+} from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
 import type { SharedRef } from "../internal/memory.ts";
 import { ReentrantMutex } from "./reentrant_mutex.ts";
@@ -114,6 +122,7 @@ export class Condition {
     this.#words = new Int32Array(adoption() ?? sharedWords(CONDVAR_WORDS).buffer);
     this.#mutex = mutex;
     this.#lock = lock;
+    registerPermitWords(this, lock.words);
   }
 
   /**
@@ -342,6 +351,8 @@ export class Condition {
    */
   get [remote](): RemoteSpec {
     return {
+      // A ReentrantMutex is owned by a thread of one process: it stays on the broker.
+      direct: !(this.#mutex instanceof ReentrantMutex),
       calls: {
         acquire: ["options"],
         release: [],
@@ -365,7 +376,7 @@ export class Condition {
   [describe](context: DescribeContext): Descriptor {
     const state: ConditionState = {
       buffer: sharedState(context, this.#words.buffer, "Condition"),
-      lock: sharedState(context, this.#lock.words.buffer, "Condition"),
+      lock: sharedState(context, this.#lock.words.buffer, "Condition", this.#mutex),
       reentrant: this.#mutex instanceof ReentrantMutex,
     };
     return { kind: "Condition", module: import.meta.url, state };

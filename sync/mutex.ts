@@ -38,6 +38,7 @@ import {
 import type { WaitOptions } from "../internal/wait.ts";
 import type { SharedRef } from "../internal/memory.ts";
 import { lockCores } from "./_condvar.ts";
+import { recordHold } from "./_holds.ts";
 import {
   acquirePermit,
   acquirePermitSync,
@@ -46,7 +47,15 @@ import {
   releasePermit,
   takeFree,
 } from "./_permits.ts";
-import { adopting, adoption, type Lease, leaseFor, sharedState, sharedWords } from "./_shared.ts";
+import {
+  adopting,
+  adoption,
+  type Lease,
+  leaseFor,
+  registerPermitWords,
+  sharedState,
+  sharedWords,
+} from "./_shared.ts";
 
 /**
  * A lock that one holder at a time can take, shared by every thread it is
@@ -91,6 +100,7 @@ export class Mutex {
     this.#words = buffer ? new Int32Array(buffer) : sharedWords(PERMIT_WORDS);
     if (!buffer) this.#words[COUNT] = 1;
     const words = this.#words;
+    registerPermitWords(this, words);
     lockCores.set(this, {
       words,
       holds: () => Atomics.load(words, COUNT) < 1,
@@ -98,7 +108,7 @@ export class Mutex {
         this.release();
         return 1;
       },
-      restore: () => {},
+      restore: () => recordHold(words, 1),
     });
   }
 
@@ -128,7 +138,7 @@ export class Mutex {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex");
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -155,7 +165,7 @@ export class Mutex {
     if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
       acquirePermitSync(this.#words, options, "Mutex", 1);
     }
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -174,7 +184,7 @@ export class Mutex {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words, 1) ? leaseFor(this) : undefined;
+    return takeFree(this.#words, 1) ? leaseFor(this, this.#words) : undefined;
   }
 
   /**
@@ -194,10 +204,12 @@ export class Mutex {
    * ```
    */
   release(): void {
-    if (Atomics.compareExchange(this.#words, COUNT, 0, 1) === 0) return;
-    if (!releasePermit(this.#words, 1, 0)) {
+    if (
+      Atomics.compareExchange(this.#words, COUNT, 0, 1) !== 0 && !releasePermit(this.#words, 1, 0)
+    ) {
       throw new Error("Cannot release Mutex: it is not locked");
     }
+    recordHold(this.#words, -1);
   }
 
   /**
@@ -207,6 +219,7 @@ export class Mutex {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: {
         locked: "the lease from await mutex.acquire()",
@@ -225,7 +238,7 @@ export class Mutex {
     return {
       kind: "Mutex",
       module: import.meta.url,
-      state: sharedState(context, this.#words.buffer, "Mutex"),
+      state: sharedState(context, this.#words.buffer, "Mutex", this),
     };
   }
 }

@@ -143,7 +143,7 @@ export class ReentrantMutex {
       await acquirePermit(this.#words, options, "ReentrantMutex");
       this.#own();
     }
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -170,7 +170,7 @@ export class ReentrantMutex {
       acquirePermitSync(this.#words, options, "ReentrantMutex", 1);
       this.#own();
     }
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -194,7 +194,7 @@ export class ReentrantMutex {
       if (!takeFree(this.#words, 1)) return undefined;
       this.#own();
     }
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**

@@ -36,6 +36,7 @@ import {
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
 import type { SharedRef } from "../internal/memory.ts";
+import { recordHold } from "./_holds.ts";
 import {
   acquirePermit,
   acquirePermitSync,
@@ -51,6 +52,7 @@ import {
   type Lease,
   leaseFor,
   MAX_COUNT,
+  registerPermitWords,
   sharedState,
   sharedWords,
 } from "./_shared.ts";
@@ -108,13 +110,14 @@ export class Semaphore {
     const buffer = adoption();
     if (buffer) {
       this.#words = new Int32Array(buffer);
-      return;
+    } else {
+      const name = new.target.name;
+      checkCount(permits, 0, `Cannot create ${name}`, "permits");
+      this.#words = sharedWords(PERMIT_WORDS + 1);
+      this.#words[COUNT] = permits;
+      this.#words[START] = permits;
     }
-    const name = new.target.name;
-    checkCount(permits, 0, `Cannot create ${name}`, "permits");
-    this.#words = sharedWords(PERMIT_WORDS + 1);
-    this.#words[COUNT] = permits;
-    this.#words[START] = permits;
+    registerPermitWords(this, this.#words);
   }
 
   /**
@@ -136,7 +139,7 @@ export class Semaphore {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, this.constructor.name);
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -159,7 +162,7 @@ export class Semaphore {
    */
   acquireSync(options?: WaitOptions): Lease {
     acquirePermitSync(this.#words, options, this.constructor.name);
-    return leaseFor(this);
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -177,7 +180,7 @@ export class Semaphore {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words) ? leaseFor(this) : undefined;
+    return takeFree(this.#words) ? leaseFor(this, this.#words) : undefined;
   }
 
   /**
@@ -199,6 +202,7 @@ export class Semaphore {
     if (!releasePermit(this.#words, MAX_COUNT)) {
       throw new RangeError(`Cannot release Semaphore: it already holds ${MAX_COUNT} permits`);
     }
+    recordHold(this.#words, -1);
   }
 
   /**
@@ -208,6 +212,7 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],
@@ -223,7 +228,7 @@ export class Semaphore {
     return {
       kind: "Semaphore",
       module: import.meta.url,
-      state: sharedState(context, this.#words.buffer, "Semaphore"),
+      state: sharedState(context, this.#words.buffer, "Semaphore", this),
     };
   }
 }

@@ -1,6 +1,6 @@
 // Task functions for children that map their parent's shared memory (tests/mapped_test.ts):
 // they use the synchronous forms, which only work on memory the child touches itself.
-import type { Event, SharedArray, Value, WaitGroup } from "../mod.ts";
+import type { Condition, Event, Mutex, Semaphore, SharedArray, Value, WaitGroup } from "../mod.ts";
 
 /** Adds 1 to `value` `times` times with `addSync`, which fails in a child that uses the broker. */
 export function addSyncTimes(value: Value<"int32">, times: number): number {
@@ -49,4 +49,38 @@ export function canAddSync(value: Value<"int32">): string {
   } catch {
     return "broker";
   }
+}
+
+/** Increments `value` `times` times under `mutex`, blocking: exact only if the mutex excludes. */
+export function lockedIncrementsSync(mutex: Mutex, value: Value<"int32">, times: number): void {
+  for (let i = 0; i < times; i++) {
+    using _lock = mutex.acquireSync({ timeout: 10_000 });
+    value.storeSync(value.loadSync() + 1);
+  }
+}
+
+/** Takes `permits` permits of `semaphore` (or the mutex), then ends this child with them held. */
+export function holdAndExit(primitive: Mutex | Semaphore, permits: number): void {
+  for (let i = 0; i < permits; i++) primitive.acquireSync({ timeout: 10_000 });
+  Deno.exit(3);
+}
+
+/** Takes `mutex`, writes this child's pid into `pid`, then waits forever (the parent kills it). */
+export async function holdUntilKilled(mutex: Mutex, pid: Value<"int32">): Promise<void> {
+  await mutex.acquire({ timeout: 10_000 });
+  pid.storeSync(Deno.pid);
+  await new Promise(() => setInterval(() => {}, 1_000));
+}
+
+/** Takes `mutex` and says whether the lease reports a holder that died. */
+export function acquireSyncAndReport(mutex: Mutex): boolean {
+  using lease = mutex.acquireSync({ timeout: 10_000 });
+  return lease.previousOwnerDied;
+}
+
+/** Waits on `condition` until `ready` holds 1; returns what it saw. */
+export function waitForReady(condition: Condition, ready: Value<"int32">): number {
+  using _lock = condition.acquireSync({ timeout: 10_000 });
+  condition.waitForSync(() => ready.loadSync() === 1, { timeout: 10_000 });
+  return ready.loadSync();
 }

@@ -3,8 +3,11 @@
 // FFI reach the same objects through the broker (tests/broker_test.ts).
 import assert from "node:assert/strict";
 import {
+  Condition,
   Event,
+  Mutex,
   ProcessPool,
+  Semaphore,
   SerializationError,
   SharedArray,
   tasks,
@@ -16,7 +19,7 @@ import { bufferOf, memoryKind } from "../internal/memory.ts";
 import { encode } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
-import { within } from "./_helpers.ts";
+import { failure, waitUntil, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_mapped_tasks.ts")>(
   new URL("./_mapped_tasks.ts", import.meta.url),
@@ -155,5 +158,88 @@ Deno.test({
     const aborted = waitAsync(words, 0, 0, Infinity, controller.signal);
     controller.abort();
     assert.equal(await within(aborted), "aborted");
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a Mutex guards a Value across two children and a thread, with acquireSync in each",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    await using threads = new ThreadPool({ maxWorkers: 1 });
+    const mutex = new Mutex();
+    const value = new Value("int32", 0);
+    await within(Promise.all([
+      pool.submit(work.lockedIncrementsSync, mutex, value, 2_000),
+      pool.submit(work.lockedIncrementsSync, mutex, value, 2_000),
+      threads.submit(work.lockedIncrementsSync, mutex, value, 2_000),
+    ]));
+    assert.equal(value.loadSync(), 6_000);
+    assert.equal(mutex.locked, false);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name:
+    "a Mutex held by a child that exits is released; the next holder, in a child, learns of it once",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const mutex = new Mutex();
+    const error = await failure(pool.submit(work.holdAndExit, mutex, 1));
+    assert.equal(error.name, "WorkerCrashedError");
+    assert.equal(await within(pool.submit(work.acquireSyncAndReport, mutex)), true);
+    assert.equal(await within(pool.submit(work.acquireSyncAndReport, mutex)), false);
+    assert.equal(mutex.locked, false);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name:
+    "a Mutex held by a child killed with SIGKILL is released, and the parent's next lease says so",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const mutex = new Mutex();
+    const pid = new Value("int32", 0);
+    const holding = failure(pool.submit(work.holdUntilKilled, mutex, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    assert.equal(mutex.locked, true);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await holding).name, "WorkerCrashedError");
+    using lease = await mutex.acquire({ timeout: 10_000 });
+    assert.equal(lease.previousOwnerDied, true);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "permits of a Semaphore held by a child that exits all come back",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const semaphore = new Semaphore(3);
+    await within(pool.submit(work.holdAndExit, semaphore, 2).catch(() => {}));
+    const leases = [0, 1, 2].map(() => semaphore.tryAcquire());
+    assert.ok(leases.every((lease) => lease !== undefined), "3 permits free again");
+    assert.equal(leases[0]!.previousOwnerDied, true);
+    assert.equal(semaphore.tryAcquire(), undefined);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a Condition: a child waits in waitForSync, the parent notifies",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const condition = new Condition();
+    const ready = new Value("int32", 0);
+    const waiting = pool.submit(work.waitForReady, condition, ready);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    {
+      using _lock = await condition.acquire({ timeout: 10_000 });
+      ready.storeSync(1);
+      condition.notifyAll();
+    }
+    assert.equal(await within(waiting), 1);
   },
 });
