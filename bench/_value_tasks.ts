@@ -1,4 +1,4 @@
-import type { Value } from "../mod.ts";
+import type { Mutex, Value } from "../mod.ts";
 
 /** `times` awaited `add(1)`s, one after another. */
 export async function addMany(value: Value<"int32">, times: number): Promise<void> {
@@ -15,5 +15,22 @@ export async function lockedIncrements(value: Value<"int32">, times: number): Pr
   for (let i = 0; i < times; i++) {
     using _lock = await value.lock.acquire();
     await value.store((await value.load()) + 1);
+  }
+}
+
+/** `times` increments under the Value's lock, blocking: `acquireSync`, `loadSync`, `storeSync`. */
+export function lockedIncrementsSync(value: Value<"int32">, times: number): void {
+  for (let i = 0; i < times; i++) {
+    const lease = value.lock.acquireSync();
+    value.storeSync(value.loadSync() + 1);
+    lease[Symbol.dispose]();
+  }
+}
+
+/** `times` uncontended `acquireSync` + `release` of `mutex`. */
+export function mutexRounds(mutex: Mutex, times: number): void {
+  for (let i = 0; i < times; i++) {
+    mutex.acquireSync();
+    mutex.release();
   }
 }

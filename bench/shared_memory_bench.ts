@@ -1,12 +1,13 @@
-// A child process's operations on a parent's Value: directly on mapped memory (a child that may
-// use FFI), against Python's multiprocessing.Value from a child (when `python3` is present), and
-// through the broker (a child without FFI) for the record.
+// A child process's operations on a parent's Value and Mutex: directly on mapped memory (a child
+// that may use FFI), against Python's multiprocessing.Value from a child (when `python3` is
+// present) and against the same in a thread, and through the broker (a child without FFI) for the
+// record.
 //
 //   deno bench -A bench/shared_memory_bench.ts
 //
 // Each iteration is one submit that does the operations in the child, so its round trip (about
 // 0.15 ms) is included; Python's is one line over a pipe to its child and back.
-import { ProcessPool, tasks, Value } from "../mod.ts";
+import { Mutex, ProcessPool, tasks, ThreadPool, Value } from "../mod.ts";
 import { startPythonPeer } from "./_python_peer.ts";
 
 const OPS = 200_000;
@@ -55,14 +56,30 @@ Deno.bench({
   },
 });
 Deno.bench({
+  name: `ours: ${OPS.toLocaleString("en")} locked increments in a child, mapped (await acquire)`,
+  group: "Value from a child",
+  n: 10,
+  fn: async () => {
+    await direct.submit(valueTasks.lockedIncrements, value, OPS);
+  },
+});
+Deno.bench({
+  name: `ours: ${OPS.toLocaleString("en")} locked increments in a child, mapped (acquireSync)`,
+  group: "Value from a child",
+  n: 10,
+  fn: async () => {
+    await direct.submit(valueTasks.lockedIncrementsSync, value, OPS);
+  },
+});
+Deno.bench({
   name: `ours: ${
-    (OPS / 100).toLocaleString("en")
-  } locked increments in a child (lock through the broker)`,
+    BROKERED_OPS.toLocaleString("en")
+  } locked increments in a child without FFI (broker)`,
   group: "Value from a child",
   n: 3,
   warmup: 1,
   fn: async () => {
-    await direct.submit(valueTasks.lockedIncrements, value, OPS / 100);
+    await brokered.submit(valueTasks.lockedIncrements, value, BROKERED_OPS);
   },
 });
 Deno.bench({
@@ -77,7 +94,30 @@ Deno.bench({
   },
 });
 
+const mutex = new Mutex();
+const threads = new ThreadPool({ maxWorkers: 1, minWorkers: 1 });
+await threads.submit(valueTasks.mutexRounds, mutex, 1);
+await direct.submit(valueTasks.mutexRounds, mutex, 1);
+Deno.bench({
+  name: `${OPS.toLocaleString("en")} uncontended Mutex acquireSync + release in a thread`,
+  group: "Mutex in a child",
+  baseline: true,
+  n: 10,
+  fn: async () => {
+    await threads.submit(valueTasks.mutexRounds, mutex, OPS);
+  },
+});
+Deno.bench({
+  name: `the same in a child, mapped`,
+  group: "Mutex in a child",
+  n: 10,
+  fn: async () => {
+    await direct.submit(valueTasks.mutexRounds, mutex, OPS);
+  },
+});
+
 globalThis.addEventListener("unload", () => {
+  threads.shutdown();
   direct.shutdown();
   brokered.shutdown();
   python?.close();

@@ -48,6 +48,7 @@ import {
   remote,
   type RemoteSpec,
   revive,
+  revivedHandles,
   reviveWith,
   type Shareable,
   unpackError,
@@ -150,7 +151,9 @@ export const mappedChildContext: DescribeContext = {
   transport: "process",
   mapped: true,
   share: (object) =>
-    specOf(object).direct ? object[describe](mappedChildContext) : shareWithProcess(object),
+    specOf(object).direct
+      ? { ...object[describe](mappedChildContext), handle: shareWithProcess(object).state }
+      : shareWithProcess(object),
 };
 
 /**
@@ -501,7 +504,8 @@ let client: BrokerClient | undefined;
 export const childContext: DescribeContext = {
   transport: "process",
   share(object) {
-    const state = handleStates.get(object as object);
+    const state = handleStates.get(object as object) ??
+      revivedHandles.get(object as object) as RemoteState | undefined;
     if (state === undefined) {
       throw new SerializationError(
         `Cannot send ${describeObject(object)} made in a child process to its parent: ` +

@@ -112,6 +112,11 @@ export interface Descriptor {
   readonly module: string;
   /** Whatever the reviver needs (for threads: SharedArrayBuffers). */
   readonly state: unknown;
+  /**
+   * For a child that maps memory: the object's handle on the broker too,
+   * which the child sends back to name the object ({@linkcode revivedHandles}).
+   */
+  readonly handle?: unknown;
 }
 
 /** An object that can be passed to a thread or a process as a working handle. */
@@ -130,6 +135,7 @@ interface MarkedDescriptor {
   [MARK]: string;
   module: string;
   state: unknown;
+  handle?: unknown;
 }
 
 const revivers = new Map<string, Reviver>();
@@ -239,6 +245,7 @@ function encodeNode(
       module: descriptor.module,
       state: descriptor.state,
     };
+    if (descriptor.handle !== undefined) marked.handle = descriptor.handle;
     seen.set(node, marked);
     return marked;
   }
@@ -409,7 +416,12 @@ function reviveNode(
   if (typeof node !== "object" || node === null || seen.has(node)) return node;
   if (Object.hasOwn(node, MARK)) {
     const marked = node as MarkedDescriptor;
-    return reviveOne({ kind: marked[MARK], module: marked.module, state: marked.state });
+    return reviveOne({
+      kind: marked[MARK],
+      module: marked.module,
+      state: marked.state,
+      handle: marked.handle,
+    });
   }
   seen.add(node);
   if (Array.isArray(node)) {
@@ -526,13 +538,21 @@ export function unpackError(packed: unknown, depth = 0): unknown {
   return error;
 }
 
+/**
+ * The broker handle each object a child revived from its parent's memory came
+ * with: what the child sends to name the object to its parent.
+ */
+export const revivedHandles: WeakMap<object, unknown> = new WeakMap();
+
 /** Revives one descriptor made by a `[describe]` method (for objects nested in another's state). */
 export function reviveDescriptor(descriptor: Descriptor, context: DescribeContext): unknown {
   const reviver = revivers.get(descriptor.kind);
   if (reviver === undefined) {
     throw new SerializationError(`Cannot revive a ${descriptor.kind}: no reviver is registered`);
   }
-  return reviver(descriptor.state, context);
+  const object = reviver(descriptor.state, context);
+  if (descriptor.handle !== undefined) revivedHandles.set(object as object, descriptor.handle);
+  return object;
 }
 
 /** A short description of a value's type for error messages. */

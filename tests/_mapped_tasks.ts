@@ -84,3 +84,8 @@ export function waitForReady(condition: Condition, ready: Value<"int32">): numbe
   condition.waitForSync(() => ready.loadSync() === 1, { timeout: 10_000 });
   return ready.loadSync();
 }
+
+/** Returns what it was given. */
+export function returnIt<T>(given: T): T {
+  return given;
+}

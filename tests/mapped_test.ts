@@ -243,3 +243,20 @@ Deno.test({
     assert.equal(await within(waiting), 1);
   },
 });
+
+Deno.test({
+  ...mapped,
+  name: "objects a mapped child was given go back to the parent as the same objects",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const event = new Event();
+    const mutex = new Mutex();
+    const value = new Value("float64", 1.5);
+    const sent = { event, mutex, value, lock: value.lock };
+    const back = await within(pool.submit(work.returnIt, sent)) as typeof sent;
+    assert.equal(back.event, event);
+    assert.equal(back.mutex, mutex);
+    assert.equal(back.value, value);
+    assert.equal(back.lock, value.lock);
+  },
+});
