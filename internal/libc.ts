@@ -38,7 +38,7 @@ const SYMBOLS = {
   },
   syscallOffThread: {
     name: "syscall",
-    parameters: ["i32", "usize", "i32", "i32", "buffer", "usize", "i32"],
+    parameters: ["i32", "usize", "i32", "i32", "usize", "usize", "i32"],
     result: "i32",
     nonblocking: true,
   },
@@ -159,23 +159,58 @@ export function futexWait(address: number, expected: number, timeout: number): n
   );
 }
 
-/** {@linkcode futexWait} on a thread of Deno's blocking pool: the event loop keeps running. */
-export function futexWaitOffThread(
+/**
+ * {@linkcode futexWait} on a thread of Deno's blocking pool: the event loop
+ * keeps running. Its timeout is read from memory that is never freed, not
+ * from this isolate's heap: a call still queued when its worker is
+ * terminated must not read freed memory.
+ */
+export async function futexWaitOffThread(
   address: number,
   expected: number,
   timeout: number,
 ): Promise<number> {
-  const limit = timespec(timeout);
-  return symbols().syscallOffThread(SYS_FUTEX, BigInt(address), FUTEX_WAIT, expected, limit, 0n, 0)
-    .then((result) => {
-      // The timespec must outlive the call, which reads it on another thread.
-      keep(limit);
-      return result;
-    });
+  const c = symbols();
+  const limit = timeout === Infinity ? undefined : takeTimespec(timeout);
+  try {
+    return await c.syscallOffThread(
+      SYS_FUTEX,
+      BigInt(address),
+      FUTEX_WAIT,
+      expected,
+      BigInt(limit ?? 0),
+      0n,
+      0,
+    );
+  } finally {
+    if (limit !== undefined) spareTimespecs.push(limit);
+  }
 }
 
-/** Holds a value alive until this call (for buffers a call off the thread reads). */
-function keep(_value: unknown): void {}
+/** Addresses of unused `struct timespec`s, in pages mapped for them and never unmapped. */
+const spareTimespecs: number[] = [];
+const PAGE_BYTES = 4096;
+const MAP_PRIVATE_ANONYMOUS = 0x22;
+
+/** The address of a `struct timespec` holding `timeout` milliseconds. */
+function takeTimespec(timeout: number): number {
+  if (spareTimespecs.length === 0) {
+    const pointer = symbols().mmap(
+      null,
+      BigInt(PAGE_BYTES),
+      PROT_READ_WRITE,
+      MAP_PRIVATE_ANONYMOUS,
+      -1,
+      0n,
+    );
+    const page = Number(Deno.UnsafePointer.value(pointer));
+    if (page === 0 || page >= 2 ** 53) throw new Error("mmap failed: cannot wait on shared memory");
+    for (let at = page; at < page + PAGE_BYTES; at += 16) spareTimespecs.push(at);
+  }
+  const address = spareTimespecs.pop()!;
+  new BigInt64Array(viewAt(address, 16)).set(timespec(timeout)!);
+  return address;
+}
 
 /** Wakes up to `count` sleepers on the word at `address`; returns how many woke. */
 export function futexWake(address: number, count: number): number {

@@ -19,9 +19,10 @@
  * a `SharedArrayBuffer`, which `Atomics.wait` requires; waits on them use
  * the futex (`libc.ts`) instead, blocking for `waitSync` and on a thread of
  * Deno's blocking pool for `waitAsync` (a pending call keeps the program
- * alive). A futex sleep lasts at most {@linkcode FUTEX_SLICE_MS}, then
- * returns as a spurious wake-up: a worker terminated while it sleeps ends
- * within that time, as it does from `Atomics.wait`.
+ * alive). One futex sleep lasts at most {@linkcode FUTEX_SLICE_MS}, then
+ * the wait sleeps again (it returns nothing for it): a worker terminated
+ * while it waits ends within that time, as it does from `Atomics.wait`, and
+ * no pool thread sleeps long for a wait that is gone.
  *
  * Also {@linkcode settledWithin}: a wait for a promise (a close, a last
  * write) that must not outlast a grace period.
@@ -33,7 +34,7 @@ import { futexWait, futexWaitOffThread, futexWake } from "./libc.ts";
 import { addressOf } from "./memory.ts";
 import { checkMilliseconds, MAX_TIMER_MS } from "./options.ts";
 
-/** The longest one futex sleep lasts before it returns as a spurious wake-up. */
+/** The longest one futex sleep lasts before the wait sleeps again. */
 export const FUTEX_SLICE_MS = 250;
 
 /** Options every waiting call takes. */
@@ -96,9 +97,22 @@ export function waitSync(
 ): WakeReason {
   const address = futexAddress(words, index);
   if (address === undefined) return Atomics.wait(words, index, expected, timeout);
-  const start = performance.now();
-  const woken = futexWait(address, expected, Math.min(timeout, FUTEX_SLICE_MS));
-  return futexReason(woken, words, index, expected, timeout, start);
+  const end = endOf(timeout);
+  for (;;) {
+    const woken = futexWait(address, expected, slice(end));
+    const reason = futexReason(woken, words, index, expected, end);
+    if (reason !== undefined) return reason;
+  }
+}
+
+/** When a wait of `timeout` ms that starts now ends (`performance.now()` time). */
+function endOf(timeout: number): number {
+  return timeout === Infinity ? Infinity : performance.now() + timeout;
+}
+
+/** How long the next futex sleep of a wait that ends at `end` lasts. */
+function slice(end: number): number {
+  return Math.min(Math.max(0, end - performance.now()), FUTEX_SLICE_MS);
 }
 
 /** Where the futex finds `words[index]`, or `undefined` when `Atomics` waits on it. */
@@ -108,18 +122,20 @@ function futexAddress(words: Int32Array, index: number): number | undefined {
   return base === undefined ? undefined : base + words.byteOffset + index * 4;
 }
 
-/** Why a futex sleep that began at `start` ended: the same reasons as `Atomics.wait`'s. */
+/**
+ * Why a futex sleep ended, as `Atomics.wait` says it; `undefined` when only
+ * its slice (or a signal) ended it, and the wait sleeps again.
+ */
 function futexReason(
   woken: number,
   words: Int32Array,
   index: number,
   expected: number,
-  timeout: number,
-  start: number,
-): WakeReason {
+  end: number,
+): WakeReason | undefined {
   if (woken === 0) return "ok";
   if (Atomics.load(words, index) !== expected) return "not-equal";
-  return performance.now() - start >= timeout ? "timed-out" : "ok";
+  return performance.now() >= end ? "timed-out" : undefined;
 }
 
 /**
@@ -178,12 +194,8 @@ export function waitAsync(
   });
 }
 
-/**
- * {@linkcode waitAsync} on mapped memory. An abort wakes every sleeper on the
- * word (the others see a spurious wake-up) until this wait's own futex call
- * has returned, so that no call is left sleeping after the wait has ended.
- */
-function futexWaitAsync(
+/** {@linkcode waitAsync} on mapped memory: futex sleeps on Deno's blocking pool, a slice at a time. */
+async function futexWaitAsync(
   words: Int32Array,
   index: number,
   address: number,
@@ -191,13 +203,31 @@ function futexWaitAsync(
   timeout: number,
   signal: AbortSignal | undefined,
 ): Promise<WakeReason> {
-  if (Atomics.load(words, index) !== expected) return Promise.resolve("not-equal");
-  const start = performance.now();
-  const call = futexWaitOffThread(address, expected, Math.min(timeout, FUTEX_SLICE_MS));
-  if (signal === undefined) {
-    return call.then((woken) => futexReason(woken, words, index, expected, timeout, start));
+  const end = endOf(timeout);
+  for (;;) {
+    if (Atomics.load(words, index) !== expected) return "not-equal";
+    const woken = await sleepOffThread(address, expected, slice(end), signal);
+    if (woken === "aborted") return "aborted";
+    const reason = futexReason(woken, words, index, expected, end);
+    if (reason !== undefined) return reason;
   }
-  return new Promise<WakeReason>((resolve) => {
+}
+
+/**
+ * One futex sleep off the thread. An abort wakes every sleeper on the word
+ * (the others see a spurious wake-up) until this sleep's own call has
+ * returned, so that no call is left sleeping after the wait has ended.
+ */
+function sleepOffThread(
+  address: number,
+  expected: number,
+  ms: number,
+  signal: AbortSignal | undefined,
+): Promise<number | "aborted"> {
+  if (signal?.aborted) return Promise.resolve("aborted");
+  const call = futexWaitOffThread(address, expected, ms);
+  if (signal === undefined) return call;
+  return new Promise((resolve) => {
     let aborted = false;
     let poke: ReturnType<typeof setTimeout> | undefined;
     const wakeAll = () => {
@@ -212,7 +242,7 @@ function futexWaitAsync(
     const settle = (woken: number) => {
       clearTimeout(poke);
       signal.removeEventListener("abort", onAbort);
-      resolve(aborted ? "aborted" : futexReason(woken, words, index, expected, timeout, start));
+      resolve(aborted ? "aborted" : woken);
     };
     call.then(settle, () => settle(-1));
   });

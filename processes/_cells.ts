@@ -161,8 +161,12 @@ export class CellStore {
   }
 
   #guarded<T>(operation: () => T): T {
+    let spins = 0;
     while (Atomics.compareExchange(this.guard, 0, 0, 1) !== 0) {
-      // Held for one read or write by another thread: it is free again within nanoseconds.
+      // Held for one read or write by another thread: it is free again within nanoseconds,
+      // unless its holder was a child process killed in those nanoseconds: then, after a
+      // second, the guard is taken from it.
+      if (++spins % 4096 === 0) this.#breakAbandonedGuard(spins);
     }
     try {
       return operation();
@@ -170,7 +174,18 @@ export class CellStore {
       Atomics.store(this.guard, 0, 0);
     }
   }
+
+  /** Frees the guard once this caller has spun on it for over a second since its first check. */
+  #guardSince = 0;
+  #breakAbandonedGuard(spins: number): void {
+    const now = performance.now();
+    if (spins === 4096) this.#guardSince = now;
+    else if (now - this.#guardSince > ABANDONED_GUARD_MS) Atomics.store(this.guard, 0, 0);
+  }
 }
+
+/** How long a float cell's guard may stay held before it is taken as abandoned. */
+const ABANDONED_GUARD_MS = 1_000;
 
 /** Checks a type name. */
 export function checkCellType(type: unknown, where: string): CellType {

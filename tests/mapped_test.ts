@@ -15,8 +15,8 @@ import {
   Value,
   WaitGroup,
 } from "../mod.ts";
-import { bufferOf, memoryKind } from "../internal/memory.ts";
-import { encode } from "../internal/codec.ts";
+import { bufferOf, memoryKind, type SharedRef } from "../internal/memory.ts";
+import { describe, encode } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
 import { failure, waitUntil, within } from "./_helpers.ts";
@@ -259,4 +259,13 @@ Deno.test({
     assert.equal(back.value, value);
     assert.equal(back.lock, value.lock);
   },
+});
+
+Deno.test("a float Value's guard left held (its holder killed mid-write) is taken after a second", () => {
+  const value = new Value("float64", 2.5);
+  const state = value[describe]({ transport: "thread" }).state as { guard: SharedRef };
+  Atomics.store(new Int32Array(bufferOf(state.guard)), 0, 1);
+  assert.equal(value.loadSync(), 2.5);
+  value.storeSync(3.5);
+  assert.equal(value.loadSync(), 3.5);
 });
