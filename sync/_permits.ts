@@ -46,8 +46,10 @@
  * Fairness. Nobody overtakes the line: while anyone is in line COUNT is not
  * positive, so newcomers, `tryAcquire` and spinners find no permit and must
  * join it. Each release grants its permit to the line, reserved for the
- * caller that `Atomics.notify` wakes, which is the one that has slept
- * longest (the ECMAScript waiter list is FIFO). So callers that sleep are
+ * caller that `notify` wakes, which is the one that has slept longest (the
+ * ECMAScript waiter list is FIFO; on mapped memory the futex queue is FIFO
+ * among waiters of equal priority, and an async waiter sleeps again in the
+ * queue's back every 250 ms, see `internal/wait.ts`). So callers that sleep are
  * served first come, first served, and none waits while later arrivals are
  * served, with two exceptions that reorder the line without stalling it: an
  * async wait that is aborted wakes every sleeper of the primitive

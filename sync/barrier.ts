@@ -3,12 +3,12 @@
  * condition variable and three words of state, all in one buffer.
  *
  * ```text
- *   Int32Array over a SharedArrayBuffer of 10 words
- *   ┌─────────┬───────────┬────────┬────────┬───────────┬───────────┬────────┬─────────┬──────────┬───────────┐
- *   │ 0 COUNT │ 1 GRANTED │ 2 OPEN │ 3 WAKE │ 4 WAITING │ 5 SIGNALS │ 6 WAKE │ 7 PHASE │ 8 INSIDE │ 9 PARTIES │
- *   └─────────┴───────────┴────────┴────────┴───────────┴───────────┴────────┴─────────┴──────────┴───────────┘
- *   0–3   the barrier's lock (`_permits.ts`), guarding everything below
- *   4–6   its condition variable (`_condvar.ts`)
+ *   Int32Array over 12 words of shared memory (`internal/memory.ts`)
+ *   ┌─────────┬─────┬───────────┬───────────┬────────┬─────────┬──────────┬───────────┐
+ *   │ 0 COUNT │ 1–5 │ 6 WAITING │ 7 SIGNALS │ 8 WAKE │ 9 PHASE │ 10 INSIDE│ 11 PARTIES│
+ *   └─────────┴─────┴───────────┴───────────┴────────┴─────────┴──────────┴───────────┘
+ *   0–5   the barrier's lock (`_permits.ts`), guarding everything below
+ *   6–8   its condition variable (`_condvar.ts`)
  *   PHASE    FILLING (0): parties are arriving; DRAINING (1): all arrived,
  *            they are leaving; RESETTING (-1): reset() while some waited,
  *            they are leaving; BROKEN (-2)

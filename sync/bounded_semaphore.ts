@@ -3,10 +3,10 @@
  * that refuses to hold more permits than it started with.
  *
  * ```text
- *   Int32Array over a SharedArrayBuffer of 5 words (the Semaphore layout)
- *   ┌───────────┬───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 START   │
- *   └───────────┴───────────┴───────────┴───────────┴───────────┘
+ *   Int32Array over 7 words of shared memory (the Semaphore layout)
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│ 6 START   │
+ *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
  *   COUNT    free permits (or minus the callers in line)
  *   START    the bound: the permits it was created with
  * ```

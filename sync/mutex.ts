@@ -2,14 +2,15 @@
  * `Mutex`: Python's `threading.Lock` over shared memory.
  *
  * ```text
- *   Int32Array over a SharedArrayBuffer of 4 words
- *   ┌───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │
- *   └───────────┴───────────┴───────────┴───────────┘
+ *   Int32Array over 6 words of shared memory (`internal/memory.ts`)
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│
+ *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
  *   COUNT    1: unlocked; 0: locked; -n: locked, n callers in line
  *   GRANTED  hand-offs reserved for the waiter a release woke
  *   OPEN     hand-offs any caller in line may take
  *   WAKE     the sequence number callers in line sleep on
+ *   DIED     set when a dead holder's lock was released for it
  * ```
  *
  * The mutex is the permit counter of `_permits.ts` with one permit. Locking

@@ -2,11 +2,11 @@
  * `ReentrantMutex`: Python's `threading.RLock` over shared memory.
  *
  * ```text
- *   Int32Array over a SharedArrayBuffer of 8 words
- *   ┌─────────┬───────────┬────────┬────────┬─────────┬────────────┬──────────────────────┐
- *   │ 0 COUNT │ 1 GRANTED │ 2 OPEN │ 3 WAKE │ 4 DEPTH │ 5 OWNER_ID │ 6–7 OWNER (BigInt64) │
- *   └─────────┴───────────┴────────┴────────┴─────────┴────────────┴──────────────────────┘
- *   COUNT … WAKE the permit counter of `_permits.ts`, with one permit
+ *   Int32Array over 10 words of shared memory (`internal/memory.ts`)
+ *   ┌─────────┬───────────┬────────┬────────┬────────┬───┬─────────┬────────────┬──────────────────────┐
+ *   │ 0 COUNT │ 1 GRANTED │ 2 OPEN │ 3 WAKE │ 4 DIED │ 5 │ 6 DEPTH │ 7 OWNER_ID │ 8–9 OWNER (BigInt64) │
+ *   └─────────┴───────────┴────────┴────────┴────────┴───┴─────────┴────────────┴──────────────────────┘
+ *   COUNT … 5    the permit counter of `_permits.ts`, with one permit
  *                (the Mutex layout: COUNT is 1 when unlocked)
  *   DEPTH        how many times the owner has acquired it without releasing
  *   OWNER_ID     the owner's `currentThread().id` (for error messages only)

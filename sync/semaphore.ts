@@ -2,18 +2,19 @@
  * `Semaphore`: Python's `threading.Semaphore` over shared memory.
  *
  * ```text
- *   Int32Array over a SharedArrayBuffer of 5 words
- *   ┌───────────┬───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 START   │
- *   └───────────┴───────────┴───────────┴───────────┴───────────┘
+ *   Int32Array over 7 words of shared memory (`internal/memory.ts`)
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│ 6 START   │
+ *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
  *   COUNT    > 0: free permits; < 0: minus the callers in line
  *   GRANTED  permits handed to the line, for the waiter a release woke
  *   OPEN     permits handed to the line, for any caller in it
  *   WAKE     the sequence number callers in line sleep on
+ *   DIED     set when a dead holder's permits were given back for it
  *   START    the permits it was created with (BoundedSemaphore's bound)
  * ```
  *
- * Words 0–3 are the permit counter of `_permits.ts`: taking a permit is one
+ * Words 0–5 are the permit counter of `_permits.ts`: taking a permit is one
  * `compareExchange` of COUNT from n to n - 1; a release is one from n to
  * n + 1, and when n was below zero it hands the permit to the caller in line
  * that has slept longest. `release()` may raise the count above START (as in
