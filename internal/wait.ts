@@ -194,8 +194,44 @@ export function waitAsync(
   });
 }
 
-/** {@linkcode waitAsync} on mapped memory: futex sleeps on Deno's blocking pool, a slice at a time. */
-async function futexWaitAsync(
+/** One async wait of this thread on a mapped word. */
+interface Sleeper {
+  readonly words: Int32Array;
+  readonly index: number;
+  readonly expected: number;
+  /** When it times out (`performance.now()` time), `Infinity` for never. */
+  readonly end: number;
+  readonly resolve: (reason: WakeReason) => void;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: (() => void) | undefined;
+}
+
+/** The async waits of this thread on one mapped word, oldest first, and their futex call. */
+interface Line {
+  readonly sleepers: Sleeper[];
+  /** Whether a futex call sleeps for them now. */
+  pending: boolean;
+  /** Wakes the word while a call sleeps for nobody (see {@linkcode futexWaitAsync}). */
+  poke: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** This thread's lines, by their word's address. */
+const lines = new Map<number, Line>();
+
+/**
+ * {@linkcode waitAsync} on mapped memory. The async waits of this thread on
+ * one word form a line, oldest first, for which one futex call sleeps on a
+ * thread of Deno's blocking pool (whose calls start in no set order): a
+ * wake-up goes to the oldest, as `Atomics.waitAsync` serves its waiters, so
+ * waits made in order (as the process broker makes them) are served in
+ * order, and a thread holds one pool thread per word, not one per wait. The
+ * others look again: those whose word changed return `"not-equal"`, the rest
+ * sleep on in the next call. An aborted wait leaves the line at once; if
+ * nobody is left in it, the word is woken (every sleeper on it sees a
+ * spurious wake-up) until the call has returned, so that no call is left
+ * sleeping, and swallowing wake-ups, for nobody.
+ */
+function futexWaitAsync(
   words: Int32Array,
   index: number,
   address: number,
@@ -203,49 +239,89 @@ async function futexWaitAsync(
   timeout: number,
   signal: AbortSignal | undefined,
 ): Promise<WakeReason> {
-  const end = endOf(timeout);
-  for (;;) {
-    if (Atomics.load(words, index) !== expected) return "not-equal";
-    const woken = await sleepOffThread(address, expected, slice(end), signal);
-    if (woken === "aborted") return "aborted";
-    const reason = futexReason(woken, words, index, expected, end);
-    if (reason !== undefined) return reason;
+  if (Atomics.load(words, index) !== expected) return Promise.resolve("not-equal");
+  return new Promise<WakeReason>((resolve) => {
+    let line = lines.get(address);
+    const first = line === undefined;
+    if (line === undefined) {
+      line = { sleepers: [], pending: false, poke: undefined };
+      lines.set(address, line);
+    }
+    const onAbort = signal === undefined ? undefined : () => leave(address, sleeper);
+    const sleeper: Sleeper = {
+      words,
+      index,
+      expected,
+      end: endOf(timeout),
+      resolve,
+      signal,
+      onAbort,
+    };
+    line.sleepers.push(sleeper);
+    if (onAbort !== undefined) signal!.addEventListener("abort", onAbort, { once: true });
+    if (first) void sleepFor(address, line);
+  });
+}
+
+function settle(sleeper: Sleeper, reason: WakeReason): void {
+  if (sleeper.onAbort !== undefined) sleeper.signal!.removeEventListener("abort", sleeper.onAbort);
+  sleeper.resolve(reason);
+}
+
+/** An aborted wait leaves its line. */
+function leave(address: number, sleeper: Sleeper): void {
+  const line = lines.get(address);
+  const at = line === undefined ? -1 : line.sleepers.indexOf(sleeper);
+  if (at < 0) return;
+  line!.sleepers.splice(at, 1);
+  settle(sleeper, "aborted");
+  if (line!.sleepers.length === 0 && line!.pending && line!.poke === undefined) {
+    const wakeAll = () => {
+      futexWake(address, Infinity);
+      line!.poke = setTimeout(wakeAll, 1);
+    };
+    wakeAll();
   }
 }
 
-/**
- * One futex sleep off the thread. An abort wakes every sleeper on the word
- * (the others see a spurious wake-up) until this sleep's own call has
- * returned, so that no call is left sleeping after the wait has ended.
- */
-function sleepOffThread(
-  address: number,
-  expected: number,
-  ms: number,
-  signal: AbortSignal | undefined,
-): Promise<number | "aborted"> {
-  if (signal?.aborted) return Promise.resolve("aborted");
-  const call = futexWaitOffThread(address, expected, ms);
-  if (signal === undefined) return call;
-  return new Promise((resolve) => {
-    let aborted = false;
-    let poke: ReturnType<typeof setTimeout> | undefined;
-    const wakeAll = () => {
-      futexWake(address, Infinity);
-      poke = setTimeout(wakeAll, 1);
-    };
-    const onAbort = () => {
-      aborted = true;
-      wakeAll();
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    const settle = (woken: number) => {
-      clearTimeout(poke);
-      signal.removeEventListener("abort", onAbort);
-      resolve(aborted ? "aborted" : woken);
-    };
-    call.then(settle, () => settle(-1));
-  });
+/** Sleeps in the futex for the line at `address`, a slice at a time, until nobody is in it. */
+async function sleepFor(address: number, line: Line): Promise<void> {
+  const sleepers = line.sleepers;
+  try {
+    for (;;) {
+      const now = performance.now();
+      let end = now + FUTEX_SLICE_MS;
+      for (let i = 0; i < sleepers.length;) {
+        const sleeper = sleepers[i];
+        if (Atomics.load(sleeper.words, sleeper.index) !== sleeper.expected) {
+          sleepers.splice(i, 1);
+          settle(sleeper, "not-equal");
+        } else if (sleeper.end <= now) {
+          sleepers.splice(i, 1);
+          settle(sleeper, "timed-out");
+        } else {
+          end = Math.min(end, sleeper.end);
+          i++;
+        }
+      }
+      if (sleepers.length === 0) return;
+      line.pending = true;
+      let woken: number;
+      try {
+        woken = await futexWaitOffThread(address, sleepers[0].expected, end - now);
+      } catch {
+        // The call failed: a spurious wake-up for the oldest, who looks again.
+        woken = 0;
+      } finally {
+        line.pending = false;
+        clearTimeout(line.poke);
+        line.poke = undefined;
+      }
+      if (woken === 0 && sleepers.length > 0) settle(sleepers.shift()!, "ok");
+    }
+  } finally {
+    lines.delete(address);
+  }
 }
 
 /**

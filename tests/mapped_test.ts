@@ -269,3 +269,25 @@ Deno.test("a float Value's guard left held (its holder killed mid-write) is take
   value.storeSync(3.5);
   assert.equal(value.loadSync(), 3.5);
 });
+
+Deno.test({
+  ...mapped,
+  name: "async futex waits of one thread on one word are woken oldest first, one per notify",
+  fn: async () => {
+    const words = sharedWords(1);
+    const order: number[] = [];
+    const waits = Array.from(
+      { length: 5 },
+      (_, i) => waitAsync(words, 0, 0, 10_000).then((reason) => order.push(i) && reason),
+    );
+    for (let woken = 1; woken <= 5; woken++) {
+      // Until the line's futex call sleeps and takes this wake-up, then until it is delivered.
+      await waitUntil(() => notify(words, 0, 1) > 0);
+      await waitUntil(() => order.length >= woken);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(order.length, woken, "one notify woke more than one wait");
+    }
+    assert.deepEqual(order, [0, 1, 2, 3, 4]);
+    assert.deepEqual(await within(Promise.all(waits)), Array(5).fill("ok"));
+  },
+});
