@@ -35,7 +35,7 @@ import { addressOf } from "./memory.ts";
 import { checkMilliseconds, MAX_TIMER_MS } from "./options.ts";
 
 /** The longest one futex sleep lasts before the wait sleeps again. */
-export const FUTEX_SLICE_MS = 250;
+export const FUTEX_SLICE_MS = 1000;
 
 /** Options every waiting call takes. */
 export interface WaitOptions {

@@ -47,16 +47,17 @@
  * positive, so newcomers, `tryAcquire` and spinners find no permit and must
  * join it. Each release grants its permit to the line, reserved for the
  * caller that `notify` wakes, which is the one that has slept longest (the
- * ECMAScript waiter list is FIFO; on mapped memory the futex queue is FIFO
- * among waiters of equal priority, and an async waiter sleeps again in the
- * queue's back every 250 ms, see `internal/wait.ts`). So callers that sleep are
- * served first come, first served, and none waits while later arrivals are
- * served, with two exceptions that reorder the line without stalling it: an
- * async wait that is aborted wakes every sleeper of the primitive
- * (`internal/wait.ts` must, to unhook its own wait), and those race for the
- * next grant; and a woken caller that loses such a race sleeps again at the
- * back (`Atomics` cannot queue at the front). Callers in line that have not
- * slept yet take a grant only when nobody was asleep to receive it.
+ * ECMAScript waiter list is FIFO; so is the futex queue among threads of
+ * equal priority). So callers that sleep are served first come, first
+ * served, and none waits while later arrivals are served, with exceptions
+ * that reorder the line without stalling it: an async wait that is aborted
+ * wakes every sleeper of the primitive (`internal/wait.ts` must, to unhook
+ * its own wait), and those race for the next grant; a woken caller that
+ * loses such a race sleeps again at the back (`Atomics` cannot queue at the
+ * front); and on mapped memory a caller that has slept a whole futex slice
+ * (a second) sleeps again at the back. Callers in line that have not slept
+ * yet take a grant only when nobody was asleep to receive it.
+
  *
  * @module
  */
