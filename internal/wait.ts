@@ -20,9 +20,8 @@
  * the futex (`libc.ts`) instead, blocking for `waitSync` and on a thread of
  * Deno's blocking pool for `waitAsync` (a pending call keeps the program
  * alive). One futex sleep lasts at most {@linkcode FUTEX_SLICE_MS}, then
- * the wait sleeps again (it returns nothing for it): a worker terminated
- * while it waits ends within that time, as it does from `Atomics.wait`, and
- * no pool thread sleeps long for a wait that is gone.
+ * the wait sleeps again (it returns nothing for it), so no pool thread
+ * sleeps long for a wait whose worker is gone.
  *
  * Also {@linkcode settledWithin}: a wait for a promise (a close, a last
  * write) that must not outlast a grace period.
