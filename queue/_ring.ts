@@ -105,6 +105,7 @@
 import { deserialize, serialize } from "node:v8";
 import { QueueClosedError, SerializationError, type TimeoutError } from "../errors.ts";
 import { describeType, jsonExact } from "../internal/codec.ts";
+import { bufferOf, memoryKind, sharedBytes, type SharedRef } from "../internal/memory.ts";
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { acquireSteps, FOREVER, releasePermit, takeFree } from "../sync/_permits.ts";
 import { abortReason, timedOut } from "../sync/_shared.ts";
@@ -200,14 +201,29 @@ const ENCODER = new TextEncoder();
 // ignoreBOM: a string that starts with U+FEFF keeps it.
 const DECODER = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/** The SharedArrayBuffers a ring lives in; what a thread receives. */
+/**
+ * The buffers a ring lives in: SharedArrayBuffers (heap memory), or views of
+ * mapped memory (see `internal/memory.ts`), which do not grow: they are
+ * allocated at their largest size, and the CAPACITY word says how much of
+ * the data is in use.
+ */
 export interface RingState {
   /** The header words. */
-  readonly header: SharedArrayBuffer;
-  /** The frames: a growable SharedArrayBuffer. */
-  readonly data: SharedArrayBuffer;
-  /** An ordered ring's index: a binary heap of its items (growable). */
-  readonly index?: SharedArrayBuffer;
+  readonly header: ArrayBufferLike;
+  /** The frames: a growable SharedArrayBuffer, or {@linkcode MAX_BYTES} of mapped memory. */
+  readonly data: ArrayBufferLike;
+  /** An ordered ring's index: a binary heap of its items (growable, or mapped at its largest). */
+  readonly index?: ArrayBufferLike;
+}
+
+/** A {@linkcode RingState} in transit: each buffer as a {@linkcode SharedRef}. */
+export interface RingRefs {
+  /** The header words. */
+  readonly header: SharedRef;
+  /** The frames. */
+  readonly data: SharedRef;
+  /** An ordered ring's index. */
+  readonly index?: SharedRef;
 }
 
 /** What {@linkcode Ring.write} did. */
@@ -409,27 +425,28 @@ export function adoption(): Ring | undefined {
 /** One thread's view of a shared ring. */
 export class Ring {
   /** The header words. */
-  readonly header: Int32Array<SharedArrayBuffer>;
+  readonly header: Int32Array<ArrayBufferLike>;
   /** The lock's permit counter. */
-  readonly lockWords: Int32Array<SharedArrayBuffer>;
+  readonly lockWords: Int32Array<ArrayBufferLike>;
   /** Items a get may claim. */
-  readonly itemWords: Int32Array<SharedArrayBuffer>;
+  readonly itemWords: Int32Array<ArrayBufferLike>;
   /** Free places, when the queue has a maxSize. */
-  readonly spaceWords: Int32Array<SharedArrayBuffer>;
+  readonly spaceWords: Int32Array<ArrayBufferLike>;
   /** The maxSize, or `Infinity`. */
   readonly maxSize: number;
   /** The class name that error messages use. */
   label = "Queue";
-  readonly #data: SharedArrayBuffer;
-  // Length-tracking views: they follow the buffer as it grows, in every thread.
-  readonly #bytes: Uint8Array<SharedArrayBuffer>;
-  readonly #ints: Int32Array<SharedArrayBuffer>;
-  readonly #view: DataView<SharedArrayBuffer>;
+  readonly #data: ArrayBufferLike;
+  // Length-tracking views: they follow a SharedArrayBuffer as it grows, in every thread.
+  // (Mapped memory does not grow: it is allocated at its largest.)
+  readonly #bytes: Uint8Array<ArrayBufferLike>;
+  readonly #ints: Int32Array<ArrayBufferLike>;
+  readonly #view: DataView<ArrayBufferLike>;
   /** The ROOM_SEQ value a put read before it sleeps on it. */
   #roomSeq = 0;
-  #indexBuffer?: SharedArrayBuffer;
+  #indexBuffer?: ArrayBufferLike;
   /** An ordered ring's heap of entries (priority, sequence number, frame offset). */
-  #index?: Float64Array<SharedArrayBuffer>;
+  #index?: Float64Array<ArrayBufferLike>;
 
   /** A view of an existing ring. */
   constructor(state: RingState) {
@@ -448,9 +465,20 @@ export class Ring {
     }
   }
 
-  /** Makes a new, empty ring. */
+  /** A view of the ring whose buffers `refs` name (sent by {@linkcode Ring.refs}). */
+  static revive(refs: RingRefs): Ring {
+    const state = { header: bufferOf(refs.header), data: bufferOf(refs.data) };
+    return new Ring(refs.index === undefined ? state : { ...state, index: bufferOf(refs.index) });
+  }
+
+  /**
+   * Makes a new, empty ring. In heap memory its data is a growable
+   * SharedArrayBuffer; mapped memory cannot grow, so it is mapped at
+   * {@linkcode MAX_BYTES} at once: the file is sparse, and only the pages
+   * the ring comes to use (CAPACITY bytes at most) take memory.
+   */
   static create(maxSize: number): Ring {
-    const header = new SharedArrayBuffer(HEADER_WORDS * 4);
+    const header = sharedBytes(HEADER_WORDS * 4);
     const words = new Int32Array(header);
     words[LOCK] = 1;
     words[CAPACITY] = INITIAL_BYTES;
@@ -458,14 +486,30 @@ export class Ring {
       words[MAX_SIZE] = maxSize;
       words[SPACE] = maxSize;
     }
-    const data = new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
+    const data = memoryKind() === "heap"
+      ? new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
+      : sharedBytes(MAX_BYTES);
     return new Ring({ header, data });
   }
 
-  /** The buffers, for a thread. */
+  /** The buffers. */
   get state(): RingState {
     const state = { header: this.header.buffer, data: this.#data };
     return this.#indexBuffer === undefined ? state : { ...state, index: this.#indexBuffer };
+  }
+
+  /**
+   * The buffers in transit, `ref` making each one's {@linkcode SharedRef}
+   * (`sharedState` of `sync/_shared.ts`, which checks the far side can map it).
+   */
+  refs(ref: (buffer: ArrayBufferLike) => SharedRef): RingRefs {
+    const refs = { header: ref(this.header.buffer), data: ref(this.#data) };
+    return this.#indexBuffer === undefined ? refs : { ...refs, index: ref(this.#indexBuffer) };
+  }
+
+  /** Bytes of the ring in use as such (CAPACITY): where it has grown to. */
+  get capacity(): number {
+    return Atomics.load(this.header, CAPACITY);
   }
 
   /** Whether a get takes other than the oldest item (LIFO, PRIORITY). */
@@ -483,9 +527,12 @@ export class Ring {
     this.label = label;
     if (this.#index !== undefined) return;
     this.header[ORDER] = order;
-    this.#indexBuffer = new SharedArrayBuffer(INITIAL_ENTRIES * ENTRY * 8, {
-      maxByteLength: MAX_ENTRIES * ENTRY * 8,
-    });
+    // Mapped memory is mapped at its largest (sparse: only the entries used take memory).
+    this.#indexBuffer = memoryKind() === "heap"
+      ? new SharedArrayBuffer(INITIAL_ENTRIES * ENTRY * 8, {
+        maxByteLength: MAX_ENTRIES * ENTRY * 8,
+      })
+      : sharedBytes(MAX_ENTRIES * ENTRY * 8);
     this.#index = new Float64Array(this.#indexBuffer);
   }
 
@@ -665,7 +712,8 @@ export class Ring {
   #grow(capacity: number): void {
     const header = this.header;
     const old = header[CAPACITY];
-    if (this.#data.byteLength < capacity) this.#data.grow(capacity);
+    // Mapped data is already MAX_BYTES long: only a SharedArrayBuffer grows.
+    if (this.#data.byteLength < capacity) (this.#data as SharedArrayBuffer).grow(capacity);
     const head = header[HEAD];
     if (header[COUNT] > 0 && header[TAIL] <= head) {
       const moved = head + (capacity - old);
@@ -887,7 +935,8 @@ export class Ring {
     const buffer = this.#indexBuffer!;
     const need = (this.header[COUNT] + 1) * ENTRY * 8;
     if (need <= buffer.byteLength) return true;
-    if (need > buffer.maxByteLength) return false;
+    // Mapped memory holds MAX_ENTRIES from the start, and does not grow.
+    if (!(buffer instanceof SharedArrayBuffer) || need > buffer.maxByteLength) return false;
     buffer.grow(Math.min(buffer.maxByteLength, Math.max(buffer.byteLength * 2, need)));
     return true;
   }

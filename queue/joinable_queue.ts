@@ -14,7 +14,7 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
-import { adopting, Ring, type RingState } from "./_ring.ts";
+import { adopting, Ring, type RingRefs } from "./_ring.ts";
 import { describeRing, Queue, type QueueOptions, queueRemoteSpec, queueRing } from "./queue.ts";
 
 /**
@@ -190,5 +190,5 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
 
 registerReviver(
   "JoinableQueue",
-  (state: RingState) => adopting(new Ring(state), () => new JoinableQueue()),
+  (refs: RingRefs) => adopting(Ring.revive(refs), () => new JoinableQueue()),
 );

@@ -11,7 +11,7 @@ import {
   type Descriptor,
   registerReviver,
 } from "../internal/codec.ts";
-import { adopting, LIFO, Ring, type RingState } from "./_ring.ts";
+import { adopting, LIFO, Ring, type RingRefs } from "./_ring.ts";
 import { describeRing, Queue, type QueueOptions, queueRing } from "./queue.ts";
 
 /**
@@ -56,5 +56,5 @@ export class LifoQueue<T = unknown> extends Queue<T> {
 
 registerReviver(
   "LifoQueue",
-  (state: RingState) => adopting(new Ring(state), () => new LifoQueue()),
+  (refs: RingRefs) => adopting(Ring.revive(refs), () => new LifoQueue()),
 );

@@ -12,7 +12,7 @@ import {
   registerReviver,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
-import { adopting, PRIORITY, Ring, type RingState } from "./_ring.ts";
+import { adopting, PRIORITY, Ring, type RingRefs } from "./_ring.ts";
 import {
   describeRing,
   priorityOf,
@@ -116,5 +116,5 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
 
 registerReviver(
   "PriorityQueue",
-  (state: RingState) => adopting(new Ring(state), () => new PriorityQueue()),
+  (refs: RingRefs) => adopting(Ring.revive(refs), () => new PriorityQueue()),
 );

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { QueueClosedError, SerializationError } from "../errors.ts";
+import { QueueClosedError } from "../errors.ts";
 import {
   type ArgShape,
   describe,
@@ -19,6 +19,7 @@ import {
 import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
 import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
 import { acquireSteps, takeFree } from "../sync/_permits.ts";
+import { sharedState } from "../sync/_shared.ts";
 import {
   adopting,
   adoption,
@@ -29,7 +30,7 @@ import {
   frameBytes,
   MAX_BYTES,
   Ring,
-  type RingState,
+  type RingRefs,
   WAS_CLOSED,
   WROTE,
 } from "./_ring.ts";
@@ -522,19 +523,19 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
   }
 }
 
-/** @internal The descriptor of a queue's ring for a thread. */
+/**
+ * @internal The descriptor of a queue's ring: its buffers, for a thread or a
+ * child process that maps this program's memory (`context.mapped`).
+ *
+ * @throws {SerializationError} For any other process: it uses the queue through the broker.
+ */
 export function describeRing(
   ring: Ring,
   kind: string,
   module: string,
   context: DescribeContext,
 ): Descriptor {
-  if (context.transport !== "thread") {
-    throw new SerializationError(
-      `Cannot send a ${kind} to a process by its memory: processes use it through the broker`,
-    );
-  }
-  return { kind, module, state: ring.state };
+  return { kind, module, state: ring.refs((buffer) => sharedState(context, buffer, kind)) };
 }
 
 /** @internal What the broker needs to know about a queue. */
@@ -565,4 +566,4 @@ export function queueRemoteSpec(maxSize: number, joinable = false): RemoteSpec {
   };
 }
 
-registerReviver("Queue", (state: RingState) => adopting(new Ring(state), () => new Queue()));
+registerReviver("Queue", (refs: RingRefs) => adopting(Ring.revive(refs), () => new Queue()));

@@ -183,7 +183,7 @@ Deno.test("ordered queues reuse their ring: a steady put/get cycle does not make
     stack.putSync(item(n));
     assert.equal(stack.getSync({ timeout: 0 }), item(n));
   }
-  assert.equal(queueRing(stack).state.data.byteLength, 64 * 1024, "the LifoQueue's ring grew");
+  assert.equal(queueRing(stack).capacity, 64 * 1024, "the LifoQueue's ring grew");
   // Priority: the oldest item stays (priority 100), so HEAD never passes the dead frames; they
   // are closed up before the ring would grow.
   const queue = new PriorityQueue<string>();
@@ -194,7 +194,7 @@ Deno.test("ordered queues reuse their ring: a steady put/get cycle does not make
     queue.putSync(item(n), { priority: Math.floor(next() * 10) });
     queue.getSync({ timeout: 0 });
   }
-  assert.equal(queueRing(queue).state.data.byteLength, 64 * 1024, "the PriorityQueue's ring grew");
+  assert.equal(queueRing(queue).capacity, 64 * 1024, "the PriorityQueue's ring grew");
   // Emptied again and again after gets out of order: no dead frame outlives the queue's emptying.
   const emptied = new PriorityQueue<string>();
   for (let round = 0; round < 2_000; round++) {
@@ -204,7 +204,7 @@ Deno.test("ordered queues reuse their ring: a steady put/get cycle does not make
     for (const n of [1, 2, 3, 0]) assert.equal(emptied.getSync({ timeout: 0 }), item(n));
   }
   assert.equal(
-    queueRing(emptied).state.data.byteLength,
+    queueRing(emptied).capacity,
     64 * 1024,
     "the emptied queue's ring grew",
   );
