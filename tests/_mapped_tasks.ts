@@ -1,6 +1,15 @@
 // Task functions for children that map their parent's shared memory (tests/mapped_test.ts):
 // they use the synchronous forms, which only work on memory the child touches itself.
-import type { Condition, Event, Mutex, Semaphore, SharedArray, Value, WaitGroup } from "../mod.ts";
+import type {
+  Condition,
+  Event,
+  Mutex,
+  Queue,
+  Semaphore,
+  SharedArray,
+  Value,
+  WaitGroup,
+} from "../mod.ts";
 
 /** Adds 1 to `value` `times` times with `addSync`, which fails in a child that uses the broker. */
 export function addSyncTimes(value: Value<"int32">, times: number): number {
@@ -88,4 +97,23 @@ export function waitForReady(condition: Condition, ready: Value<"int32">): numbe
 /** Returns what it was given. */
 export function returnIt<T>(given: T): T {
   return given;
+/**
+ * How a queue reaches this child: `size` answers only where the queue is used
+ * directly; through the broker it throws. Then it echoes `count` items back,
+ * doubled, with the async forms, which work either way.
+ */
+export async function queueEcho(
+  input: Queue<number>,
+  output: Queue<number>,
+  count: number,
+): Promise<string> {
+  let how: string;
+  try {
+    void input.size;
+    how = "direct";
+  } catch {
+    how = "broker";
+  }
+  for (let i = 0; i < count; i++) await output.put(2 * await input.get());
+  return how;
 }
