@@ -1,10 +1,11 @@
 /**
- * The shared ring under `Queue` and `JoinableQueue`: items as bytes in a
- * growable SharedArrayBuffer, a header of shared words that says where they
- * are, and the waits of `put`, `get` and `join`.
+ * The shared ring under `Queue` and `JoinableQueue`: items as bytes in shared
+ * memory (`internal/memory.ts`: a growable SharedArrayBuffer, or mapped
+ * memory), a header of shared words that says where they are, and the waits
+ * of `put`, `get` and `join`.
  *
  * ```text
- *   header: Int32Array over a SharedArrayBuffer of 48 words (three 64-byte lines)
+ *   header: Int32Array over 48 shared words (three 64-byte lines)
  *
  *   line 0: the lock, and the ring it guards
  *   ┌────────────┬────────────┬────────────┬────────────┐
@@ -34,7 +35,11 @@
  *   JOIN_SEQ       bumped when UNFINISHED reaches 0; join() sleeps on it
  *   JOINERS        callers inside join()
  *
- *   data: a growable SharedArrayBuffer, CAPACITY bytes (64 KiB at first, 64 MiB at most)
+ *   data: CAPACITY bytes (64 KiB at first, 64 MiB at most) of a growable SharedArrayBuffer
+ *   (heap memory, grown with CAPACITY), or of 64 MiB of mapped memory, which cannot grow: it is
+ *   allocated at its largest (a sparse file: pages the ring never reaches cost nothing), and
+ *   only CAPACITY grows. Nothing reads or fills the data beyond CAPACITY. An ordered ring's
+ *   index is allocated the same way (96 MiB mapped; it holds MAX_ENTRIES from the start).
  *   ┌────────┬─────────┬─────────┬─────────┬──────────────┬──────┐
  *   │ free   │ frame 1 │ frame 2 │ frame 3 │ free         │ WRAP │   linear:  HEAD < TAIL
  *   └────────┴─────────┴─────────┴─────────┴──────────────┴──────┘
@@ -60,7 +65,7 @@
  * and strings of up to 256 units are written straight into the ring, with
  * no allocation), claim a SPACE permit when the queue has a maxSize, take
  * the lock, find room for the frame, write it, COUNT + 1, release the lock,
- * and give ITEMS a permit. When there is no room the buffer grows (to twice
+ * and give ITEMS a permit. When there is no room the ring grows (to twice
  * its size, or more if the frame needs it, up to {@linkcode MAX_BYTES}); a
  * wrapped ring then moves its older run, HEAD to the old end, to the new
  * end. Get: claim an ITEMS permit, take the lock, read the frame at HEAD,

@@ -107,14 +107,15 @@ function waitTimeout(options: WaitOptions | undefined, ring: Ring, method: strin
  *
  * Pass a queue to a `Thread` or a pool task (as an argument, or inside one)
  * and it arrives as a working queue on the same shared memory; passed to a
- * `Process`, it is a handle whose calls the parent performs. Many producers
+ * `Process`, it is a handle whose calls the parent performs (even to a child
+ * that maps this program's memory: see the README, "Processes"). Many producers
  * and consumers may use it at once: each item is received exactly once, in
  * the order items were put. Waiting consumers are served first come, first
  * served. An item a consumer took is gone, even if that consumer then dies,
  * as in Python.
  *
- * The items live as bytes in a ring in a growable SharedArrayBuffer of
- * 64 KiB that grows as needed up to 64 MiB ({@linkcode Queue.MAX_BYTES});
+ * The items live as bytes in a ring in shared memory of 64 KiB that grows
+ * as needed up to 64 MiB ({@linkcode Queue.MAX_BYTES});
  * once it is full at that size, `put` waits as on a full queue, and an item
  * that could never fit fails with a `RangeError`. The ring does not shrink.
  *

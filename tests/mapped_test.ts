@@ -180,7 +180,9 @@ Deno.test({
     assert.equal(value.loadSync(), 6_000);
     assert.equal(mutex.locked, false);
   },
-Deno.test("a queue's ring lives in memory of this program's kind; a process gets it by the broker", async () => {
+});
+
+Deno.test("a queue's ring lives in memory of this program's kind; a process gets it by the broker", () => {
   const queue = new PriorityQueue<number>();
   const { header, data, index } = queueRing(queue).state;
   for (const buffer of [header, data, index!]) {
