@@ -97,6 +97,8 @@ export function waitForReady(condition: Condition, ready: Value<"int32">): numbe
 /** Returns what it was given. */
 export function returnIt<T>(given: T): T {
   return given;
+}
+
 /**
  * How a queue reaches this child: `size` answers only where the queue is used
  * directly; through the broker it throws. Then it echoes `count` items back,

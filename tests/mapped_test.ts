@@ -6,8 +6,8 @@ import {
   Condition,
   Event,
   Mutex,
-  ProcessPool,
   PriorityQueue,
+  ProcessPool,
   Queue,
   Semaphore,
   SerializationError,
@@ -18,8 +18,8 @@ import {
   WaitGroup,
 } from "../mod.ts";
 import { bufferOf, isMapped, memoryKind, type SharedRef } from "../internal/memory.ts";
-import { describe, encode } from "../internal/codec.ts";
 import { queueRing } from "../queue/queue.ts";
+import { describe, encode } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
 import { failure, waitUntil, within } from "./_helpers.ts";
@@ -182,18 +182,6 @@ Deno.test({
   },
 });
 
-Deno.test("a queue's ring lives in memory of this program's kind; a process gets it by the broker", () => {
-  const queue = new PriorityQueue<number>();
-  const { header, data, index } = queueRing(queue).state;
-  for (const buffer of [header, data, index!]) {
-    assert.equal(isMapped(buffer), canMap);
-    assert.equal(buffer instanceof SharedArrayBuffer, !canMap);
-  }
-  // Without a broker, a process cannot have it; a thread can.
-  assert.throws(() => encode([queue], { transport: "process" }), SerializationError);
-  encode([queue], { transport: "thread" });
-});
-
 Deno.test({
   ...mapped,
   name:
@@ -256,21 +244,6 @@ Deno.test({
       condition.notifyAll();
     }
     assert.equal(await within(waiting), 1);
-  name: "a mapped queue takes memory only as its ring is used: nothing fills the whole mapping",
-  fn: () => {
-    const before = Deno.memoryUsage().rss;
-    // Each is mapped at its largest (64 MiB of data; 96 MiB of index for an ordered one):
-    // touching it all would take gigabytes.
-    const queues = Array.from({ length: 16 }, (_, i) => i % 2 ? new Queue() : new PriorityQueue());
-    for (const queue of queues) {
-      for (let i = 0; i < 100; i++) queue.putSync("x".repeat(1_000));
-      for (let i = 0; i < 100; i++) queue.getSync();
-    }
-    assert.ok(Deno.memoryUsage().rss - before < 256 * 1024 * 1024, "the mappings were touched");
-    // The ring grew by its CAPACITY word, not by growing its buffer.
-    const ring = queueRing(queues[1]);
-    assert.equal(ring.state.data.byteLength, Queue.MAX_BYTES);
-    assert.equal(ring.capacity, 128 * 1024);
   },
 });
 
@@ -300,6 +273,62 @@ Deno.test("a float Value's guard left held (its holder killed mid-write) is take
   assert.equal(value.loadSync(), 3.5);
 });
 
+Deno.test({
+  ...mapped,
+  name: "async futex waits of one thread on one word are woken oldest first, one per notify",
+  fn: async () => {
+    const words = sharedWords(1);
+    const order: number[] = [];
+    const waits = Array.from(
+      { length: 5 },
+      (_, i) => waitAsync(words, 0, 0, 10_000).then((reason) => order.push(i) && reason),
+    );
+    for (let woken = 1; woken <= 5; woken++) {
+      // Until the line's futex call sleeps and takes this wake-up, then until it is delivered.
+      await waitUntil(() => notify(words, 0, 1) > 0);
+      await waitUntil(() => order.length >= woken);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(order.length, woken, "one notify woke more than one wait");
+    }
+    assert.deepEqual(order, [0, 1, 2, 3, 4]);
+    assert.deepEqual(await within(Promise.all(waits)), Array(5).fill("ok"));
+  },
+});
+
+Deno.test("a queue's ring lives in memory of this program's kind; a process gets it by the broker", () => {
+  const queue = new PriorityQueue<number>();
+  const { header, data, index } = queueRing(queue).state;
+  for (const buffer of [header, data, index!]) {
+    assert.equal(isMapped(buffer), canMap);
+    assert.equal(buffer instanceof SharedArrayBuffer, !canMap);
+  }
+  // Without a broker, a process cannot have it; a thread can.
+  assert.throws(() => encode([queue], { transport: "process" }), SerializationError);
+  encode([queue], { transport: "thread" });
+});
+
+Deno.test({
+  ...mapped,
+  name: "a mapped queue takes memory only as its ring is used: nothing fills the whole mapping",
+  fn: () => {
+    const before = Deno.memoryUsage().rss;
+    // Each is mapped at its largest (64 MiB of data; 96 MiB of index for an ordered one):
+    // touching it all would take gigabytes.
+    const queues = Array.from({ length: 16 }, (_, i) => i % 2 ? new Queue() : new PriorityQueue());
+    for (const queue of queues) {
+      for (let i = 0; i < 100; i++) queue.putSync("x".repeat(1_000));
+      for (let i = 0; i < 100; i++) queue.getSync();
+    }
+    assert.ok(Deno.memoryUsage().rss - before < 256 * 1024 * 1024, "the mappings were touched");
+    // The ring grew by its CAPACITY word, not by growing its buffer.
+    const ring = queueRing(queues[1]);
+    assert.equal(ring.state.data.byteLength, Queue.MAX_BYTES);
+    assert.equal(ring.capacity, 128 * 1024);
+  },
+});
+
+Deno.test({
+  ...mapped,
   name: "a Queue passed to a child with FFI still goes through the broker, in order, exactly once",
   fn: async () => {
     // Queues stay on the broker for children (README: "Shared memory across processes"): a
@@ -317,29 +346,5 @@ Deno.test("a float Value's guard left held (its holder killed mid-write) is take
     const got = Array.from({ length: 200 }, () => output.getSync({ timeout: 10_000 }));
     assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => 4 * i));
     assert.equal(output.size + middle.size + input.size, 0);
-  },
-});
-
-Deno.test({
-  ...mapped,
-  name: "async futex waits of one thread on one word are woken oldest first, one per notify",
-  fn: async () => {
-    const words = sharedWords(1);
-    const order: number[] = [];
-    const waits = Array.from(
-      { length: 5 },
-      (_, i) => waitAsync(words, 0, 0, 10_000).then((reason) => order.push(i) && reason),
-    );
-    for (let woken = 1; woken <= 5; woken++) {
-      // Until the line's futex call sleeps and takes this wake-up, then until it is delivered.
-      await waitUntil(() => notify(words, 0, 1) > 0);
-      await waitUntil(() => order.length >= woken);
-      while (notify(words, 0, 1) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-      while (order.length < woken) await new Promise((resolve) => setTimeout(resolve, 1));
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      assert.equal(order.length, woken, "one notify woke more than one wait");
-    }
-    assert.deepEqual(order, [0, 1, 2, 3, 4]);
-    assert.deepEqual(await within(Promise.all(waits)), Array(5).fill("ok"));
   },
 });
