@@ -29,7 +29,7 @@
  * @module
  */
 
-import { bufferOf, placeOf, type SharedRef } from "../internal/memory.ts";
+import { bufferOf, type MappedBytes, placeOf } from "../internal/memory.ts";
 import { DIED } from "./_permits.ts";
 import type { Releasable } from "./_shared.ts";
 
@@ -46,39 +46,60 @@ export const MAX_RELEASES = 64;
 // ---- in a child ------------------------------------------------------------
 
 /** Where this child's table is, from its parent, until the first hold maps it. */
-let tableRef: SharedRef | undefined;
+let tableRef: MappedBytes | undefined;
 /** This child's table, once mapped. */
 let table: Int32Array | undefined;
 /** The slot of each primitive in the table, by `fd:offset`. */
 const slots = new Map<string, number>();
+/**
+ * The slot of a permit-words view, kept on the view itself (-1: not the
+ * parent's memory, never recorded): a hold is on the path of every lock and
+ * unlock, where a WeakMap lookup cost as much as the lock itself.
+ */
+const SLOT: unique symbol = Symbol("holds slot");
+type SlottedWords = Int32Array & { [SLOT]?: number };
 
 /**
  * Makes this process write what it holds into the table `ref` names (a
  * child, at its start). It is mapped at the first hold: a child that never
  * takes a permit directly never loads libc for it.
  */
-export function keepHoldsIn(ref: SharedRef): void {
+export function keepHoldsIn(ref: MappedBytes): void {
   tableRef = ref;
 }
 
 /** Writes down that this process took (`+1`) or gave back (`-1`) a permit on `words`. */
 export function recordHold(words: Int32Array, delta: 1 | -1): void {
   if (tableRef === undefined) return;
+  const slot = (words as SlottedWords)[SLOT] ?? findSlot(words, tableRef, delta);
+  if (slot < 0) return;
+  // Plain reads and writes: only this thread writes the table, and the parent reads it once
+  // this process is gone.
+  const count = table![slot + COUNT] + delta;
+  if (count >= 0) table![slot + COUNT] = count;
+}
+
+/** The table slot for `words`: -1 for memory not the parent's, or no slot yet on a release. */
+function findSlot(words: Int32Array, ref: MappedBytes, delta: 1 | -1): number {
   const place = placeOf(words.buffer);
-  if (place === undefined || place.pid !== Deno.ppid) return;
-  table ??= new Int32Array(bufferOf(tableRef));
+  // The table names the parent's memory only (the pid is the parent's: Deno.ppid costs a call).
+  if (place === undefined || place.pid !== ref.pid) {
+    (words as SlottedWords)[SLOT] = -1;
+    return -1;
+  }
+  table ??= new Int32Array(bufferOf(ref));
   const offset = place.offset + words.byteOffset;
   const key = `${place.fd}:${offset}`;
   let slot = slots.get(key);
   if (slot === undefined) {
-    if (delta < 0 || slots.size === SLOTS) return;
+    if (delta < 0 || slots.size === SLOTS) return -1;
     slot = slots.size * SLOT_WORDS;
     slots.set(key, slot);
     Atomics.store(table, slot + FD, place.fd);
     Atomics.store(table, slot + OFFSET, offset);
   }
-  const count = Atomics.load(table, slot + COUNT) + delta;
-  if (count >= 0) Atomics.store(table, slot + COUNT, count);
+  (words as SlottedWords)[SLOT] = slot;
+  return slot;
 }
 
 // ---- in the parent ---------------------------------------------------------
