@@ -36,11 +36,14 @@ export function mutexUsing(mutex: Mutex, ops: number): void {
 export const HOLDING = 0;
 export const WAITING = 1;
 export const STOP = 2;
+export const TAKEN = 3;
 
 /**
  * Takes the mutex, raises `flags[HOLDING]`, and holds it until the main
  * thread says (with `flags[WAITING]`) that it is waiting for it; then
- * releases it, handing it to the main thread, and again, until
+ * releases it, handing it to the main thread, and waits until the main thread
+ * says it took it (`flags[TAKEN]`: a caller in line that has not gone to
+ * sleep yet may lose an open grant to a newer one); and again, until
  * `flags[STOP]` is raised. Returns how many times it held the mutex.
  */
 export function holdUntilWaited(mutex: Mutex, flags: Int32Array): number {
@@ -55,6 +58,10 @@ export function holdUntilWaited(mutex: Mutex, flags: Int32Array): number {
     Atomics.store(flags, HOLDING, 0);
     mutex.release();
     rounds++;
+    while (Atomics.load(flags, TAKEN) === 0 && Atomics.load(flags, STOP) === 0) {
+      Atomics.wait(flags, TAKEN, 0, 10);
+    }
+    Atomics.store(flags, TAKEN, 0);
   }
   return rounds;
 }

@@ -22,7 +22,7 @@
 
 import { tasks, ThreadPool } from "../mod.ts";
 import { Mutex } from "../sync/mod.ts";
-import { HOLDING, STOP, WAITING } from "./_sync_bench_tasks.ts";
+import { HOLDING, STOP, TAKEN, WAITING } from "./_sync_bench_tasks.ts";
 
 const work = tasks<typeof import("./_sync_bench_tasks.ts")>(
   new URL("./_sync_bench_tasks.ts", import.meta.url),
@@ -93,7 +93,7 @@ Deno.bench({
   n: 10,
   warmup: 2,
   async fn(b) {
-    const flags = new Int32Array(new SharedArrayBuffer(12));
+    const flags = new Int32Array(new SharedArrayBuffer(16));
     const holder = pool.submit(work.holdUntilWaited, mutex, flags);
     b.start();
     for (let i = 0; i < ACQUIRES; i++) {
@@ -101,7 +101,10 @@ Deno.bench({
       const lease = mutex.acquire(); // joins the line at once
       Atomics.store(flags, WAITING, 1);
       Atomics.notify(flags, WAITING);
-      (await lease)[Symbol.dispose]();
+      const held = await lease;
+      Atomics.store(flags, TAKEN, 1);
+      Atomics.notify(flags, TAKEN);
+      held[Symbol.dispose]();
     }
     b.end();
     Atomics.store(flags, STOP, 1);
