@@ -31,11 +31,8 @@ import {
 import { packError } from "../internal/codec.ts";
 import { SerializationError } from "../errors.ts";
 import { encodeFrame, FrameReader, FrameWriter } from "./_channel.ts";
-import { keepHoldsIn } from "../sync/_holds.ts";
 
-const [capacity, guard, holds] = Deno.args;
-// A child that maps its parent's memory writes down the permits it holds there.
-if (holds !== undefined) keepHoldsIn(JSON.parse(holds));
+const [capacity, guard] = Deno.args;
 const parentPid = Deno.ppid;
 
 /** How often the watchdog looks for the parent. */

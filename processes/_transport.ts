@@ -39,8 +39,8 @@ import {
 } from "./_permissions.ts";
 import { show, wholeNumber } from "../internal/options.ts";
 import { settledWithin } from "../internal/wait.ts";
-import { memoryKind, refOf, sharedBytes } from "../internal/memory.ts";
-import { HOLDS_BYTES, releaseHolds } from "../sync/_holds.ts";
+import { memoryKind } from "../internal/memory.ts";
+import { releaseLocksOf } from "../sync/_holds.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 provideV8(v8);
@@ -253,8 +253,6 @@ function spawnProcess(
   capacity: number,
   config: ProcessConfig,
 ): WorkerHandle {
-  // Where a child that maps our memory writes the permits it holds, for us to give back.
-  const holds = mapsMemory(config) ? sharedBytes(HOLDS_BYTES) : undefined;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -265,7 +263,6 @@ function spawnProcess(
       childUrl.href,
       String(capacity),
       config.guardAtOnce ? "now" : "later",
-      ...(holds === undefined ? [] : [JSON.stringify(refOf(holds))]),
     ],
     stdin: "piped",
     stdout: "piped",
@@ -359,7 +356,8 @@ function spawnProcess(
   const finished = (async () => {
     const status = await child.status;
     session.close();
-    if (holds !== undefined) releaseHolds(holds);
+    // A child that mapped our memory locked mutexes directly: release those it still held.
+    if (mapsMemory(config)) releaseLocksOf(child.pid);
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
     // Read what the child wrote before it died. A grandchild may hold its stdout open: it is

@@ -7,7 +7,7 @@
  * ```text
  *   Int32Array (the first six words of the primitive's shared memory)
  *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 OWNER   │
  *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
  *   COUNT    > 0: free permits; < 0: minus the callers in line that no
  *            release has granted a permit yet
@@ -17,6 +17,7 @@
  *   WAKE     a sequence number; callers in line sleep on it, grants bump it
  *   DIED     non-zero once a holder died and its permit was given back for
  *            it; the next lease says so (`previousOwnerDied`) and clears it
+ *   OWNER    a Mutex's holder: its process's pid (unused by the others)
  * ```
  *
  * Taking: compareExchange COUNT from n to n - 1 while n > 0; for a `Mutex`,
@@ -83,7 +84,9 @@ export const OPEN = 2;
 export const WAKE = 3;
 /** Set when a holder that died was released for: the next lease reads and clears it. */
 export const DIED = 4;
-/** How many words the permit counter takes (word 5 is unused: what follows stays 8-byte aligned). */
+/** A `Mutex`'s holder: its process's pid, for a parent to release a dead child's lock (`_holds.ts`). */
+export const OWNER = 5;
+/** How many words the permit counter takes (what follows stays 8-byte aligned). */
 export const PERMIT_WORDS = 6;
 
 /** How many times `acquireSync` looks again before it joins the line. */

@@ -11,7 +11,7 @@ import { wholeNumber } from "../internal/options.ts";
 import { SerializationError, TimeoutError } from "../errors.ts";
 import type { DescribeContext } from "../internal/codec.ts";
 import { DIED } from "./_permits.ts";
-import { recordHold, registerHolder } from "./_holds.ts";
+import { registerHolder } from "./_holds.ts";
 
 /** Something a lease gives its permit back to. */
 export interface Releasable {
@@ -35,11 +35,9 @@ export interface Lease extends Disposable {
  * The lease for a new hold of `owner` (permit words `words`): its own small
  * object (a reused one would let a holder that released early, and disposes
  * again at its scope's end, release a later holder's lock), saying whether
- * a holder died holding the primitive just before. In a child process that
- * maps its parent's memory, the hold is written down (`_holds.ts`).
+ * a holder died holding the primitive just before.
  */
 export function leaseFor(owner: Releasable, words: Int32Array): Lease {
-  recordHold(words, 1);
   // A plain read: the acquisition just made (an atomic) orders it after the mark of a dead
   // holder, which came before that holder's permit was given back; Atomics.load cost 5 ns here.
   return words[DIED] === 0 || Atomics.exchange(words, DIED, 0) === 0
@@ -129,8 +127,8 @@ export function sharedWords(length: number): Int32Array {
  * What a primitive's descriptor carries for its memory `buffer`: for a
  * thread, and for a child process that maps this program's memory. Any
  * other child reaches primitives through the broker, not here. `holder` is
- * a primitive whose permits a child may hold: a mapped child that dies has
- * them given back (`_holds.ts`).
+ * a `Mutex` a child may hold: a mapped child that dies has it released
+ * (`_holds.ts`).
  *
  * @throws {SerializationError} When the far side cannot share the memory.
  */

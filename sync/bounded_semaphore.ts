@@ -28,7 +28,6 @@ import {
   registerReviver,
 } from "../internal/codec.ts";
 import { releasePermit } from "./_permits.ts";
-import { recordHold } from "./_holds.ts";
 import { adopting, sharedState } from "./_shared.ts";
 import type { SharedRef } from "../internal/memory.ts";
 import { Semaphore, semaphoreWords, START } from "./semaphore.ts";
@@ -90,7 +89,6 @@ export class BoundedSemaphore extends Semaphore {
         `Cannot release BoundedSemaphore: all ${start} of its permits are already released`,
       );
     }
-    recordHold(words, -1);
   }
 
   /**
@@ -102,7 +100,7 @@ export class BoundedSemaphore extends Semaphore {
     return {
       kind: "BoundedSemaphore",
       module: import.meta.url,
-      state: sharedState(context, semaphoreWords(this).buffer, "BoundedSemaphore", this),
+      state: sharedState(context, semaphoreWords(this).buffer, "BoundedSemaphore"),
     };
   }
 }

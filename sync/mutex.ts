@@ -39,11 +39,12 @@ import {
 import type { WaitOptions } from "../internal/wait.ts";
 import type { SharedRef } from "../internal/memory.ts";
 import { lockCores } from "./_condvar.ts";
-import { recordHold } from "./_holds.ts";
+import { PID } from "./_holds.ts";
 import {
   acquirePermit,
   acquirePermitSync,
   COUNT,
+  OWNER,
   PERMIT_WORDS,
   releasePermit,
   takeFree,
@@ -109,7 +110,9 @@ export class Mutex {
         this.release();
         return 1;
       },
-      restore: () => recordHold(words, 1),
+      restore: () => {
+        words[OWNER] = PID;
+      },
     });
   }
 
@@ -139,6 +142,7 @@ export class Mutex {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex");
+    this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
 
@@ -166,6 +170,7 @@ export class Mutex {
     if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
       acquirePermitSync(this.#words, options, "Mutex", 1);
     }
+    this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
 
@@ -185,7 +190,9 @@ export class Mutex {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words, 1) ? leaseFor(this, this.#words) : undefined;
+    if (!takeFree(this.#words, 1)) return undefined;
+    this.#words[OWNER] = PID;
+    return leaseFor(this, this.#words);
   }
 
   /**
@@ -205,12 +212,14 @@ export class Mutex {
    * ```
    */
   release(): void {
-    if (
-      Atomics.compareExchange(this.#words, COUNT, 0, 1) !== 0 && !releasePermit(this.#words, 1, 0)
-    ) {
+    const words = this.#words;
+    const owner = words[OWNER];
+    words[OWNER] = 0;
+    if (Atomics.compareExchange(words, COUNT, 0, 1) === 0) return;
+    if (!releasePermit(words, 1, 0)) {
+      words[OWNER] = owner;
       throw new Error("Cannot release Mutex: it is not locked");
     }
-    recordHold(this.#words, -1);
   }
 
   /**

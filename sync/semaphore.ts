@@ -37,7 +37,6 @@ import {
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
 import type { SharedRef } from "../internal/memory.ts";
-import { recordHold } from "./_holds.ts";
 import {
   acquirePermit,
   acquirePermitSync,
@@ -203,7 +202,6 @@ export class Semaphore {
     if (!releasePermit(this.#words, MAX_COUNT)) {
       throw new RangeError(`Cannot release Semaphore: it already holds ${MAX_COUNT} permits`);
     }
-    recordHold(this.#words, -1);
   }
 
   /**
@@ -213,7 +211,6 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
-      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],
@@ -229,7 +226,7 @@ export class Semaphore {
     return {
       kind: "Semaphore",
       module: import.meta.url,
-      state: sharedState(context, this.#words.buffer, "Semaphore", this),
+      state: sharedState(context, this.#words.buffer, "Semaphore"),
     };
   }
 }

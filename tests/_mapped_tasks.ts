@@ -68,9 +68,15 @@ export function lockedIncrementsSync(mutex: Mutex, value: Value<"int32">, times:
   }
 }
 
-/** Takes `permits` permits of `semaphore` (or the mutex), then ends this child with them held. */
-export function holdAndExit(primitive: Mutex | Semaphore, permits: number): void {
-  for (let i = 0; i < permits; i++) primitive.acquireSync({ timeout: 10_000 });
+/** Takes `permits` permits of `mutex`, then ends this child with them held. */
+export function holdAndExit(mutex: Mutex, permits: number): void {
+  for (let i = 0; i < permits; i++) mutex.acquireSync({ timeout: 10_000 });
+  Deno.exit(3);
+}
+
+/** Takes `permits` permits of `semaphore` with `await acquire()`, then ends this child. */
+export async function holdAsyncAndExit(semaphore: Semaphore, permits: number): Promise<void> {
+  for (let i = 0; i < permits; i++) await semaphore.acquire({ timeout: 10_000 });
   Deno.exit(3);
 }
 
@@ -118,4 +124,9 @@ export async function queueEcho(
   }
   for (let i = 0; i < count; i++) await output.put(2 * await input.get());
   return how;
+}
+
+/** Locks `mutex` and returns with it locked (any holder may release a Mutex). */
+export function lockAndReturn(mutex: Mutex): void {
+  mutex.acquireSync({ timeout: 10_000 });
 }

@@ -215,18 +215,14 @@ Deno.test({
   },
 });
 
-Deno.test({
-  ...mapped,
-  name: "permits of a Semaphore held by a child that exits all come back",
-  fn: async () => {
-    await using pool = new ProcessPool({ maxWorkers: 1 });
-    const semaphore = new Semaphore(3);
-    await within(pool.submit(work.holdAndExit, semaphore, 2).catch(() => {}));
-    const leases = [0, 1, 2].map(() => semaphore.tryAcquire());
-    assert.ok(leases.every((lease) => lease !== undefined), "3 permits free again");
-    assert.equal(leases[0]!.previousOwnerDied, true);
-    assert.equal(semaphore.tryAcquire(), undefined);
-  },
+Deno.test("permits of a Semaphore held by a child that exits all come back (semaphores go by the broker)", async () => {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const semaphore = new Semaphore(3);
+  await within(pool.submit(work.holdAsyncAndExit, semaphore, 2).catch(() => {}));
+  const leases = [0, 1, 2].map(() => semaphore.tryAcquire());
+  assert.ok(leases.every((lease) => lease !== undefined), "3 permits free again");
+  assert.equal(leases[0]!.previousOwnerDied, true);
+  assert.equal(semaphore.tryAcquire(), undefined);
 });
 
 Deno.test({
@@ -346,5 +342,25 @@ Deno.test({
     const got = Array.from({ length: 200 }, () => output.getSync({ timeout: 10_000 }));
     assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => 4 * i));
     assert.equal(output.size + middle.size + input.size, 0);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child's lock released by the parent and taken again is not released when the child ends",
+  fn: async () => {
+    const pool = new ProcessPool({ maxWorkers: 1 });
+    const mutex = new Mutex();
+    try {
+      await within(pool.submit(work.lockAndReturn, mutex));
+      assert.equal(mutex.locked, true);
+      mutex.release();
+      using lease = mutex.tryAcquire()!;
+      await within(pool.shutdown());
+      assert.equal(mutex.locked, true, "the parent's own hold survives the child's end");
+      assert.equal(lease.previousOwnerDied, false);
+    } finally {
+      await pool.shutdown();
+    }
   },
 });
