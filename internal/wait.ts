@@ -203,6 +203,8 @@ interface Sleeper {
   readonly resolve: (reason: WakeReason) => void;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: (() => void) | undefined;
+  /** Ends the wait at `end` even while the line's futex call sleeps for longer. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** The async waits of this thread on one mapped word, oldest first, and their futex call. */
@@ -246,7 +248,7 @@ function futexWaitAsync(
       line = { sleepers: [], pending: false, poke: undefined };
       lines.set(address, line);
     }
-    const onAbort = signal === undefined ? undefined : () => leave(address, sleeper);
+    const onAbort = signal === undefined ? undefined : () => leave(address, sleeper, "aborted");
     const sleeper: Sleeper = {
       words,
       index,
@@ -258,22 +260,32 @@ function futexWaitAsync(
     };
     line.sleepers.push(sleeper);
     if (onAbort !== undefined) signal!.addEventListener("abort", onAbort, { once: true });
+    if (timeout !== Infinity) {
+      const check = () => {
+        const left = sleeper.end - performance.now();
+        sleeper.timer = left > 0
+          ? setTimeout(check, Math.ceil(left))
+          : leave(address, sleeper, "timed-out");
+      };
+      sleeper.timer = setTimeout(check, Math.ceil(timeout));
+    }
     if (first) void sleepFor(address, line);
   });
 }
 
 function settle(sleeper: Sleeper, reason: WakeReason): void {
   if (sleeper.onAbort !== undefined) sleeper.signal!.removeEventListener("abort", sleeper.onAbort);
+  clearTimeout(sleeper.timer);
   sleeper.resolve(reason);
 }
 
-/** An aborted wait leaves its line. */
-function leave(address: number, sleeper: Sleeper): void {
+/** A wait aborted, or timed out while the line's call sleeps on, leaves its line. */
+function leave(address: number, sleeper: Sleeper, reason: "aborted" | "timed-out"): undefined {
   const line = lines.get(address);
   const at = line === undefined ? -1 : line.sleepers.indexOf(sleeper);
   if (at < 0) return;
   line!.sleepers.splice(at, 1);
-  settle(sleeper, "aborted");
+  settle(sleeper, reason);
   if (line!.sleepers.length === 0 && line!.pending && line!.poke === undefined) {
     const wakeAll = () => {
       futexWake(address, Infinity);
@@ -316,7 +328,12 @@ async function sleepFor(address: number, line: Line): Promise<void> {
         clearTimeout(line.poke);
         line.poke = undefined;
       }
-      if (woken === 0 && sleepers.length > 0) settle(sleepers.shift()!, "ok");
+      if (woken === 0) {
+        // The wake-up goes to the oldest; with nobody left (they aborted or timed out while
+        // the call slept), it is passed on, or a grant made for it would find no taker.
+        if (sleepers.length > 0) settle(sleepers.shift()!, "ok");
+        else futexWake(address, 1);
+      }
     }
   } finally {
     lines.delete(address);
