@@ -4,9 +4,10 @@
  *     counter = Value("i", 0); squares = Array("d", 8)
  *     Process(target=work, args=(counter, squares)).start()
  *
- * A `Value` or `SharedArray` lives in the parent; a child gets a handle whose
- * operations the parent performs, so updates are atomic and never lost.
- * Threads use the same objects directly, in shared memory.
+ * A `Value` or `SharedArray` is shared memory. Run with `-A` (as `deno task
+ * example` does), a child may use FFI and maps the same pages, so its updates
+ * are atomic `Atomics` operations, as in a thread; a child without FFI gets a
+ * handle whose operations the parent performs. Either way none is lost.
  *
  * @module
  */
