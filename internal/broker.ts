@@ -504,8 +504,7 @@ let client: BrokerClient | undefined;
 export const childContext: DescribeContext = {
   transport: "process",
   share(object) {
-    const state = handleStates.get(object as object) ??
-      revivedHandles.get(object as object) as RemoteState | undefined;
+    const state = revivedHandles.get(object as object) as RemoteState | undefined;
     if (state === undefined) {
       throw new SerializationError(
         `Cannot send ${describeObject(object)} made in a child process to its parent: ` +
@@ -515,8 +514,6 @@ export const childContext: DescribeContext = {
     return { kind: KIND, module: import.meta.url, state };
   },
 };
-
-const handleStates = new WeakMap<object, RemoteState>();
 
 /**
  * Connects this child's handles to its parent and returns the function that
@@ -629,7 +626,7 @@ function makeHandle(state: RemoteState): object {
       return method;
     },
   });
-  handleStates.set(handle, state);
+  revivedHandles.set(handle, state);
   return handle;
 }
 

@@ -539,8 +539,9 @@ export function unpackError(packed: unknown, depth = 0): unknown {
 }
 
 /**
- * The broker handle each object a child revived from its parent's memory came
- * with: what the child sends to name the object to its parent.
+ * In a child process, the broker handle of each object it revived from its
+ * parent (a handle's proxy, or an object in the parent's memory, which came
+ * with its handle): what the child sends to name the object to its parent.
  */
 export const revivedHandles: WeakMap<object, unknown> = new WeakMap();
 

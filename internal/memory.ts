@@ -66,37 +66,51 @@ export function memoryKind(): MemoryKind {
 export function sharedBytes(bytes: number): SharedArrayBuffer | ArrayBuffer {
   if (memoryKind() === "heap") return new SharedArrayBuffer(bytes);
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-  if (size > MAPPING_BYTES / 4) return place(createMapping(size), size, 0, bytes);
+  if (size > MAPPING_BYTES / 4) return view(newMapping(size), size, 0, bytes);
   if (current === undefined || current.used + size > MAPPING_BYTES) {
-    current = { ...createMapping(MAPPING_BYTES), used: 0 };
-    mapped.set(`${Deno.pid}:${current.fd}`, current.address);
+    current = { ...newMapping(MAPPING_BYTES), used: 0 };
   }
   const offset = current.used;
   current.used += size;
-  return place(current, MAPPING_BYTES, offset, bytes);
+  return view(current, MAPPING_BYTES, offset, bytes);
 }
 
-function place(
-  mapping: { fd: number; address: number },
+/**
+ * Zeroed shared memory that holds `initial` bytes and may hold up to `max`:
+ * a growable `SharedArrayBuffer`, or, since mapped memory cannot grow,
+ * `max` bytes of it at once (the file is sparse: pages never touched cost
+ * nothing). The user keeps its own count of the bytes in use.
+ */
+export function growableBytes(initial: number, max: number): SharedArrayBuffer | ArrayBuffer {
+  return memoryKind() === "heap"
+    ? new SharedArrayBuffer(initial, { maxByteLength: max })
+    : sharedBytes(max);
+}
+
+/** A new memory file of `bytes`, mapped here (and known to {@linkcode bufferOf}). */
+function newMapping(bytes: number): { fd: number; address: number } {
+  const mapping = createMapping(bytes);
+  mapped.set(`${Deno.pid}:${mapping.fd}`, mapping.address);
+  return mapping;
+}
+
+/** A buffer over `bytes` at `offset` of memory file `fd` (of `fileBytes`), mapped here at `base`. */
+function view(
+  { fd, address: base }: { fd: number; address: number },
   fileBytes: number,
   offset: number,
   bytes: number,
+  pid: number = Deno.pid,
 ): ArrayBuffer {
-  const where: MappedBytes = { pid: Deno.pid, fd: mapping.fd, fileBytes, offset, bytes };
-  const address = mapping.address + offset;
+  const address = base + offset;
   const buffer = viewAt(address, bytes);
-  places.set(buffer, { where, address });
+  places.set(buffer, { where: { pid, fd, fileBytes, offset, bytes }, address });
   return buffer;
 }
 
 /** Whether `buffer` is mapped memory, which a child with FFI can map. */
 export function isMapped(buffer: ArrayBufferLike): boolean {
   return places.has(buffer);
-}
-
-/** Where `buffer`'s bytes are, when it is mapped memory. */
-export function placeOf(buffer: ArrayBufferLike): MappedBytes | undefined {
-  return places.get(buffer)?.where;
 }
 
 /** The address of `buffer`'s first byte, for the futex; `undefined` unless it is mapped. */
@@ -126,14 +140,12 @@ export function bufferOf(ref: SharedRef): SharedArrayBuffer | ArrayBuffer {
   if (ref instanceof SharedArrayBuffer) return ref;
   const { pid, fd, fileBytes, offset, bytes } = checkRef(ref);
   const key = `${pid}:${fd}`;
-  let base = mapped.get(key);
-  if (base === undefined) {
-    base = mapFrom(pid, fd, fileBytes);
-    mapped.set(key, base);
+  let address = mapped.get(key);
+  if (address === undefined) {
+    address = mapFrom(pid, fd, fileBytes);
+    mapped.set(key, address);
   }
-  const buffer = viewAt(base + offset, bytes);
-  places.set(buffer, { where: { pid, fd, fileBytes, offset, bytes }, address: base + offset });
-  return buffer;
+  return view({ fd, address }, fileBytes, offset, bytes, pid);
 }
 
 /**

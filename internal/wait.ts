@@ -66,7 +66,7 @@ export class Deadline {
 
   /** @param timeout Milliseconds from now; `Infinity` never ends. */
   constructor(timeout: number) {
-    this.#end = timeout === Infinity ? Infinity : performance.now() + timeout;
+    this.#end = endOf(timeout);
   }
 
   /** Milliseconds left, never negative. */

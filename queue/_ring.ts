@@ -110,7 +110,7 @@
 import { deserialize, serialize } from "node:v8";
 import { QueueClosedError, SerializationError, type TimeoutError } from "../errors.ts";
 import { describeType, jsonExact } from "../internal/codec.ts";
-import { bufferOf, memoryKind, sharedBytes, type SharedRef } from "../internal/memory.ts";
+import { bufferOf, growableBytes, sharedBytes, type SharedRef } from "../internal/memory.ts";
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { acquireSteps, FOREVER, releasePermit, takeFree } from "../sync/_permits.ts";
 import { abortReason, timedOut } from "../sync/_shared.ts";
@@ -491,9 +491,7 @@ export class Ring {
       words[MAX_SIZE] = maxSize;
       words[SPACE] = maxSize;
     }
-    const data = memoryKind() === "heap"
-      ? new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
-      : sharedBytes(MAX_BYTES);
+    const data = growableBytes(INITIAL_BYTES, MAX_BYTES);
     return new Ring({ header, data });
   }
 
@@ -532,12 +530,7 @@ export class Ring {
     this.label = label;
     if (this.#index !== undefined) return;
     this.header[ORDER] = order;
-    // Mapped memory is mapped at its largest (sparse: only the entries used take memory).
-    this.#indexBuffer = memoryKind() === "heap"
-      ? new SharedArrayBuffer(INITIAL_ENTRIES * ENTRY * 8, {
-        maxByteLength: MAX_ENTRIES * ENTRY * 8,
-      })
-      : sharedBytes(MAX_ENTRIES * ENTRY * 8);
+    this.#indexBuffer = growableBytes(INITIAL_ENTRIES * ENTRY * 8, MAX_ENTRIES * ENTRY * 8);
     this.#index = new Float64Array(this.#indexBuffer);
   }
 
