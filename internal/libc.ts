@@ -1,8 +1,9 @@
 /**
  * The libc calls that let processes share memory, through FFI: `memfd_create`,
  * `ftruncate` and `mmap` make memory a child can map, `open` of
- * `/proc/<pid>/fd/<n>` maps a parent's, and the `futex` syscall sleeps on a
- * word and wakes its sleepers, across processes. `Atomics.wait` refuses
+ * `/proc/<pid>/fd/<n>` maps a parent's, the `futex` syscall sleeps on a
+ * word and wakes its sleepers, across processes, and `waitid` and `kill`
+ * tell whether a process that held a lock has ended. `Atomics.wait` refuses
  * memory that is not a `SharedArrayBuffer`; the futex is what it does inside.
  *
  * Only on Linux x86-64, and only with FFI permission: {@linkcode libcAvailable}
@@ -23,6 +24,10 @@ const O_CLOEXEC = 0o2000000;
 const PROT_READ_WRITE = 3;
 const MAP_SHARED = 1;
 const INT_MAX = 0x7fff_ffff;
+const P_PID = 1;
+const WNOHANG = 1;
+const WEXITED = 4;
+const WNOWAIT = 0x0100_0000;
 
 const SYMBOLS = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
@@ -32,6 +37,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32"], result: "i32" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   close: { parameters: ["i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  waitid: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
   syscall: {
     parameters: ["i32", "usize", "i32", "i32", "buffer", "usize", "i32"],
     result: "i32",
@@ -223,4 +230,18 @@ export function futexWake(address: number, count: number): number {
     0n,
     0,
   );
+}
+
+/**
+ * Whether process `pid` has ended: a child of this process that exited
+ * (looked at without reaping it, which Deno does), or no process at all.
+ * `false` while it runs, or when it cannot tell (a process of another user).
+ */
+export function processEnded(pid: number): boolean {
+  const c = symbols();
+  // siginfo_t: 128 bytes; si_pid is its fifth int. Zeroed, it stays 0 while the child runs.
+  const info = new Int32Array(32);
+  const options = WEXITED | WNOHANG | WNOWAIT;
+  if (c.waitid(P_PID, pid, new Uint8Array(info.buffer), options) === 0) return info[4] === pid;
+  return c.kill(pid, 0) !== 0;
 }

@@ -40,7 +40,7 @@ import {
 import { show, wholeNumber } from "../internal/options.ts";
 import { settledWithin } from "../internal/wait.ts";
 import { memoryKind } from "../internal/memory.ts";
-import { releaseLocksOf } from "../sync/_holds.ts";
+import { recoverFromEndOf } from "../sync/_holds.ts";
 import { type CheckedDone, ChildLedger } from "./_untrusted.ts";
 
 provideV8(v8);
@@ -356,8 +356,9 @@ function spawnProcess(
   const finished = (async () => {
     const status = await child.status;
     session.close();
-    // A child that mapped our memory locked mutexes directly: release those it still held.
-    if (mapsMemory(config)) releaseLocksOf(child.pid);
+    // A child that mapped our memory locked mutexes and changed queues directly: release the
+    // mutexes it still held, finish what it was doing to a queue.
+    if (mapsMemory(config)) recoverFromEndOf(child.pid);
     shown.exitCode = status.signal === null ? status.code : null;
     shown.signal = status.signal;
     // Read what the child wrote before it died. A grandchild may hold its stdout open: it is

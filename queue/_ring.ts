@@ -5,23 +5,31 @@
  * of `put`, `get` and `join`.
  *
  * ```text
- *   header: Int32Array over 48 shared words (three 64-byte lines)
+ *   header: Int32Array over 64 shared words (four 64-byte lines)
  *
- *   line 0: the lock, and the ring it guards
+ *   line 0: the lock, the ring it guards, and the lock holder's journal
  *   ┌────────────┬────────────┬────────────┬────────────┐
- *   │ 0 LOCK     │ 1 LOCK     │ 2 LOCK     │ 3 LOCK     │  permit counter of
- *   │   COUNT    │   GRANTED  │   OPEN     │   WAKE     │  sync/_permits.ts
+ *   │ 0 LOCK     │ 1 STEP     │ 2 NOTED    │ 3 –        │
  *   ├────────────┼────────────┼────────────┼────────────┤
  *   │ 4 HEAD     │ 5 TAIL     │ 6 COUNT    │ 7 CAPACITY │  under the lock
+ *   ├────────────┴────────────┴────────────┴────────────┤
+ *   │ 8–15 NOTES: up to four pairs (word, new value)    │
+ *   └───────────────────────────────────────────────────┘
+ *   line 1: words 16–19 ITEMS, a permit counter (sync/_permits.ts): items a get may claim;
+ *           20–23 the order of an ordered ring; 24 ITEM_SEQ, 25 OUTSIDE_GETS
+ *   line 2: words 32–35 SPACE, a permit counter: free places (maxSize only);
+ *           36 SPACE_SEQ, 37 OUTSIDE_PUTS
+ *   line 3: read mostly
+ *   ┌────────────┬────────────┬────────────┬────────────┐
+ *   │48 CLOSED   │49 MAX_SIZE │50 JOINABLE │51 ROOM_SEQ │
  *   ├────────────┼────────────┼────────────┼────────────┤
- *   │ 8 CLOSED   │ 9 MAX_SIZE │10 JOINABLE │11 ROOM_SEQ │
- *   ├────────────┼────────────┼────────────┼────────────┤
- *   │12 ROOM_    │13 UNFIN-   │14 JOIN_SEQ │15 JOINERS  │
+ *   │52 ROOM_    │53 UNFIN-   │54 JOIN_SEQ │55 JOINERS  │
  *   │   SLEEPERS │   ISHED    │            │            │
  *   └────────────┴────────────┴────────────┴────────────┘
- *   line 1: words 16–19 ITEMS, a permit counter: items a get may claim
- *   line 2: words 32–35 SPACE, a permit counter: free places (maxSize only)
  *
+ *   LOCK           0 when free, else the holder process's pid, with bit 30 set
+ *                  while callers sleep on it
+ *   STEP, NOTED    what a child holding the lock is doing (see "Child processes")
  *   HEAD           byte offset of the oldest frame
  *   TAIL           byte offset where the next frame goes
  *   COUNT          frames in the ring (HEAD = TAIL is empty when 0, full otherwise)
@@ -31,9 +39,12 @@
  *   JOINABLE       1 for a JoinableQueue: puts count UNFINISHED
  *   ROOM_SEQ       bumped by a get while a put waits for bytes; such puts sleep on it
  *   ROOM_SLEEPERS  puts waiting for bytes
- *   UNFINISHED     items put and not yet marked done (JoinableQueue)
+ *   UNFINISHED     items put and not yet marked done (JoinableQueue; under the lock)
  *   JOIN_SEQ       bumped when UNFINISHED reaches 0; join() sleeps on it
  *   JOINERS        callers inside join()
+ *   ITEM_SEQ       bumped when items arrive while OUTSIDE_GETS > 0: gets of a child
+ *                  process wait on it, outside the ITEMS line (see "Child processes")
+ *   SPACE_SEQ      the same for places, and OUTSIDE_PUTS
  *
  *   data: CAPACITY bytes (64 KiB at first, 64 MiB at most) of a growable SharedArrayBuffer
  *   (heap memory, grown with CAPACITY), or of 64 MiB of mapped memory, which cannot grow: it is
@@ -66,15 +77,18 @@
  * no allocation), claim a SPACE permit when the queue has a maxSize, take
  * the lock, find room for the frame, write it, COUNT + 1, release the lock,
  * and give ITEMS a permit. When there is no room the ring grows (to twice
- * its size, or more if the frame needs it, up to {@linkcode MAX_BYTES}); a
+ * power of two at least twice its size, up to {@linkcode MAX_BYTES}); a
  * wrapped ring then moves its older run, HEAD to the old end, to the new
- * end. Get: claim an ITEMS permit, take the lock, read the frame at HEAD,
+ * end (which never overlaps it, so a copy cut short leaves it whole). Get: claim an ITEMS permit, take the lock, read the frame at HEAD,
  * COUNT - 1, release the lock, give SPACE a permit back, and deserialize
  * outside the lock. A permit is only given once its item is written, so a
  * get that holds one always finds an item, until close(): that adds spare
  * ITEMS permits (one more than the gets waiting), and a get that then finds
  * the ring empty gives its permit back and fails, so the spare goes on to
  * the next. Items arrive exactly once: one permit, one frame, under the lock.
+ * (A get that finds the ring empty and open holds a permit given back twice
+ * after a child died, see below: it drops it and waits again. A put that
+ * finds maxSize items there drops its place the same way.)
  *
  * The lock guards the copy of one frame and is never held across a wait, so
  * every caller takes it the blocking way, the main thread too (for a large
@@ -93,10 +107,36 @@
  * sleeper, not left for newcomers. (So a permit handed to an async `get`
  * whose thread is meanwhile blocked in `getSync` waits for that thread, and
  * the `getSync` for the next item.) Puts waiting for bytes are woken
- * together and retry: a smaller item may fit first. The lock is the same
- * counter, with grants open to anyone in its line (`handOff: false`), since
- * a grant reserved for a sleeper whose thread is blocked elsewhere would
- * stall every caller.
+ * together and retry: a smaller item may fit first. The lock is one word
+ * holding its holder's pid (a futex lock, bit 30 set while anyone sleeps on
+ * it): taking it is one compareExchange that also says who holds it.
+ *
+ * Child processes. A child that maps this program's memory (`memory.ts`)
+ * uses the ring directly, but a child can be killed at any instruction, so
+ * everything it changes happens under the lock, where the parent can see
+ * who was changing it and finish or undo it ({@linkcode Ring.recoverFrom},
+ * run when the child is gone):
+ *
+ * - it claims only free permits, with its STEP word saying so before the
+ *   claim (CLAIMING_ITEM, CLAIMING_SPACE), and gives them (WROTE_ITEM,
+ *   TOOK_ITEM) under the lock too;
+ * - several words change together through the journal: the new values are
+ *   noted first, NOTED set, then applied (a child that dies midway has them
+ *   applied again), as for a put's TAIL, COUNT, UNFINISHED and STEP;
+ * - it never joins a permit line (a dead caller in line could not be taken
+ *   out of it): while nothing is free it sleeps on ITEM_SEQ or SPACE_SEQ,
+ *   counted in OUTSIDE_GETS or OUTSIDE_PUTS, and each item or place that
+ *   comes while anyone is counted there bumps the word and wakes one. So a
+ *   child is served after the callers in line, and its calls come in no set
+ *   order among each other's.
+ *
+ * When a dead child held the lock, the parent applies its journal, gives back
+ * the permit its STEP names, frees the lock and wakes every sleeper. Where
+ * it cannot tell whether a claim or a give was made, it gives: a permit given
+ * twice is dropped by the first call that finds nothing behind it (above),
+ * while one never given back would stall a queue for good. A child killed
+ * while asleep leaves only its count in OUTSIDE_GETS (a wake-up per item
+ * more).
  *
  * No busy spinning: a blocking caller looks again at most 200 times with
  * `Atomics.pause()` (about 10 µs) before it sleeps in `Atomics.wait`, so that
@@ -112,13 +152,17 @@ import { QueueClosedError, SerializationError, type TimeoutError } from "../erro
 import { describeType, jsonExact } from "../internal/codec.ts";
 import { bufferOf, growableBytes, sharedBytes, type SharedRef } from "../internal/memory.ts";
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
+import { processEnded } from "../internal/libc.ts";
 import { acquireSteps, FOREVER, releasePermit, takeFree } from "../sync/_permits.ts";
 import { abortReason, timedOut } from "../sync/_shared.ts";
+import { PID } from "../sync/_holds.ts";
 
 // ---- the header ------------------------------------------------------------
 
-/** The lock's permit counter takes words 0–3. */
+/** The lock: 0 when free, else the holder's pid, with {@linkcode CONTENDED} while anyone sleeps on it. */
 const LOCK = 0;
+/** The lock word's bit set while callers sleep on it (a pid is below 2^22). */
+const CONTENDED = 1 << 30;
 /** Byte offset of the oldest frame. */
 const HEAD = 4;
 /** Byte offset where the next frame goes. */
@@ -128,21 +172,21 @@ const COUNT = 6;
 /** Bytes of the ring. */
 const CAPACITY = 7;
 /** 1 once closed. */
-const CLOSED = 8;
+const CLOSED = 48;
 /** The maxSize, 0 for none. */
-const MAX_SIZE = 9;
+const MAX_SIZE = 49;
 /** 1 for a JoinableQueue. */
-const JOINABLE = 10;
+const JOINABLE = 50;
 /** Puts waiting for bytes sleep on this sequence number. */
-const ROOM_SEQ = 11;
+const ROOM_SEQ = 51;
 /** How many puts wait for bytes. */
-const ROOM_SLEEPERS = 12;
+const ROOM_SLEEPERS = 52;
 /** Items put and not yet marked done. */
-const UNFINISHED = 13;
+const UNFINISHED = 53;
 /** join() sleeps on this sequence number. */
-const JOIN_SEQ = 14;
+const JOIN_SEQ = 54;
 /** Callers inside join(). */
-const JOINERS = 15;
+const JOINERS = 55;
 /** Word offset of the ITEMS permit counter (its own cache line). */
 const ITEMS = 16;
 /** Which item a get takes: FIFO, LIFO or PRIORITY. */
@@ -153,10 +197,38 @@ const SEQ_LO = 21;
 const SEQ_HI = 22;
 /** Bytes of frames taken out of order and not yet passed by HEAD (ordered rings). */
 const DEAD_BYTES = 23;
+/** Bumped when items arrive while gets of a child process wait for one. */
+const ITEM_SEQ = 24;
+/** Gets of child processes waiting for an item (outside the ITEMS line). */
+const OUTSIDE_GETS = 25;
 /** Word offset of the SPACE permit counter (its own cache line). */
 const SPACE = 32;
+/** Bumped when places free up while puts of a child process wait for one. */
+const SPACE_SEQ = 36;
+/** Puts of child processes waiting for a place (outside the SPACE line). */
+const OUTSIDE_PUTS = 37;
+/** What the lock holder is doing with a permit (IDLE, CLAIMING_ITEM…): see {@linkcode Ring.recoverFrom}. */
+const STEP = 1;
+/** How many noted (word, value) pairs are being applied: 0 when none. */
+const NOTED = 2;
+/** The first noted pair. */
+const NOTES = 8;
+/** The most pairs one change notes. */
+const MAX_NOTES = 4;
 /** Words in the header. */
-const HEADER_WORDS = 48;
+const HEADER_WORDS = 64;
+
+// The lock holder's STEP: which permit a child that dies there holds or owes.
+/** Nothing held or owed. */
+const IDLE = 0;
+/** Claiming (or holding) an ITEMS permit; the frame is not taken yet. */
+const CLAIMING_ITEM = 1;
+/** The frame is taken; its SPACE permit is not given back yet. */
+const TOOK_ITEM = 2;
+/** Claiming (or holding) a SPACE permit; the frame is not written yet. */
+const CLAIMING_SPACE = 3;
+/** The frame is written; its ITEMS permit is not given yet. */
+const WROTE_ITEM = 4;
 
 /** A get takes the oldest item (`Queue`). */
 export const FIFO = 0;
@@ -201,6 +273,8 @@ const DECODE_IN_PLACE = 1024;
 
 /** How many times a blocking caller looks again before it sleeps. */
 const SPINS = 200;
+/** How often a parent waiting for its ring's lock looks whether the child holding it has ended. */
+const LOCK_CHECK_MS = 100;
 
 const ENCODER = new TextEncoder();
 // ignoreBOM: a string that starts with U+FEFF keeps it.
@@ -237,6 +311,11 @@ export const WROTE = 0;
 export const WAS_CLOSED = 1;
 /** See {@linkcode WROTE}. */
 export const NO_ROOM = 2;
+/** See {@linkcode WROTE}: no place was free (or the one held was a spare, dropped). */
+export const FULL = 3;
+
+/** What a take returns when it found no item. */
+export const NOTHING: unique symbol = Symbol("nothing");
 
 function align4(bytes: number): number {
   return (bytes + 3) & ~3;
@@ -447,14 +526,26 @@ export class Ring {
   readonly #bytes: Uint8Array<ArrayBufferLike>;
   readonly #ints: Int32Array<ArrayBufferLike>;
   readonly #view: DataView<ArrayBufferLike>;
+  /**
+   * Whether this process is a child using its parent's ring: it changes it
+   * only under the lock and never joins a permit line (see "Child processes").
+   */
+  readonly inChild: boolean;
   /** The ROOM_SEQ value a put read before it sleeps on it. */
   #roomSeq = 0;
+  /** Set by a take that bumped ROOM_SEQ: puts waiting for bytes are to be woken. */
+  #wakeRoom = false;
+  // The frame a take read (#takeFrame), until it is decoded outside the lock.
+  #tag = 0;
+  #value: unknown;
+  #copy: Uint8Array | undefined;
   #indexBuffer?: ArrayBufferLike;
   /** An ordered ring's heap of entries (priority, sequence number, frame offset). */
   #index?: Float64Array<ArrayBufferLike>;
 
-  /** A view of an existing ring. */
-  constructor(state: RingState) {
+  /** A view of an existing ring; `inChild` when it is the parent's, in a child process. */
+  constructor(state: RingState, inChild = false) {
+    this.inChild = inChild;
     this.header = new Int32Array(state.header);
     this.lockWords = new Int32Array(state.header, LOCK * 4, 4);
     this.itemWords = new Int32Array(state.header, ITEMS * 4, 4);
@@ -473,7 +564,11 @@ export class Ring {
   /** A view of the ring whose buffers `refs` name (sent by {@linkcode Ring.refs}). */
   static revive(refs: RingRefs): Ring {
     const state = { header: bufferOf(refs.header), data: bufferOf(refs.data) };
-    return new Ring(refs.index === undefined ? state : { ...state, index: bufferOf(refs.index) });
+    const inChild = !(refs.header instanceof SharedArrayBuffer) && refs.header.pid !== PID;
+    return new Ring(
+      refs.index === undefined ? state : { ...state, index: bufferOf(refs.index) },
+      inChild,
+    );
   }
 
   /**
@@ -485,7 +580,6 @@ export class Ring {
   static create(maxSize: number): Ring {
     const header = sharedBytes(HEADER_WORDS * 4);
     const words = new Int32Array(header);
-    words[LOCK] = 1;
     words[CAPACITY] = INITIAL_BYTES;
     if (maxSize !== Infinity) {
       words[MAX_SIZE] = maxSize;
@@ -508,6 +602,11 @@ export class Ring {
   refs(ref: (buffer: ArrayBufferLike) => SharedRef): RingRefs {
     const refs = { header: ref(this.header.buffer), data: ref(this.#data) };
     return this.#indexBuffer === undefined ? refs : { ...refs, index: ref(this.#indexBuffer) };
+  }
+
+  /** The pid of the process holding the lock, 0 when it is free. */
+  get lockHolder(): number {
+    return Atomics.load(this.header, LOCK) & ~CONTENDED;
   }
 
   /** Bytes of the ring in use as such (CAPACITY): where it has grown to. */
@@ -557,27 +656,100 @@ export class Ring {
 
   /** Takes the lock, blocking: it is only ever held for a short copy. */
   lock(): void {
-    if (takeFree(this.lockWords, 1) || spin(this.lockWords)) return;
-    runSync(acquireSteps(this.lockWords, FOREVER));
+    const header = this.header;
+    if (Atomics.compareExchange(header, LOCK, 0, PID) === 0) return;
+    for (let i = 0; i < SPINS; i++) {
+      Atomics.pause();
+      if (Atomics.load(header, LOCK) === 0 && Atomics.compareExchange(header, LOCK, 0, PID) === 0) {
+        return;
+      }
+    }
+    runSync(this.#lockSteps());
   }
 
   /**
-   * Releases the lock. `handOff: false` lets any caller in line take it: a
-   * grant reserved for a caller whose thread is busy elsewhere could stall
-   * everyone.
+   * The slow path of {@linkcode Ring.lock}: marks the lock contended and
+   * sleeps on it. In the process that made the ring, a sleep ends every
+   * {@linkcode LOCK_CHECK_MS} to see whether a child holds the lock and has
+   * ended: the parent's event loop, which would mend the ring when it learns
+   * of the end, is what this wait may be blocking.
    */
+  *#lockSteps(): WaitSteps<void> {
+    const header = this.header;
+    for (;;) {
+      let seen = Atomics.load(header, LOCK);
+      if (seen === 0) {
+        // Taken as contended: others may still sleep on it.
+        if (Atomics.compareExchange(header, LOCK, 0, PID | CONTENDED) === 0) return;
+        continue;
+      }
+      if ((seen & CONTENDED) === 0) {
+        if (Atomics.compareExchange(header, LOCK, seen, seen | CONTENDED) !== seen) continue;
+        seen |= CONTENDED;
+      }
+      const holder = seen & ~CONTENDED;
+      const timeout = holder === PID || this.inChild ? Infinity : LOCK_CHECK_MS;
+      const reason = yield { words: header, index: LOCK, expected: seen, timeout };
+      if (reason === "timed-out" && processEnded(holder)) this.recoverFrom(holder);
+    }
+  }
+
+  /** Releases the lock, waking one sleeper if any. */
   unlock(): void {
-    releasePermit(this.lockWords, 1, 0, false);
+    if ((Atomics.exchange(this.header, LOCK, 0) & CONTENDED) !== 0) notify(this.header, LOCK, 1);
+  }
+
+  /** Notes that word `index` becomes `value`, as pair `n` of a change (lock held). */
+  #note(n: number, index: number, value: number): void {
+    this.header[NOTES + 2 * n] = index;
+    this.header[NOTES + 2 * n + 1] = value;
+  }
+
+  /**
+   * Applies the `n` pairs noted, so that a child dying midway leaves them to
+   * be applied again by the parent (lock held).
+   */
+  #commit(n: number): void {
+    Atomics.store(this.header, NOTED, n);
+    this.#apply(n);
+    Atomics.store(this.header, NOTED, 0);
+  }
+
+  #apply(n: number): void {
+    const header = this.header;
+    for (let i = 0; i < n; i++) header[header[NOTES + 2 * i]] = header[NOTES + 2 * i + 1];
+  }
+
+  /** Wakes a child's get waiting outside the line, if any: items came. */
+  #itemsCame(): void {
+    const header = this.header;
+    if (Atomics.load(header, OUTSIDE_GETS) > 0) {
+      Atomics.add(header, ITEM_SEQ, 1);
+      notify(header, ITEM_SEQ, 1);
+    }
+  }
+
+  /** Gives back a SPACE permit (a place freed, or claimed and not used). */
+  giveBackSpace(): void {
+    if (!this.bounded) return;
+    releasePermit(this.spaceWords, Infinity);
+    const header = this.header;
+    if (Atomics.load(header, OUTSIDE_PUTS) > 0) {
+      Atomics.add(header, SPACE_SEQ, 1);
+      notify(header, SPACE_SEQ, 1);
+    }
   }
 
   // ---- put ------------------------------------------------------------------
 
   /**
-   * Writes an item's frame. Returns {@linkcode WROTE}, {@linkcode WAS_CLOSED},
-   * or {@linkcode NO_ROOM} when the ring is full at {@linkcode MAX_BYTES};
-   * then, with `register`, the caller is counted in ROOM_SLEEPERS and must
-   * sleep on ROOM_SEQ with the value in `#roomSeq`, then call `#leaveRoomLine`.
-   * Does not touch SPACE permits.
+   * Writes an item's frame if it can now: {@linkcode WROTE},
+   * {@linkcode WAS_CLOSED}, {@linkcode FULL} (no place free) or
+   * {@linkcode NO_ROOM} (the ring full at {@linkcode MAX_BYTES}); then, with
+   * `register`, the caller is counted in ROOM_SLEEPERS and must sleep on
+   * ROOM_SEQ with the value in `#roomSeq`, then call `#leaveRoomLine`. Holds
+   * no permit after any of them but WROTE. A thread claims a place first
+   * unless it `holdsSpace`; a child claims it under the lock.
    */
   write(
     item: unknown,
@@ -585,34 +757,63 @@ export class Ring {
     need: number,
     register: boolean,
     priority = 0,
+    holdsSpace = false,
   ): number {
+    const inChild = this.inChild;
+    if (this.bounded && !inChild && !holdsSpace && !takeFree(this.spaceWords)) return FULL;
     const header = this.header;
+    const held = this.bounded && !inChild;
     this.lock();
     try {
-      if (header[CLOSED] !== 0) return WAS_CLOSED;
+      if (header[CLOSED] !== 0) {
+        if (held) this.giveBackSpace();
+        return WAS_CLOSED;
+      }
+      if (this.bounded) {
+        if (inChild) {
+          header[STEP] = CLAIMING_SPACE;
+          if (!takeFree(this.spaceWords)) return FULL;
+        }
+        // A place given back twice after a child died: dropped.
+        if (header[COUNT] >= this.maxSize) return FULL;
+      }
       const at = this.#index !== undefined && !this.#indexRoom() ? -1 : this.#room(need);
       if (at < 0) {
         if (register) {
           header[ROOM_SLEEPERS]++;
           this.#roomSeq = Atomics.load(header, ROOM_SEQ);
         }
+        this.giveBackSpace();
         return NO_ROOM;
       }
-      header[TAIL] = at + this.#writeFrame(at, item, payload);
+      const tail = at + this.#writeFrame(at, item, payload);
       if (this.#index !== undefined) this.#push(priority, at);
-      Atomics.store(header, COUNT, header[COUNT] + 1);
-      if (header[JOINABLE] !== 0) Atomics.add(header, UNFINISHED, 1);
+      this.#note(0, TAIL, tail);
+      this.#note(1, COUNT, header[COUNT] + 1);
+      this.#note(2, STEP, inChild ? WROTE_ITEM : IDLE);
+      const joinable = header[JOINABLE] !== 0;
+      if (joinable) this.#note(3, UNFINISHED, header[UNFINISHED] + 1);
+      this.#commit(joinable ? 4 : 3);
+      if (inChild) {
+        releasePermit(this.itemWords, Infinity);
+        this.#itemsCame();
+      }
     } finally {
+      header[STEP] = IDLE;
       this.unlock();
     }
-    releasePermit(this.itemWords, Infinity);
+    if (!inChild) {
+      releasePermit(this.itemWords, Infinity);
+      this.#itemsCame();
+    }
     return WROTE;
   }
 
   /**
-   * The part of a put that may wait: claims a SPACE permit unless it
-   * `holdsSpace` already, then writes, waiting for bytes while the ring is
-   * full at its limit, until `deadline` (`timeout` is its length, for messages).
+   * The part of a put that may wait: claims a place unless it `holdsSpace`
+   * already, then writes, waiting for bytes while the ring is full at its
+   * limit, until `deadline` (`timeout` is its length, for messages). A
+   * `blocking` caller (`putSync`) looks again for a while before it sleeps.
    *
    * @throws {TimeoutError} When the deadline passes (`method` names the call in messages).
    * @throws {QueueClosedError} When the queue is closed meanwhile.
@@ -627,43 +828,51 @@ export class Ring {
     timeout: number,
     signal: AbortSignal | undefined,
     method: string,
+    blocking: boolean,
     priority = 0,
   ): WaitSteps<void> {
-    if (this.bounded && !holdsSpace && !takeFree(this.spaceWords)) {
-      if (!(yield* acquireSteps(this.spaceWords, deadline, signal))) {
-        throw this.timedOut(method, timeout);
+    const header = this.header;
+    const outside = this.bounded && this.inChild;
+    if (outside) Atomics.add(header, OUTSIDE_PUTS, 1);
+    try {
+      for (let holds = holdsSpace;; holds = false) {
+        if (this.bounded && !this.inChild && !holds) {
+          if (
+            !takeFree(this.spaceWords) && !(blocking && spin(this.spaceWords)) &&
+            !(yield* acquireSteps(this.spaceWords, deadline, signal))
+          ) {
+            throw this.timedOut(method, timeout);
+          }
+          holds = true;
+        }
+        const seen = Atomics.load(header, SPACE_SEQ);
+        const result = this.write(item, payload, need, true, priority, holds);
+        if (result === WROTE) return;
+        if (result === WAS_CLOSED) throw this.closedForPut(method);
+        // A thread that found no place (a spare was dropped) claims one again, in line.
+        if (result === FULL && !this.inChild) continue;
+        const remaining = deadline.remaining();
+        const reason = remaining === 0 ? "timed-out" : yield {
+          words: header,
+          index: result === FULL ? SPACE_SEQ : ROOM_SEQ,
+          expected: result === FULL ? seen : this.#roomSeq,
+          timeout: remaining,
+          signal,
+        };
+        if (result === NO_ROOM) this.#leaveRoomLine();
+        if (reason === "aborted") throw abortReason(signal);
+        if (deadline.remaining() === 0) throw this.timedOut(method, timeout);
       }
+    } catch (error) {
+      // Another child's put may have been woken for a place this one no longer waits for.
+      if (outside && Atomics.load(header, OUTSIDE_PUTS) > 1) {
+        Atomics.add(header, SPACE_SEQ, 1);
+        notify(header, SPACE_SEQ, 1);
+      }
+      throw error;
+    } finally {
+      if (outside) Atomics.sub(header, OUTSIDE_PUTS, 1);
     }
-    for (;;) {
-      const result = this.write(item, payload, need, true, priority);
-      if (result === WROTE) return;
-      if (result === WAS_CLOSED) {
-        this.giveBackSpace();
-        throw this.closedForPut(method);
-      }
-      const remaining = deadline.remaining();
-      const reason = remaining === 0 ? "timed-out" : yield {
-        words: this.header,
-        index: ROOM_SEQ,
-        expected: this.#roomSeq,
-        timeout: remaining,
-        signal,
-      };
-      this.#leaveRoomLine();
-      if (reason === "aborted") {
-        this.giveBackSpace();
-        throw abortReason(signal);
-      }
-      if (deadline.remaining() === 0) {
-        this.giveBackSpace();
-        throw this.timedOut(method, timeout);
-      }
-    }
-  }
-
-  /** Gives back a SPACE permit a put claimed and did not use. */
-  giveBackSpace(): void {
-    if (this.bounded) releasePermit(this.spaceWords, Infinity);
   }
 
   #leaveRoomLine(): void {
@@ -702,25 +911,31 @@ export class Ring {
         continue;
       }
       if (capacity >= MAX_BYTES) return -1;
-      this.#grow(Math.min(MAX_BYTES, Math.max(capacity * 2, capacity + need)));
+      let grown = capacity * 2;
+      while (grown < capacity + need) grown *= 2;
+      this.#grow(Math.min(MAX_BYTES, grown));
     }
   }
 
-  /** Grows the ring to `capacity` bytes; a wrapped ring moves its older run to the new end. */
+  /**
+   * Grows the ring to `capacity` bytes (at least twice its size); a wrapped
+   * ring moves its older run to the new end, which it cannot overlap.
+   */
   #grow(capacity: number): void {
     const header = this.header;
     const old = header[CAPACITY];
     // Mapped data is already MAX_BYTES long: only a SharedArrayBuffer grows.
     if (this.#data.byteLength < capacity) (this.#data as SharedArrayBuffer).grow(capacity);
     const head = header[HEAD];
+    let n = 0;
     if (header[COUNT] > 0 && header[TAIL] <= head) {
-      const moved = head + (capacity - old);
-      this.#bytes.copyWithin(moved, head, old);
-      header[HEAD] = moved;
+      this.#bytes.copyWithin(head + (capacity - old), head, old);
       // The index follows the frames that moved.
       this.#moveEntries((at) => at >= head ? at + (capacity - old) : at);
+      this.#note(n++, HEAD, head + (capacity - old));
     }
-    header[CAPACITY] = capacity;
+    this.#note(n++, CAPACITY, capacity);
+    this.#commit(n);
   }
 
   /** Writes the frame at `at`; returns its size. Lock held, room checked. */
@@ -765,91 +980,230 @@ export class Ring {
   // ---- get ------------------------------------------------------------------
 
   /**
-   * Reads and removes the oldest item. The caller holds an ITEMS permit;
-   * `method` names the call in messages.
+   * Takes the oldest item if one is free now, without waiting:
+   * {@linkcode NOTHING} when none is.
+   *
+   * @throws {QueueClosedError} When the queue is closed and empty.
+   */
+  tryTake(method: string): unknown {
+    if (this.inChild) return this.#takeInChild(method);
+    if (takeFree(this.itemWords)) return this.take(method);
+    if (this.closed && this.size === 0) throw this.closedAndEmpty(method);
+    return NOTHING;
+  }
+
+  /**
+   * The part of a get that may wait, until `deadline` (`timeout` is its
+   * length, for messages). A `blocking` caller (`getSync`) looks again for a
+   * while before it sleeps.
+   *
+   * @throws {TimeoutError} When the deadline passes.
+   * @throws {QueueClosedError} When the queue is closed and empty.
+   * @throws The signal's reason when it is aborted.
+   */
+  *getSteps(
+    deadline: Deadline,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    method: string,
+    blocking: boolean,
+  ): WaitSteps<unknown> {
+    if (this.inChild) return yield* this.#getOutsideSteps(deadline, timeout, signal, method);
+    const words = this.itemWords;
+    for (;;) {
+      if (
+        !takeFree(words) && !(blocking && spin(words)) &&
+        !(yield* acquireSteps(words, deadline, signal))
+      ) {
+        throw this.timedOut(method, timeout);
+      }
+      const item = this.take(method);
+      if (item !== NOTHING) return item;
+    }
+  }
+
+  /** A child's wait for an item: outside the ITEMS line, on ITEM_SEQ. */
+  *#getOutsideSteps(
+    deadline: Deadline,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    method: string,
+  ): WaitSteps<unknown> {
+    const header = this.header;
+    Atomics.add(header, OUTSIDE_GETS, 1);
+    try {
+      for (;;) {
+        const seen = Atomics.load(header, ITEM_SEQ);
+        const item = this.#takeInChild(method);
+        if (item !== NOTHING) return item;
+        const remaining = deadline.remaining();
+        const reason = remaining === 0 ? "timed-out" : yield {
+          words: header,
+          index: ITEM_SEQ,
+          expected: seen,
+          timeout: remaining,
+          signal,
+        };
+        if (reason === "aborted") throw abortReason(signal);
+        if (deadline.remaining() === 0) throw this.timedOut(method, timeout);
+      }
+    } catch (error) {
+      // Another child's get may have been woken for an item this one no longer waits for.
+      if (Atomics.load(header, OUTSIDE_GETS) > 1) {
+        Atomics.add(header, ITEM_SEQ, 1);
+        notify(header, ITEM_SEQ, 1);
+      }
+      throw error;
+    } finally {
+      Atomics.sub(header, OUTSIDE_GETS, 1);
+    }
+  }
+
+  /**
+   * Reads and removes the oldest item; the caller holds an ITEMS permit.
+   * {@linkcode NOTHING} when the ring is empty and open: the permit was a
+   * spare given back twice after a child died, and is dropped.
    *
    * @throws {QueueClosedError} When the queue is closed and empty (the permit
    *   goes back for the next caller).
    */
   take(method: string): unknown {
-    const header = this.header;
-    let value: unknown;
-    let copy: Uint8Array | undefined;
-    let tag = 0;
-    let wakeRoom = false;
     this.lock();
+    let found: boolean;
     try {
-      const count = header[COUNT];
-      if (count === 0) {
-        if (header[CLOSED] === 0) {
-          throw new Error("queue: an ITEMS permit was claimed for an item that is not there");
-        }
-        releasePermit(this.itemWords, Infinity);
-        throw new QueueClosedError(`${this.label}.${method}: the queue is closed and empty`);
-      }
-      const head = this.#index === undefined ? header[HEAD] : this.#pop(count);
-      const word = this.#ints[head >> 2];
-      tag = word & TAG_MASK;
-      let size = 4;
-      switch (tag) {
-        case UNDEFINED:
-          value = undefined;
-          break;
-        case NULL:
-          value = null;
-          break;
-        case FALSE:
-          value = false;
-          break;
-        case TRUE:
-          value = true;
-          break;
-        case SMALL_INT:
-          value = word >> TAG_BITS;
-          break;
-        case FLOAT:
-          value = this.#view.getFloat64(head + 4, true);
-          size = 12;
-          break;
-        case STRING:
-        case JSON_TEXT:
-        case SERIALIZED: {
-          const length = word >>> TAG_BITS;
-          const bytes = this.#bytes.subarray(head + 4, head + 4 + length);
-          if (tag !== SERIALIZED && length <= DECODE_IN_PLACE) value = DECODER.decode(bytes);
-          else copy = bytes.slice();
-          size = 4 + align4(length);
-          break;
-        }
-        default:
-          throw new Error(`queue: unknown frame tag ${tag} at byte ${head}`);
-      }
-      Atomics.store(header, COUNT, count - 1);
-      if (count === 1) {
-        header[HEAD] = 0;
-        header[TAIL] = 0;
-        header[DEAD_BYTES] = 0;
-      } else if (this.#index === undefined || head === header[HEAD]) {
-        header[HEAD] = this.#nextLive(head + size);
-      } else if (head + size === header[TAIL]) {
-        // The newest frame (a LifoQueue's usual get): its bytes are free again at once.
-        header[TAIL] = head;
-      } else {
-        // Taken out of order: the frame stays, dead, until HEAD passes it or a compaction.
-        this.#ints[head >> 2] = (size << TAG_BITS) | DEAD;
-        header[DEAD_BYTES] += size;
-      }
-      if (header[ROOM_SLEEPERS] > 0) {
-        Atomics.add(header, ROOM_SEQ, 1);
-        wakeRoom = true;
-      }
+      found = this.#takeFrame(method, IDLE);
     } finally {
       this.unlock();
     }
-    if (wakeRoom) notify(header, ROOM_SEQ);
+    if (!found) return NOTHING;
+    this.#tookItem();
+    return this.#decodeTaken();
+  }
+
+  /** A child's take: claims a free permit, takes and gives back, all under the lock. */
+  #takeInChild(method: string): unknown {
+    const header = this.header;
+    let found = false;
+    this.lock();
+    try {
+      header[STEP] = CLAIMING_ITEM;
+      if (takeFree(this.itemWords)) {
+        found = this.#takeFrame(method, TOOK_ITEM);
+        if (found) this.#tookItem();
+      } else if (header[CLOSED] !== 0 && header[COUNT] === 0) {
+        throw this.closedAndEmpty(method);
+      }
+    } finally {
+      header[STEP] = IDLE;
+      this.unlock();
+    }
+    return found ? this.#decodeTaken() : NOTHING;
+  }
+
+  /** After a frame is taken: wakes puts waiting for bytes, gives its place back. */
+  #tookItem(): void {
+    if (this.#wakeRoom) {
+      this.#wakeRoom = false;
+      notify(this.header, ROOM_SEQ);
+    }
     this.giveBackSpace();
+  }
+
+  /** The item of the frame {@linkcode Ring.#takeFrame} read, decoded (outside the lock). */
+  #decodeTaken(): unknown {
+    const tag = this.#tag;
+    let value = this.#value;
+    const copy = this.#copy;
+    this.#value = undefined;
+    this.#copy = undefined;
     if (copy !== undefined) value = tag === SERIALIZED ? deserialize(copy) : DECODER.decode(copy);
     return tag === JSON_TEXT ? JSON.parse(value as string) : value;
+  }
+
+  /**
+   * Reads and removes the first frame into `#tag`, `#value` and `#copy`,
+   * leaving STEP `step` once done; `false` when there is none and the queue
+   * is open (the permit held is dropped). Lock held.
+   *
+   * @throws {QueueClosedError} When the queue is closed and empty (the permit goes back).
+   */
+  #takeFrame(method: string, step: number): boolean {
+    const header = this.header;
+    const count = header[COUNT];
+    if (count === 0) {
+      if (header[CLOSED] === 0) return false;
+      releasePermit(this.itemWords, Infinity);
+      throw this.closedAndEmpty(method);
+    }
+    const head = this.#index === undefined ? header[HEAD] : this.#pop(count);
+    const word = this.#ints[head >> 2];
+    const tag = word & TAG_MASK;
+    this.#tag = tag;
+    let size = 4;
+    switch (tag) {
+      case UNDEFINED:
+        this.#value = undefined;
+        break;
+      case NULL:
+        this.#value = null;
+        break;
+      case FALSE:
+        this.#value = false;
+        break;
+      case TRUE:
+        this.#value = true;
+        break;
+      case SMALL_INT:
+        this.#value = word >> TAG_BITS;
+        break;
+      case FLOAT:
+        this.#value = this.#view.getFloat64(head + 4, true);
+        size = 12;
+        break;
+      case STRING:
+      case JSON_TEXT:
+      case SERIALIZED: {
+        const length = word >>> TAG_BITS;
+        const bytes = this.#bytes.subarray(head + 4, head + 4 + length);
+        if (tag !== SERIALIZED && length <= DECODE_IN_PLACE) this.#value = DECODER.decode(bytes);
+        else this.#copy = bytes.slice();
+        size = 4 + align4(length);
+        break;
+      }
+      default:
+        throw new Error(`queue: unknown frame tag ${tag} at byte ${head}`);
+    }
+    let n = 0;
+    this.#note(n++, COUNT, count - 1);
+    this.#note(n++, STEP, step);
+    if (count === 1) {
+      // Where HEAD and TAIL point does not matter once COUNT is 0: the next put resets them.
+    } else if (this.#index === undefined || head === header[HEAD]) {
+      this.#note(n++, HEAD, this.#nextLive(head + size));
+    } else if (head + size === header[TAIL]) {
+      // The newest frame (a LifoQueue's usual get): its bytes are free again at once.
+      this.#note(n++, TAIL, head);
+    } else {
+      // Taken out of order: the frame stays, dead, until HEAD passes it or a compaction.
+      this.#ints[head >> 2] = (size << TAG_BITS) | DEAD;
+      this.#note(n++, DEAD_BYTES, header[DEAD_BYTES] + size);
+    }
+    this.#commit(n);
+    if (count === 1) {
+      header[HEAD] = 0;
+      header[TAIL] = 0;
+      header[DEAD_BYTES] = 0;
+    }
+    if (header[ROOM_SLEEPERS] > 0) {
+      Atomics.add(header, ROOM_SEQ, 1);
+      this.#wakeRoom = true;
+    }
+    return true;
+  }
+
+  /** The error of a take from a closed, empty queue; `method` as `"get()"`. */
+  closedAndEmpty(method: string): QueueClosedError {
+    return new QueueClosedError(`${this.label}.${method}: the queue is closed and empty`);
   }
 
   /**
@@ -1013,13 +1367,61 @@ export class Ring {
     try {
       if (header[CLOSED] !== 0) return;
       Atomics.store(header, CLOSED, 1);
-      Atomics.add(header, ROOM_SEQ, 1);
     } finally {
       this.unlock();
     }
-    notify(header, ROOM_SEQ);
+    this.#addSpares();
+  }
+
+  /**
+   * After close(): one spare permit more than the callers in line, so each of
+   * them and every later caller finds one (they give them back), and every
+   * sleeper outside the lines woken.
+   */
+  #addSpares(): void {
     addSpares(this.itemWords);
     if (this.bounded) addSpares(this.spaceWords);
+    this.#wakeAll();
+  }
+
+  /** Wakes every caller asleep outside the permit lines, to look again. */
+  #wakeAll(): void {
+    const header = this.header;
+    for (const seq of [ROOM_SEQ, ITEM_SEQ, SPACE_SEQ]) {
+      Atomics.add(header, seq, 1);
+      notify(header, seq);
+    }
+  }
+
+  // ---- a child that died ------------------------------------------------------
+
+  /**
+   * Puts the ring right after child process `pid` is gone (the parent calls
+   * it for each ring it sent to a child that maps memory). If the child died
+   * holding the lock: applies its journal again, gives back the permit its
+   * STEP names (a claim it may have made, a place or an item it owed), and
+   * frees the lock. Then, on a closed ring, spare permits again (the child
+   * may have died closing it), and wakes every sleeper outside the lines.
+   */
+  recoverFrom(pid: number): void {
+    const header = this.header;
+    for (;;) {
+      const held = Atomics.load(header, LOCK);
+      if ((held & ~CONTENDED) !== pid) break;
+      // Taken over from the dead holder, so that no one else mends it at the same time.
+      if (Atomics.compareExchange(header, LOCK, held, PID | CONTENDED) !== held) continue;
+      const noted = header[NOTED];
+      if (noted > 0) this.#apply(Math.min(noted, MAX_NOTES));
+      header[NOTED] = 0;
+      const step = header[STEP];
+      header[STEP] = IDLE;
+      if (step === CLAIMING_ITEM || step === WROTE_ITEM) releasePermit(this.itemWords, Infinity);
+      if (step === CLAIMING_SPACE || step === TOOK_ITEM) this.giveBackSpace();
+      this.unlock();
+      break;
+    }
+    if (this.closed) this.#addSpares();
+    else this.#wakeAll();
   }
 
   // ---- join -----------------------------------------------------------------
@@ -1031,16 +1433,18 @@ export class Ring {
    */
   taskDone(): void {
     const header = this.header;
-    let unfinished = Atomics.load(header, UNFINISHED);
-    for (;;) {
+    let unfinished: number;
+    this.lock();
+    try {
+      unfinished = header[UNFINISHED];
       if (unfinished <= 0) {
         throw new RangeError(
           "Cannot call JoinableQueue.taskDone(): it was called more times than items were put",
         );
       }
-      const seen = Atomics.compareExchange(header, UNFINISHED, unfinished, unfinished - 1);
-      if (seen === unfinished) break;
-      unfinished = seen;
+      Atomics.store(header, UNFINISHED, unfinished - 1);
+    } finally {
+      this.unlock();
     }
     if (unfinished === 1) {
       Atomics.add(header, JOIN_SEQ, 1);

@@ -184,7 +184,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    * @ignore
    */
   override get [remote](): RemoteSpec {
-    return queueRemoteSpec(this.maxSize, true);
+    return queueRemoteSpec(this.#ring, true);
   }
 }
 

@@ -18,17 +18,17 @@ import {
 } from "../internal/codec.ts";
 import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
 import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
-import { acquireSteps, takeFree } from "../sync/_permits.ts";
 import { sharedState } from "../sync/_shared.ts";
+import { whenChildEnds } from "../sync/_holds.ts";
 import {
   adopting,
   adoption,
   checkFrame,
-  claimSync,
   deadlineIn,
   encodePayload,
   frameBytes,
   MAX_BYTES,
+  NOTHING,
   Ring,
   type RingRefs,
   WAS_CLOSED,
@@ -68,12 +68,9 @@ export function tryPutInto(ring: Ring, item: unknown, priority: number): boolean
   const payload = encodePayload(item);
   const need = frameBytes(item, payload);
   checkFrame(need);
-  if (ring.bounded && !takeFree(ring.spaceWords)) return false;
   const result = ring.write(item, payload, need, false, priority);
-  if (result === WROTE) return true;
-  ring.giveBackSpace();
   if (result === WAS_CLOSED) throw ring.closedForPut("tryPut()");
-  return false;
+  return result === WROTE;
 }
 
 /** @internal A PriorityQueue put's `priority` (default 0); 0 for the other queues. */
@@ -106,13 +103,15 @@ function waitTimeout(options: WaitOptions | undefined, ring: Ring, method: strin
  * is a copy of what was put.
  *
  * Pass a queue to a `Thread` or a pool task (as an argument, or inside one)
- * and it arrives as a working queue on the same shared memory; passed to a
- * `Process`, it is a handle whose calls the parent performs (even to a child
- * that maps this program's memory: see the README, "Processes"). Many producers
- * and consumers may use it at once: each item is received exactly once, in
- * the order items were put. Waiting consumers are served first come, first
- * served. An item a consumer took is gone, even if that consumer then dies,
- * as in Python.
+ * and it arrives as a working queue on the same shared memory; so it does in
+ * a `Process` that may use FFI (it maps this program's memory), and in any
+ * other process it is a handle whose calls the parent performs (see the
+ * README, "Processes"). Many producers and consumers may use it at once:
+ * each item is received exactly once, in the order items were put. Waiting
+ * consumers in this process and its threads are served first come, first
+ * served; a child's waiting calls come after them. An item a consumer took is
+ * gone, even if that consumer then dies, as in Python; a child killed in the
+ * middle of a call leaves the queue whole (the parent finishes or undoes it).
  *
  * The items live as bytes in a ring in shared memory of 64 KiB that grows
  * as needed up to 64 MiB ({@linkcode Queue.MAX_BYTES});
@@ -272,19 +271,24 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
     const payload = encodePayload(item);
     const need = frameBytes(item, payload);
     checkFrame(need);
-    let holdsSpace = false;
-    if (!ring.bounded || (holdsSpace = takeFree(ring.spaceWords))) {
-      const result = ring.write(item, payload, need, false, priority);
-      if (result === WROTE) return;
-      if (result === WAS_CLOSED) {
-        ring.giveBackSpace();
-        throw ring.closedForPut("put()");
-      }
-    }
+    const result = ring.write(item, payload, need, false, priority);
+    if (result === WROTE) return;
+    if (result === WAS_CLOSED) throw ring.closedForPut("put()");
     const deadline = deadlineIn(timeout);
     const signal = options?.signal;
     await runAsync(
-      ring.putSteps(item, payload, need, holdsSpace, deadline, timeout, signal, "put()", priority),
+      ring.putSteps(
+        item,
+        payload,
+        need,
+        false,
+        deadline,
+        timeout,
+        signal,
+        "put()",
+        false,
+        priority,
+      ),
     );
   }
 
@@ -321,17 +325,22 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
     const payload = encodePayload(item);
     const need = frameBytes(item, payload);
     checkFrame(need);
-    if (ring.bounded && !claimSync(ring.spaceWords, deadline)) {
-      throw ring.timedOut("putSync()", timeout);
-    }
     const result = ring.write(item, payload, need, false, priority);
     if (result === WROTE) return;
-    if (result === WAS_CLOSED) {
-      ring.giveBackSpace();
-      throw ring.closedForPut("putSync()");
-    }
+    if (result === WAS_CLOSED) throw ring.closedForPut("putSync()");
     runSync(
-      ring.putSteps(item, payload, need, true, deadline, timeout, undefined, "putSync()", priority),
+      ring.putSteps(
+        item,
+        payload,
+        need,
+        false,
+        deadline,
+        timeout,
+        undefined,
+        "putSync()",
+        true,
+        priority,
+      ),
     );
   }
 
@@ -382,13 +391,11 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
   async get(options?: WaitOptions): Promise<T> {
     const ring = this.#ring;
     const timeout = waitTimeout(options, ring, "get()");
-    if (
-      !takeFree(ring.itemWords) &&
-      !await runAsync(acquireSteps(ring.itemWords, deadlineIn(timeout), options?.signal))
-    ) {
-      throw ring.timedOut("get()", timeout);
-    }
-    return ring.take("get()") as T;
+    const item = ring.tryTake("get()");
+    if (item !== NOTHING) return item as T;
+    return await runAsync(
+      ring.getSteps(deadlineIn(timeout), timeout, options?.signal, "get()", false),
+    ) as T;
   }
 
   /**
@@ -417,10 +424,9 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
   getSync(options?: WaitOptions): T {
     const ring = this.#ring;
     const timeout = waitTimeout(options, ring, "getSync()");
-    if (!claimSync(ring.itemWords, deadlineIn(timeout))) {
-      throw ring.timedOut("getSync()", timeout);
-    }
-    return ring.take("getSync()") as T;
+    const item = ring.tryTake("getSync()");
+    if (item !== NOTHING) return item as T;
+    return runSync(ring.getSteps(deadlineIn(timeout), timeout, undefined, "getSync()", true)) as T;
   }
 
   /**
@@ -443,14 +449,8 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   tryGet(): { value: T } | undefined {
-    const ring = this.#ring;
-    if (!takeFree(ring.itemWords)) {
-      if (ring.closed && ring.size === 0) {
-        throw new QueueClosedError(`${ring.label}.tryGet(): the queue is closed and empty`);
-      }
-      return undefined;
-    }
-    return { value: ring.take("tryGet()") as T };
+    const item = this.#ring.tryTake("tryGet()");
+    return item === NOTHING ? undefined : { value: item as T };
   }
 
   /**
@@ -520,7 +520,7 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * @ignore
    */
   get [remote](): RemoteSpec {
-    return queueRemoteSpec(this.maxSize);
+    return queueRemoteSpec(this.#ring);
   }
 }
 
@@ -536,11 +536,17 @@ export function describeRing(
   module: string,
   context: DescribeContext,
 ): Descriptor {
-  return { kind, module, state: ring.refs((buffer) => sharedState(context, buffer, kind)) };
+  const state = ring.refs((buffer) => sharedState(context, buffer, kind));
+  if (context.mapped) whenChildEnds(ring.header.buffer, (pid) => ring.recoverFrom(pid));
+  return { kind, module, state };
 }
 
-/** @internal What the broker needs to know about a queue. */
-export function queueRemoteSpec(maxSize: number, joinable = false): RemoteSpec {
+/**
+ * @internal What the broker needs to know about a queue. A child that maps
+ * this program's memory uses a first-in, first-out ring directly (`direct`);
+ * a LifoQueue's or PriorityQueue's goes through the broker.
+ */
+export function queueRemoteSpec(ring: Ring, joinable = false): RemoteSpec {
   const immediate: Record<string, string> = {
     tryGet: "await queue.get({ timeout: 0 })",
     tryPut: "await queue.put(item, { timeout: 0 })",
@@ -563,7 +569,8 @@ export function queueRemoteSpec(maxSize: number, joinable = false): RemoteSpec {
     calls,
     immediate,
     oneWay: joinable ? ["close", "taskDone"] : ["close"],
-    constants: { maxSize },
+    constants: { maxSize: ring.maxSize },
+    direct: !ring.ordered,
   };
 }
 

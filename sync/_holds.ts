@@ -1,6 +1,7 @@
 /**
  * Which process holds a `Mutex`, so that a parent can release the lock of a
- * child process that died holding it.
+ * child process that died holding it; and what else a parent puts right when
+ * a child that maps its memory ends.
  *
  * Through the broker the parent holds a child's leases itself. A child that
  * maps the parent's memory locks a `Mutex` directly, so the mutex's OWNER
@@ -14,11 +15,12 @@
  * instant between locking and writing its pid, or between clearing it and
  * unlocking, leaves that lock as it is.
  *
- * Only mutexes (a `Condition`'s and a `Value`'s lock too): a semaphore's
- * permits have many holders, and semaphores reach children through the
- * broker. A child with FFI can write anything anywhere in the parent's
- * shared memory; the parent only ever releases mutexes it sent to such a
- * child, once each.
+ * Mutexes (a `Condition`'s and a `Value`'s lock too), and the rings of
+ * queues, whose lock word holds its holder's pid itself ({@linkcode whenChildEnds},
+ * `queue/_ring.ts`). A semaphore's permits have many holders, and
+ * semaphores reach children through the broker. A child with FFI can write
+ * anything anywhere in the parent's shared memory; the parent only ever
+ * mends objects it sent to such a child.
  *
  * @module
  */
@@ -29,24 +31,35 @@ import type { Releasable } from "./_shared.ts";
 /** This process's pid: what a `Mutex` it locks holds in its OWNER word. */
 export const PID: number = Deno.pid;
 
-/** The mutexes sent to children that map memory, with their permit words. */
-const sent = new Map<Releasable, Int32Array>();
+/** What to put right, for each object sent to a child that maps memory, when a child is gone. */
+const sent = new Map<ArrayBufferLike, (pid: number) => void>();
 
-/** Remembers `owner` (permit words `words`) as sent to a child that maps memory. */
-export function registerHolder(owner: Releasable, words: Int32Array): void {
-  sent.set(owner, words);
+/**
+ * Remembers that the object in `buffer` went to a child that maps memory:
+ * `recover` is called with the pid of every child that ends (a queue's ring
+ * finishes what a child died doing under its lock: `queue/_ring.ts`).
+ */
+export function whenChildEnds(buffer: ArrayBufferLike, recover: (pid: number) => void): void {
+  sent.set(buffer, recover);
 }
 
-/** Child `pid` is gone: releases, and marks, every mutex it was holding. */
-export function releaseLocksOf(pid: number): void {
-  for (const [owner, words] of sent) {
-    if (words[OWNER] !== pid || Atomics.load(words, COUNT) >= 1) continue;
-    words[OWNER] = 0;
-    Atomics.add(words, DIED, 1);
-    try {
-      owner.release();
-    } catch {
-      // Released meanwhile by someone else: any holder may release a Mutex.
-    }
+/** Remembers `owner` (permit words `words`), a mutex sent to a child that maps memory. */
+export function registerHolder(owner: Releasable, words: Int32Array): void {
+  whenChildEnds(words.buffer, (pid) => releaseHeldBy(owner, words, pid));
+}
+
+/** Child `pid` is gone: releases, and marks, every mutex it was holding, and mends every queue. */
+export function recoverFromEndOf(pid: number): void {
+  for (const recover of sent.values()) recover(pid);
+}
+
+function releaseHeldBy(owner: Releasable, words: Int32Array, pid: number): void {
+  if (words[OWNER] !== pid || Atomics.load(words, COUNT) >= 1) return;
+  words[OWNER] = 0;
+  Atomics.add(words, DIED, 1);
+  try {
+    owner.release();
+  } catch {
+    // Released meanwhile by someone else: any holder may release a Mutex.
   }
 }

@@ -3,6 +3,7 @@
 import type {
   Condition,
   Event,
+  JoinableQueue,
   Mutex,
   Queue,
   Semaphore,
@@ -10,6 +11,7 @@ import type {
   Value,
   WaitGroup,
 } from "../mod.ts";
+import { queueRing } from "../queue/queue.ts";
 
 /** Adds 1 to `value` `times` times with `addSync`, which fails in a child that uses the broker. */
 export function addSyncTimes(value: Value<"int32">, times: number): number {
@@ -129,4 +131,85 @@ export async function queueEcho(
 /** Locks `mutex` and returns with it locked (any holder may release a Mutex). */
 export function lockAndReturn(mutex: Mutex): void {
   mutex.acquireSync({ timeout: 10_000 });
+}
+
+/**
+ * Passes `count` items from `input` to `output`, doubled, with the blocking
+ * forms (which a child that uses queues through the broker cannot call);
+ * then says what `tryGet` and `size` answer on the emptied input.
+ */
+export function relaySync(
+  input: Queue<number>,
+  output: Queue<number>,
+  count: number,
+): { left: unknown; size: number } {
+  for (let i = 0; i < count; i++) output.putSync(2 * input.getSync({ timeout: 10_000 }));
+  return { left: input.tryGet(), size: input.size };
+}
+
+/** Gets items until the queue is closed, marking each done; returns them. */
+export async function consume(queue: JoinableQueue<number>): Promise<number[]> {
+  const got: number[] = [];
+  for await (const item of queue) {
+    got.push(item);
+    queue.taskDone();
+  }
+  return got;
+}
+
+/** Writes this child's pid into `pid`, then waits for an item (the parent kills it meanwhile). */
+export async function getUntilKilled(queue: Queue<string>, pid: Value<"int32">): Promise<void> {
+  pid.storeSync(Deno.pid);
+  await queue.get({ timeout: 10_000 });
+}
+
+/** Writes this child's pid into `pid`, then puts and gets items until the parent kills it. */
+export function churnUntilKilled(queue: Queue<string>, pid: Value<"int32">): void {
+  pid.storeSync(Deno.pid);
+  for (let i = 0;; i++) {
+    queue.putSync(`${i}`, { timeout: 10_000 });
+    queue.getSync({ timeout: 10_000 });
+  }
+}
+
+/**
+ * Plays a child killed in the middle of a queue call, inside the ring's
+ * lock: runs a `getSync` or a `putSync("b")` with `Atomics` patched so that
+ * at `when` it writes this child's pid into `pid` and spins until killed.
+ * `"claimed"`: a get has just claimed its item's permit; `"noted"`: the
+ * call has noted its change to the ring, not applied it; `"took"`: a get
+ * has taken its item and not given its place back.
+ */
+export function dieInQueueCall(
+  queue: Queue<string>,
+  call: "get" | "put",
+  when: "claimed" | "noted" | "took",
+  pid: Value<"int32">,
+): void {
+  const header = queueRing(queue).header;
+  const { compareExchange, store } = Atomics;
+  const die = (): never => {
+    Atomics.compareExchange = compareExchange;
+    Atomics.store = store;
+    pid.storeSync(Deno.pid);
+    for (;;) {
+      // Spins until the parent kills this child.
+    }
+  };
+  // Word offsets in the ring's header (queue/_ring.ts): ITEMS, SPACE, NOTED.
+  const items = (array: Int32Array) => array.buffer === header.buffer && array.byteOffset === 64;
+  const space = (array: Int32Array) => array.buffer === header.buffer && array.byteOffset === 128;
+  Atomics.compareExchange = ((array: Int32Array, index: number, from: number, to: number) => {
+    if (when === "took" && space(array) && index === 0 && to > from) die();
+    const seen = compareExchange(array, index, from, to);
+    if (when === "claimed" && items(array) && index === 0 && seen === from && to < from) die();
+    return seen;
+  }) as typeof Atomics.compareExchange;
+  Atomics.store = ((array: Int32Array, index: number, value: number) => {
+    const stored = store(array, index, value);
+    if (when === "noted" && array === header && index === 2 && value > 0) die();
+    return stored;
+  }) as typeof Atomics.store;
+  if (call === "get") queue.getSync({ timeout: 10_000 });
+  else queue.putSync("b", { timeout: 10_000 });
 }

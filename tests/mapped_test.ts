@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   Condition,
   Event,
+  JoinableQueue,
   Mutex,
   PriorityQueue,
   ProcessPool,
@@ -22,7 +23,7 @@ import { queueRing } from "../queue/queue.ts";
 import { describe, encode } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
-import { failure, waitUntil, within } from "./_helpers.ts";
+import { failure, runProgram, waitUntil, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_mapped_tasks.ts")>(
   new URL("./_mapped_tasks.ts", import.meta.url),
@@ -325,10 +326,8 @@ Deno.test({
 
 Deno.test({
   ...mapped,
-  name: "a Queue passed to a child with FFI still goes through the broker, in order, exactly once",
+  name: "a Queue passed to a child with FFI is used directly: in order, exactly once",
   fn: async () => {
-    // Queues stay on the broker for children (README: "Shared memory across processes"): a
-    // child killed inside the ring's lock or its permit lines would leave them stuck.
     await using pool = new ProcessPool({ maxWorkers: 1 });
     await using threads = new ThreadPool({ maxWorkers: 1 });
     const input = new Queue<number>();
@@ -337,11 +336,201 @@ Deno.test({
     const child = pool.submit(work.queueEcho, input, middle, 200);
     const thread = threads.submit(work.queueEcho, middle, output, 200);
     for (let i = 0; i < 200; i++) input.putSync(i);
-    assert.equal(await within(child), "broker");
+    assert.equal(await within(child), "direct");
     assert.equal(await within(thread), "direct");
     const got = Array.from({ length: 200 }, () => output.getSync({ timeout: 10_000 }));
     assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => 4 * i));
     assert.equal(output.size + middle.size + input.size, 0);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child's getSync and putSync wait for items and places of bounded queues",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const input = new Queue<number>({ maxSize: 4 });
+    const output = new Queue<number>({ maxSize: 2 });
+    const relayed = pool.submit(work.relaySync, input, output, 300);
+    const got: number[] = [];
+    const reading = (async () => {
+      // Slower than the child: its putSync waits for places.
+      while (got.length < 300) {
+        got.push(await output.get({ timeout: 10_000 }));
+        if (got.length % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    for (let i = 0; i < 300; i++) {
+      await input.put(i, { timeout: 10_000 });
+      // And its getSync for items.
+      if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await within(reading);
+    assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => 2 * i));
+    assert.deepEqual(await within(relayed), { left: undefined, size: 0 });
+    assert.equal(input.tryPut(1) && input.tryPut(2) && input.tryPut(3) && input.tryPut(4), true);
+    assert.equal(input.tryPut(5), false);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "two children and a thread share a JoinableQueue's items exactly once; join ends",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    await using threads = new ThreadPool({ maxWorkers: 1 });
+    const queue = new JoinableQueue<number>({ maxSize: 16 });
+    const consumers = [
+      pool.submit(work.consume, queue),
+      pool.submit(work.consume, queue),
+      threads.submit(work.consume, queue),
+    ];
+    for (let i = 0; i < 2_000; i++) await queue.put(i, { timeout: 10_000 });
+    await queue.join({ timeout: 10_000 });
+    assert.equal(queue.unfinished, 0);
+    queue.close();
+    const got = (await within(Promise.all(consumers))).flat().sort((a, b) => a - b);
+    assert.deepEqual(got, Array.from({ length: 2_000 }, (_, i) => i));
+  },
+});
+
+/** Runs `dieInQueueCall` in a child, kills the child where it stopped, waits for the lock. */
+async function killInQueueCall(
+  queue: Queue<string>,
+  call: "get" | "put",
+  when: "claimed" | "noted" | "took",
+): Promise<void> {
+  await using pool = new ProcessPool({ maxWorkers: 1 });
+  const pid = new Value("int32", 0);
+  const dying = failure(pool.submit(work.dieInQueueCall, queue, call, when, pid));
+  await waitUntil(() => pid.loadSync() !== 0);
+  assert.equal(queueRing(queue).lockHolder, pid.loadSync());
+  Deno.kill(pid.loadSync(), "SIGKILL");
+  assert.equal((await dying).name, "WorkerCrashedError");
+  // The parent frees the lock of the dead child (before that, a get here would block on it).
+  await waitUntil(() => queueRing(queue).lockHolder === 0);
+}
+
+Deno.test({
+  ...mapped,
+  name: "a child killed holding a queue's lock after claiming an item: the item stays, once",
+  fn: async () => {
+    const queue = new Queue<string>();
+    queue.putSync("a");
+    await killInQueueCall(queue, "get", "claimed");
+    assert.deepEqual(queue.tryGet(), { value: "a" });
+    assert.equal(queue.tryGet(), undefined);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed between noting a put and applying it: the parent finishes the put",
+  fn: async () => {
+    const queue = new Queue<string>();
+    await killInQueueCall(queue, "put", "noted");
+    assert.deepEqual(queue.tryGet(), { value: "b" });
+    assert.equal(queue.tryGet(), undefined);
+    queue.putSync("c");
+    assert.deepEqual(queue.getSync({ timeout: 1_000 }), "c");
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed between noting a get and applying it: its item is gone, the rest stay",
+  fn: async () => {
+    const queue = new Queue<string>();
+    queue.putSync("x");
+    queue.putSync("y");
+    await killInQueueCall(queue, "get", "noted");
+    assert.deepEqual(queue.tryGet(), { value: "y" });
+    assert.equal(queue.tryGet(), undefined);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed after taking an item of a full queue: its place comes back",
+  fn: async () => {
+    const queue = new Queue<string>({ maxSize: 1 });
+    queue.putSync("x");
+    await killInQueueCall(queue, "get", "took");
+    assert.equal(queue.tryGet(), undefined);
+    assert.equal(queue.tryPut("y"), true);
+    assert.equal(queue.tryPut("z"), false);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a parent blocked on a queue's lock a killed child held frees it itself",
+  fn: async () => {
+    // The parent's event loop, which learns of the child's end, cannot run while putSync waits:
+    // the wait looks at the holder itself.
+    const tasksUrl = new URL("./_mapped_tasks.ts", import.meta.url).href;
+    const { code, stdout, stderr } = await runProgram(`
+      import { ProcessPool, Queue, tasks, Value } from "@parallel/core";
+      const work = tasks(new URL(${JSON.stringify(tasksUrl)}));
+      const pool = new ProcessPool({ maxWorkers: 1 });
+      const queue = new Queue();
+      queue.putSync("a");
+      const pid = new Value("int32", 0);
+      const dying = pool.submit(work.dieInQueueCall, queue, "get", "claimed", pid)
+        .catch((error) => error.name);
+      while (pid.loadSync() === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      Deno.kill(pid.loadSync(), "SIGKILL");
+      queue.putSync("b");
+      console.log(JSON.stringify([queue.tryGet(), queue.tryGet(), await dying]));
+      await pool.shutdown();
+    `);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.trim(), '[{"value":"a"},{"value":"b"},"WorkerCrashedError"]');
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed while waiting for an item leaves no one in line: tryGet finds the next",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const queue = new Queue<string>();
+    const pid = new Value("int32", 0);
+    const waiting = failure(pool.submit(work.getUntilKilled, queue, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await waiting).name, "WorkerCrashedError");
+    queue.putSync("p");
+    assert.deepEqual(queue.tryGet(), { value: "p" });
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "children killed at any moment of puts and gets leave a bounded queue whole",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const queue = new Queue<string>({ maxSize: 2 });
+    for (let round = 0; round < 6; round++) {
+      const pid = new Value("int32", 0);
+      const churning = failure(pool.submit(work.churnUntilKilled, queue, pid));
+      await waitUntil(() => pid.loadSync() !== 0);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
+      Deno.kill(pid.loadSync(), "SIGKILL");
+      assert.equal((await churning).name, "WorkerCrashedError");
+      await waitUntil(() => queueRing(queue).lockHolder === 0);
+    }
+    // At most one item the last child put and did not get back.
+    while (queue.tryGet() !== undefined);
+    assert.equal(queue.size, 0);
+    assert.equal(queue.tryPut("1") && queue.tryPut("2"), true, "both places are free");
+    assert.equal(queue.tryPut("3"), false);
+    assert.deepEqual([queue.tryGet(), queue.tryGet(), queue.tryGet()], [
+      { value: "1" },
+      { value: "2" },
+      undefined,
+    ]);
   },
 });
 
