@@ -234,8 +234,9 @@ export function futexWake(address: number, count: number): number {
 
 /**
  * Whether process `pid` has ended: a child of this process that exited
- * (looked at without reaping it, which Deno does), or no process at all.
- * `false` while it runs, or when it cannot tell (a process of another user).
+ * (looked at without reaping it, which Deno does), or a pid this program
+ * cannot signal: none, or one reused by another user's process, which means
+ * the one it was asked about has ended. `false` while it runs.
  */
 export function processEnded(pid: number): boolean {
   const c = symbols();

@@ -15,16 +15,19 @@
  *   ├────────────┴────────────┴────────────┴────────────┤
  *   │ 8–15 NOTES: up to four pairs (word, new value)    │
  *   └───────────────────────────────────────────────────┘
- *   line 1: words 16–19 ITEMS, a permit counter (sync/_permits.ts): items a get may claim;
- *           20–23 the order of an ordered ring; 24 ITEM_SEQ, 25 OUTSIDE_GETS
- *   line 2: words 32–35 SPACE, a permit counter: free places (maxSize only);
- *           36 SPACE_SEQ, 37 OUTSIDE_PUTS
+ *   line 1: words 16–19 ITEMS, a permit counter (sync/_permits.ts): items a get may claim,
+ *           and 22 its LOOSE permits; 24 ITEM_SEQ, 25 OUTSIDE_GETS
+ *   line 2: words 32–35 SPACE, a permit counter: free places (maxSize only), and 38 its
+ *           LOOSE permits; 36 SPACE_SEQ, 37 OUTSIDE_PUTS
  *   line 3: read mostly
  *   ┌────────────┬────────────┬────────────┬────────────┐
  *   │48 CLOSED   │49 MAX_SIZE │50 JOINABLE │51 ROOM_SEQ │
  *   ├────────────┼────────────┼────────────┼────────────┤
  *   │52 ROOM_    │53 UNFIN-   │54 JOIN_SEQ │55 JOINERS  │
  *   │   SLEEPERS │   ISHED    │            │            │
+ *   ├────────────┼────────────┼────────────┼────────────┤
+ *   │56 ORDER    │57 SEQ_LO   │58 SEQ_HI   │59 DEAD_    │  an ordered ring's
+ *   │            │            │            │   BYTES    │
  *   └────────────┴────────────┴────────────┴────────────┘
  *
  *   LOCK           0 when free, else the holder process's pid, with bit 30 set
@@ -153,7 +156,17 @@ import { describeType, jsonExact } from "../internal/codec.ts";
 import { bufferOf, growableBytes, sharedBytes, type SharedRef } from "../internal/memory.ts";
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { processEnded } from "../internal/libc.ts";
-import { acquireSteps, FOREVER, releasePermit, takeFree } from "../sync/_permits.ts";
+import {
+  acquireSteps,
+  COUNT as PERMITS,
+  FOREVER,
+  LOOSE,
+  OPEN,
+  releasePermit,
+  takeFree,
+  takeOne,
+  WAKE,
+} from "../sync/_permits.ts";
 import { abortReason, timedOut } from "../sync/_shared.ts";
 import { PID } from "../sync/_holds.ts";
 
@@ -190,13 +203,13 @@ const JOINERS = 55;
 /** Word offset of the ITEMS permit counter (its own cache line). */
 const ITEMS = 16;
 /** Which item a get takes: FIFO, LIFO or PRIORITY. */
-const ORDER = 20;
+const ORDER = 56;
 /** The next put's sequence number, low and high 32 bits (ordered rings). */
-const SEQ_LO = 21;
+const SEQ_LO = 57;
 /** See {@linkcode SEQ_LO}. */
-const SEQ_HI = 22;
+const SEQ_HI = 58;
 /** Bytes of frames taken out of order and not yet passed by HEAD (ordered rings). */
-const DEAD_BYTES = 23;
+const DEAD_BYTES = 59;
 /** Bumped when items arrive while gets of a child process wait for one. */
 const ITEM_SEQ = 24;
 /** Gets of child processes waiting for an item (outside the ITEMS line). */
@@ -464,6 +477,15 @@ function tooLarge(bytes: number, qualifier: string): RangeError {
   );
 }
 
+/**
+ * Takes a free permit from `words` (a ring's permit counter): one counted
+ * free, or, when nobody waits in line, a {@linkcode LOOSE} one.
+ */
+function claimFree(words: Int32Array): boolean {
+  return takeFree(words) ||
+    (Atomics.load(words, PERMITS) >= 0 && Atomics.load(words, LOOSE) > 0 && takeOne(words, LOOSE));
+}
+
 /** Takes a free permit from `words` (a permit counter), looking again for about 10 µs. */
 function spin(words: Int32Array): boolean {
   for (let i = 0; i < SPINS; i++) {
@@ -548,8 +570,8 @@ export class Ring {
     this.inChild = inChild;
     this.header = new Int32Array(state.header);
     this.lockWords = new Int32Array(state.header, LOCK * 4, 4);
-    this.itemWords = new Int32Array(state.header, ITEMS * 4, 4);
-    this.spaceWords = new Int32Array(state.header, SPACE * 4, 4);
+    this.itemWords = new Int32Array(state.header, ITEMS * 4, LOOSE + 1);
+    this.spaceWords = new Int32Array(state.header, SPACE * 4, LOOSE + 1);
     this.maxSize = this.header[MAX_SIZE] === 0 ? Infinity : this.header[MAX_SIZE];
     this.#data = state.data;
     this.#bytes = new Uint8Array(state.data);
@@ -602,6 +624,11 @@ export class Ring {
   refs(ref: (buffer: ArrayBufferLike) => SharedRef): RingRefs {
     const refs = { header: ref(this.header.buffer), data: ref(this.#data) };
     return this.#indexBuffer === undefined ? refs : { ...refs, index: ref(this.#indexBuffer) };
+  }
+
+  /** Puts waiting for bytes (the ring full at its limit). */
+  get roomSleepers(): number {
+    return Atomics.load(this.header, ROOM_SLEEPERS);
   }
 
   /** The pid of the process holding the lock, 0 when it is free. */
@@ -720,7 +747,22 @@ export class Ring {
     for (let i = 0; i < n; i++) header[header[NOTES + 2 * i]] = header[NOTES + 2 * i + 1];
   }
 
-  /** Wakes a child's get waiting outside the line, if any: items came. */
+  /**
+   * Gives a permit of `words` (ITEMS or SPACE): through the line in this
+   * process; in a child, in one atomic step ({@linkcode giveFromChild}).
+   */
+  #give(words: Int32Array): void {
+    if (this.inChild) giveFromChild(words);
+    else releasePermit(words, Infinity);
+  }
+
+  /** Gives an ITEMS permit, and wakes a child's get waiting outside the line, if any. */
+  #giveItem(): void {
+    this.#give(this.itemWords);
+    this.#itemsCame();
+  }
+
+  /** Wakes a child's get waiting outside the line, if any: an item may be free. */
   #itemsCame(): void {
     const header = this.header;
     if (Atomics.load(header, OUTSIDE_GETS) > 0) {
@@ -732,7 +774,12 @@ export class Ring {
   /** Gives back a SPACE permit (a place freed, or claimed and not used). */
   giveBackSpace(): void {
     if (!this.bounded) return;
-    releasePermit(this.spaceWords, Infinity);
+    this.#give(this.spaceWords);
+    this.#placeCame();
+  }
+
+  /** Wakes a child's put waiting outside the line, if any: a place may be free. */
+  #placeCame(): void {
     const header = this.header;
     if (Atomics.load(header, OUTSIDE_PUTS) > 0) {
       Atomics.add(header, SPACE_SEQ, 1);
@@ -760,7 +807,7 @@ export class Ring {
     holdsSpace = false,
   ): number {
     const inChild = this.inChild;
-    if (this.bounded && !inChild && !holdsSpace && !takeFree(this.spaceWords)) return FULL;
+    if (this.bounded && !inChild && !holdsSpace && !claimFree(this.spaceWords)) return FULL;
     const header = this.header;
     const held = this.bounded && !inChild;
     this.lock();
@@ -772,7 +819,7 @@ export class Ring {
       if (this.bounded) {
         if (inChild) {
           header[STEP] = CLAIMING_SPACE;
-          if (!takeFree(this.spaceWords)) return FULL;
+          if (!claimFree(this.spaceWords)) return FULL;
         }
         // A place given back twice after a child died: dropped.
         if (header[COUNT] >= this.maxSize) return FULL;
@@ -794,18 +841,12 @@ export class Ring {
       const joinable = header[JOINABLE] !== 0;
       if (joinable) this.#note(3, UNFINISHED, header[UNFINISHED] + 1);
       this.#commit(joinable ? 4 : 3);
-      if (inChild) {
-        releasePermit(this.itemWords, Infinity);
-        this.#itemsCame();
-      }
+      if (inChild) this.#giveItem();
     } finally {
       header[STEP] = IDLE;
       this.unlock();
     }
-    if (!inChild) {
-      releasePermit(this.itemWords, Infinity);
-      this.#itemsCame();
-    }
+    if (!inChild) this.#giveItem();
     return WROTE;
   }
 
@@ -837,10 +878,7 @@ export class Ring {
     try {
       for (let holds = holdsSpace;; holds = false) {
         if (this.bounded && !this.inChild && !holds) {
-          if (
-            !takeFree(this.spaceWords) && !(blocking && spin(this.spaceWords)) &&
-            !(yield* acquireSteps(this.spaceWords, deadline, signal))
-          ) {
+          if (!(yield* this.#claimSteps(this.spaceWords, deadline, signal, blocking))) {
             throw this.timedOut(method, timeout);
           }
           holds = true;
@@ -886,6 +924,9 @@ export class Ring {
     const header = this.header;
     for (;;) {
       const capacity = header[CAPACITY];
+      if (!(capacity >= INITIAL_BYTES && capacity <= MAX_BYTES)) {
+        throw this.#corrupt(`a capacity of ${capacity} bytes`);
+      }
       if (header[COUNT] === 0) {
         header[HEAD] = 0;
         header[TAIL] = 0;
@@ -987,7 +1028,7 @@ export class Ring {
    */
   tryTake(method: string): unknown {
     if (this.inChild) return this.#takeInChild(method);
-    if (takeFree(this.itemWords)) return this.take(method);
+    if (claimFree(this.itemWords)) return this.take(method);
     if (this.closed && this.size === 0) throw this.closedAndEmpty(method);
     return NOTHING;
   }
@@ -1009,17 +1050,39 @@ export class Ring {
     blocking: boolean,
   ): WaitSteps<unknown> {
     if (this.inChild) return yield* this.#getOutsideSteps(deadline, timeout, signal, method);
-    const words = this.itemWords;
     for (;;) {
-      if (
-        !takeFree(words) && !(blocking && spin(words)) &&
-        !(yield* acquireSteps(words, deadline, signal))
-      ) {
+      if (!(yield* this.#claimSteps(this.itemWords, deadline, signal, blocking))) {
         throw this.timedOut(method, timeout);
       }
       const item = this.take(method);
       if (item !== NOTHING) return item;
     }
+  }
+
+  /**
+   * A thread's claim of a permit of `words` (ITEMS or SPACE), waiting in
+   * line; `false` when the deadline passes first. A caller that leaves the
+   * line without a permit may leave one free behind it (an aborted caller
+   * gives back a grant that came too late; a LOOSE permit is no longer the
+   * line's): a child's call waiting outside the line is told to look.
+   */
+  *#claimSteps(
+    words: Int32Array,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    blocking: boolean,
+  ): WaitSteps<boolean> {
+    if (claimFree(words) || (blocking && spin(words))) return true;
+    let claimed = false;
+    try {
+      claimed = yield* acquireSteps(words, deadline, signal, true);
+    } finally {
+      if (!claimed) {
+        if (words === this.itemWords) this.#itemsCame();
+        else this.#placeCame();
+      }
+    }
+    return claimed;
   }
 
   /** A child's wait for an item: outside the ITEMS line, on ITEM_SEQ. */
@@ -1087,7 +1150,7 @@ export class Ring {
     this.lock();
     try {
       header[STEP] = CLAIMING_ITEM;
-      if (takeFree(this.itemWords)) {
+      if (claimFree(this.itemWords)) {
         found = this.#takeFrame(method, TOOK_ITEM);
         if (found) this.#tookItem();
       } else if (header[CLOSED] !== 0 && header[COUNT] === 0) {
@@ -1132,7 +1195,7 @@ export class Ring {
     const count = header[COUNT];
     if (count === 0) {
       if (header[CLOSED] === 0) return false;
-      releasePermit(this.itemWords, Infinity);
+      this.#give(this.itemWords);
       throw this.closedAndEmpty(method);
     }
     const head = this.#index === undefined ? header[HEAD] : this.#pop(count);
@@ -1213,7 +1276,7 @@ export class Ring {
   #nextLive(at: number): number {
     const header = this.header;
     const ints = this.#ints;
-    for (;;) {
+    for (let steps = this.#maxSteps();; this.#step(steps--)) {
       if (at >= header[CAPACITY] || (ints[at >> 2] & TAG_MASK) === WRAP) at = 0;
       const word = ints[at >> 2];
       if ((word & TAG_MASK) !== DEAD) return at;
@@ -1221,6 +1284,26 @@ export class Ring {
       header[DEAD_BYTES] -= size;
       at += size;
     }
+  }
+
+  /** The most frames a walk of the ring can meet: more, and something else wrote in it. */
+  #maxSteps(): number {
+    return (this.header[CAPACITY] >> 2) + 2;
+  }
+
+  /**
+   * One step of a walk with `steps` left.
+   *
+   * @throws {Error} When none is left: the ring's memory holds what no
+   *   queue wrote (a child with FFI can write anything there).
+   */
+  #step(steps: number): void {
+    if (steps <= 0) throw this.#corrupt("a walk of its frames never ends");
+  }
+
+  /** The error for a ring whose words no queue could have written. */
+  #corrupt(what: string): Error {
+    return new Error(`${this.label}: its shared memory was overwritten (${what})`);
   }
 
   /** The bytes of the frame at `at`. */
@@ -1252,7 +1335,7 @@ export class Ring {
     const moved = new Map<number, number>();
     let at = header[HEAD];
     let out = 0;
-    for (let live = 0; live < count;) {
+    for (let live = 0, steps = this.#maxSteps(); live < count; this.#step(steps--)) {
       if (at >= capacity || (this.#ints[at >> 2] & TAG_MASK) === WRAP) {
         at = 0;
         continue;
@@ -1379,18 +1462,27 @@ export class Ring {
    * sleeper outside the lines woken.
    */
   #addSpares(): void {
-    addSpares(this.itemWords);
-    if (this.bounded) addSpares(this.spaceWords);
+    const add = this.inChild ? addLooseSpares : addSpares;
+    add(this.itemWords);
+    if (this.bounded) add(this.spaceWords);
     this.#wakeAll();
   }
 
-  /** Wakes every caller asleep outside the permit lines, to look again. */
+  /**
+   * Wakes every caller asleep on the ring, in line or not, to look again
+   * (after a child died: it may have died before waking them).
+   */
   #wakeAll(): void {
     const header = this.header;
-    for (const seq of [ROOM_SEQ, ITEM_SEQ, SPACE_SEQ]) {
+    for (const seq of [ROOM_SEQ, ITEM_SEQ, SPACE_SEQ, JOIN_SEQ]) {
       Atomics.add(header, seq, 1);
       notify(header, seq);
     }
+    for (const words of [this.itemWords, this.spaceWords]) {
+      Atomics.add(words, WAKE, 1);
+      notify(words, WAKE);
+    }
+    notify(header, LOCK);
   }
 
   // ---- a child that died ------------------------------------------------------
@@ -1415,7 +1507,7 @@ export class Ring {
       header[NOTED] = 0;
       const step = header[STEP];
       header[STEP] = IDLE;
-      if (step === CLAIMING_ITEM || step === WROTE_ITEM) releasePermit(this.itemWords, Infinity);
+      if (step === CLAIMING_ITEM || step === WROTE_ITEM) this.#giveItem();
       if (step === CLAIMING_SPACE || step === TOOK_ITEM) this.giveBackSpace();
       this.unlock();
       break;
@@ -1489,9 +1581,44 @@ export class Ring {
 
 /**
  * Adds one spare permit more than the callers in line, so each of them and
- * every later caller finds one; the callers give them back.
+ * every later caller finds one; the callers give them back. One
+ * compareExchange, then one grant for the whole line.
  */
 function addSpares(words: Int32Array): void {
-  const count = Atomics.load(words, 0);
-  for (let i = Math.max(1, 1 - count); i > 0; i--) releasePermit(words, Infinity);
+  let count = Atomics.load(words, PERMITS);
+  for (;;) {
+    const seen = Atomics.compareExchange(words, PERMITS, count, Math.max(count, 0) + 1);
+    if (seen === count) break;
+    count = seen;
+  }
+  if (count < 0) {
+    Atomics.add(words, OPEN, -count);
+    Atomics.add(words, WAKE, 1);
+    notify(words, WAKE);
+  }
+}
+
+/** {@linkcode addSpares} from a child: as LOOSE permits, in one atomic step. */
+function addLooseSpares(words: Int32Array): void {
+  Atomics.add(words, LOOSE, Math.max(1, 1 - Atomics.load(words, PERMITS)));
+  Atomics.add(words, WAKE, 1);
+  notify(words, WAKE);
+}
+
+/**
+ * A child's give of a permit, in one atomic step, so that the parent can
+ * give it again if unsure whether it was made (a spare is harmless; a
+ * permit half-given to the line would strand a caller in it): free when
+ * nobody waits in line, else LOOSE, for a caller in line to take.
+ */
+function giveFromChild(words: Int32Array): void {
+  let count = Atomics.load(words, PERMITS);
+  while (count >= 0) {
+    const seen = Atomics.compareExchange(words, PERMITS, count, count + 1);
+    if (seen === count) return;
+    count = seen;
+  }
+  Atomics.add(words, LOOSE, 1);
+  Atomics.add(words, WAKE, 1);
+  notify(words, WAKE);
 }

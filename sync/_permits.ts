@@ -88,6 +88,13 @@ export const DIED = 4;
 export const OWNER = 5;
 /** How many words the permit counter takes (what follows stays 8-byte aligned). */
 export const PERMIT_WORDS = 6;
+/**
+ * Permits a child process gave while callers waited in line: only a queue's
+ * counters have this word (`acquireSteps` with `loose`); see
+ * `queue/_ring.ts`, "Child processes". A caller in line takes one and leaves
+ * the line with it; when nobody is in line, any caller may.
+ */
+export const LOOSE = 6;
 
 /** How many times `acquireSync` looks again before it joins the line. */
 const SPINS = 200;
@@ -181,14 +188,16 @@ function spin(words: Int32Array): boolean {
 }
 
 /**
- * The slow path of taking a permit: joins the line and waits for a grant.
- * Returns `true` once it holds a permit, `false` when the deadline passes
- * first; throws the signal's reason on abort.
+ * The slow path of taking a permit: joins the line and waits for a grant
+ * (or, with `loose`, a {@linkcode LOOSE} permit). Returns `true` once it
+ * holds a permit, `false` when the deadline passes first; throws the
+ * signal's reason on abort.
  */
 export function* acquireSteps(
   words: Int32Array,
   deadline: Deadline,
   signal?: AbortSignal,
+  loose = false,
 ): WaitSteps<boolean> {
   if (deadline.remaining() === 0) return takeFree(words);
   if (Atomics.sub(words, COUNT, 1) > 0) return true;
@@ -196,6 +205,11 @@ export function* acquireSteps(
   for (;;) {
     const seen = Atomics.load(words, WAKE);
     if ((woken && takeOne(words, GRANTED)) || takeOne(words, OPEN)) return true;
+    if (loose && takeOne(words, LOOSE)) {
+      // Out of the line with it; a grant that came meanwhile goes back.
+      if (yield* leaveLine(words)) releasePermit(words, Infinity);
+      return true;
+    }
     const timeout = deadline.remaining();
     if (timeout === 0) return yield* leaveLine(words);
     const reason = yield { words, index: WAKE, expected: seen, timeout, signal };

@@ -213,3 +213,63 @@ export function dieInQueueCall(
   if (call === "get") queue.getSync({ timeout: 10_000 });
   else queue.putSync("b", { timeout: 10_000 });
 }
+
+/** Gets one item, waiting up to `ms`: the item, or the error's name. */
+export async function getWithin(queue: Queue<string>, ms: number): Promise<string> {
+  try {
+    return await queue.get({ timeout: ms });
+  } catch (error) {
+    return (error as Error).name;
+  }
+}
+
+/**
+ * A `putSync("b")` that dies right after its item's permit left this child
+ * while a caller waited in line for one (the permit counter's word moved),
+ * before anything else: writes this child's pid into `pid` and spins until killed.
+ */
+export function dieGivingToTheLine(queue: Queue<string>, pid: Value<"int32">): void {
+  const header = queueRing(queue).header;
+  const { add, compareExchange } = Atomics;
+  const die = (): never => {
+    Atomics.add = add;
+    Atomics.compareExchange = compareExchange;
+    pid.storeSync(Deno.pid);
+    for (;;) {
+      // Spins until the parent kills this child.
+    }
+  };
+  // The ITEMS permit counter is at word 16 of the header: a give moves its count (word 0 of
+  // it) or its LOOSE permits (word 6).
+  const items = (array: Int32Array) => array.buffer === header.buffer && array.byteOffset === 64;
+  Atomics.compareExchange = ((array: Int32Array, index: number, from: number, to: number) => {
+    const seen = compareExchange(array, index, from, to);
+    if (items(array) && index === 0 && seen === from && to > from) die();
+    return seen;
+  }) as typeof Atomics.compareExchange;
+  Atomics.add = ((array: Int32Array, index: number, value: number) => {
+    const old = add(array, index, value);
+    if (items(array) && index === 6 && value > 0) die();
+    return old;
+  }) as typeof Atomics.add;
+  queue.putSync("b", { timeout: 10_000 });
+}
+
+/** Gets an item and calls `taskDone()`, dying right after it unlocks the ring (see above). */
+export function dieInTaskDone(queue: JoinableQueue<string>, pid: Value<"int32">): void {
+  queue.getSync({ timeout: 10_000 });
+  const header = queueRing(queue).header;
+  const { exchange } = Atomics;
+  Atomics.exchange = ((array: Int32Array, index: number, value: number) => {
+    const old = exchange(array, index, value);
+    if (array === header && index === 0) {
+      Atomics.exchange = exchange;
+      pid.storeSync(Deno.pid);
+      for (;;) {
+        // Spins until the parent kills this child.
+      }
+    }
+    return old;
+  }) as typeof Atomics.exchange;
+  queue.taskDone();
+}

@@ -508,6 +508,114 @@ Deno.test({
 
 Deno.test({
   ...mapped,
+  name: "a get aborted in this process after its item was granted wakes a child waiting for one",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const queue = new Queue<string>();
+    const ring = queueRing(queue);
+    const controller = new AbortController();
+    const aborted = failure(queue.get({ signal: controller.signal }));
+    await waitUntil(() => Atomics.load(ring.itemWords, 0) === -1); // in line
+    const child = pool.submit(work.getWithin, queue, 10_000);
+    // The child waits outside the line, after this process's get.
+    await waitUntil(() => Atomics.load(ring.header, 25) === 1);
+    queue.putSync("x"); // granted to the get in line: the child looks and finds none
+    // Blocking the event loop a while, so that the child has looked and gone back to sleep before
+    // the get sees its grant; then the abort: the grant goes back as a free permit.
+    const until = performance.now() + 300;
+    while (performance.now() < until);
+    controller.abort();
+    assert.equal((await aborted).name, "AbortError");
+    assert.equal(await within(child), "x");
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed as it gives an item to a get waiting in line: the get still gets it",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const queue = new Queue<string>();
+    const ring = queueRing(queue);
+    const waiting = queue.get({ timeout: 10_000 });
+    await waitUntil(() => Atomics.load(ring.itemWords, 0) === -1); // in line
+    const pid = new Value("int32", 0);
+    const dying = failure(pool.submit(work.dieGivingToTheLine, queue, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await dying).name, "WorkerCrashedError");
+    assert.equal(await within(waiting), "b");
+    // The permit may have been given twice: the spare is dropped, nothing else comes out.
+    assert.equal(queue.tryGet(), undefined);
+    queue.putSync("c");
+    assert.deepEqual(queue.tryGet(), { value: "c" });
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed in taskDone before it woke join: join still ends",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const queue = new JoinableQueue<string>();
+    queue.putSync("a");
+    const joined = queue.join({ timeout: 10_000 });
+    const pid = new Value("int32", 0);
+    const dying = failure(pool.submit(work.dieInTaskDone, queue, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    assert.equal(queue.unfinished, 0);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await dying).name, "WorkerCrashedError");
+    await within(joined, 5_000);
+  },
+});
+
+for (
+  const [what, poke, call] of [
+    ["a capacity of 0, then putSync", "ring.header[7] = 0;", "queue.putSync(1);"],
+    ["a capacity of -1, then putSync", "ring.header[7] = -1;", "queue.putSync(1);"],
+    [
+      "a dead frame of size 0, then getSync",
+      "new Int32Array(ring.state.data)[1] = 9;",
+      "queue.getSync();",
+    ],
+    ["an ITEMS count of -2^31, then close()", "ring.itemWords[0] = -(2 ** 31);", "queue.close();"],
+  ]
+) {
+  Deno.test({
+    ...mapped,
+    name: `a queue whose memory a child overwrote (${what}) throws or goes on; it never spins`,
+    fn: async () => {
+      const ringModule = new URL("../queue/queue.ts", import.meta.url).href;
+      const { code, stdout, stderr } = await runProgram(
+        `
+        import { Queue } from "@parallel/core";
+        import { queueRing } from ${JSON.stringify(ringModule)};
+        const queue = new Queue();
+        for (const item of [1, 2]) queue.putSync(item);
+        queue.getSync();
+        queue.getSync();
+        // Two items from the ring's start: the frames at bytes 0 and 4.
+        for (const item of [1, 2]) queue.putSync(item);
+        const ring = queueRing(queue);
+        ${poke}
+        try {
+          ${call}
+        } catch (error) {
+          console.log(error.message);
+        }
+        console.log("returned");
+      `,
+        10_000,
+      );
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /returned/);
+    },
+  });
+}
+
+Deno.test({
+  ...mapped,
   name: "children killed at any moment of puts and gets leave a bounded queue whole",
   fn: async () => {
     await using pool = new ProcessPool({ maxWorkers: 1 });

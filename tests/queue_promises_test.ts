@@ -94,7 +94,7 @@ Deno.test("Queue: a ring wrapped around many times over stale bytes keeps FIFO o
 
 /** Puts waiting for the ring's bytes (ROOM_SLEEPERS in the ring's header). */
 function roomSleepers(queue: Queue<unknown>): number {
-  return Atomics.load(queueRing(queue).header, 12);
+  return queueRing(queue).roomSleepers;
 }
 
 Deno.test("Queue: close() wakes puts waiting for the ring's 64 MiB at once, with QueueClosedError", async () => {
