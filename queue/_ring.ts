@@ -122,7 +122,12 @@
  *
  * - it claims only free permits, with its STEP word saying so before the
  *   claim (CLAIMING_ITEM, CLAIMING_SPACE), and gives them (WROTE_ITEM,
- *   TOOK_ITEM) under the lock too;
+ *   TOOK_ITEM) under the lock too, each in one atomic step: a give is free
+ *   when nobody waits in line, else LOOSE (word 6 of the permit counter),
+ *   which a caller in line takes, leaving the line with it (handing a permit
+ *   to the line takes several steps, and a child killed among them would
+ *   leave a caller in line that no grant reaches); when nobody is in line,
+ *   any caller may take a LOOSE permit;
  * - several words change together through the journal: the new values are
  *   noted first, NOTED set, then applied (a child that dies midway has them
  *   applied again), as for a put's TAIL, COUNT, UNFINISHED and STEP;
@@ -139,7 +144,11 @@
  * twice is dropped by the first call that finds nothing behind it (above),
  * while one never given back would stall a queue for good. A child killed
  * while asleep leaves only its count in OUTSIDE_GETS (a wake-up per item
- * more).
+ * more). The parent learns of a child's end on its event loop: a wait for
+ * the lock in the parent also looks for itself every 100 ms, but a
+ * `getSync` on the parent's main thread waiting for an item that a dead
+ * child still owed it waits for the next item instead. A thread terminated
+ * (`Worker.terminate()`) inside the lock, in any process, leaves it held.
  *
  * No busy spinning: a blocking caller looks again at most 200 times with
  * `Atomics.pause()` (about 10 µs) before it sleeps in `Atomics.wait`, so that
