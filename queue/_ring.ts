@@ -16,9 +16,9 @@
  *   │ 8–15 NOTES: up to four pairs (word, new value)    │
  *   └───────────────────────────────────────────────────┘
  *   line 1: words 16–19 ITEMS, a permit counter (sync/_permits.ts): items a get may claim,
- *           and 22 its LOOSE permits; 24 ITEM_SEQ, 25 OUTSIDE_GETS
+ *           and 22–24 its LOOSE, OUTSIDE_SEQ and OUTSIDE words (children's waits)
  *   line 2: words 32–35 SPACE, a permit counter: free places (maxSize only), and 38 its
- *           LOOSE permits; 36 SPACE_SEQ, 37 OUTSIDE_PUTS
+ *           38–40 its LOOSE, OUTSIDE_SEQ and OUTSIDE words
  *   line 3: read mostly
  *   ┌────────────┬────────────┬────────────┬────────────┐
  *   │48 CLOSED   │49 MAX_SIZE │50 JOINABLE │51 ROOM_SEQ │
@@ -45,9 +45,6 @@
  *   UNFINISHED     items put and not yet marked done (JoinableQueue; under the lock)
  *   JOIN_SEQ       bumped when UNFINISHED reaches 0; join() sleeps on it
  *   JOINERS        callers inside join()
- *   ITEM_SEQ       bumped when items arrive while OUTSIDE_GETS > 0: gets of a child
- *                  process wait on it, outside the ITEMS line (see "Child processes")
- *   SPACE_SEQ      the same for places, and OUTSIDE_PUTS
  *
  *   data: CAPACITY bytes (64 KiB at first, 64 MiB at most) of a growable SharedArrayBuffer
  *   (heap memory, grown with CAPACITY), or of 64 MiB of mapped memory, which cannot grow: it is
@@ -122,28 +119,23 @@
  *
  * - it claims only free permits, with its STEP word saying so before the
  *   claim (CLAIMING_ITEM, CLAIMING_SPACE), and gives them (WROTE_ITEM,
- *   TOOK_ITEM) under the lock too, each in one atomic step: a give is free
- *   when nobody waits in line, else LOOSE (word 6 of the permit counter),
- *   which a caller in line takes, leaving the line with it (handing a permit
- *   to the line takes several steps, and a child killed among them would
- *   leave a caller in line that no grant reaches); when nobody is in line,
- *   any caller may take a LOOSE permit;
+ *   TOOK_ITEM) under the lock too, each in one atomic step (the counters
+ *   that children use directly, in `sync/_permits.ts`);
  * - several words change together through the journal: the new values are
  *   noted first, NOTED set, then applied (a child that dies midway has them
  *   applied again), as for a put's TAIL, COUNT, UNFINISHED and STEP;
- * - it never joins a permit line (a dead caller in line could not be taken
- *   out of it): while nothing is free it sleeps on ITEM_SEQ or SPACE_SEQ,
- *   counted in OUTSIDE_GETS or OUTSIDE_PUTS, and each item or place that
- *   comes while anyone is counted there bumps the word and wakes one. So a
- *   child is served after the callers in line, and its calls come in no set
- *   order among each other's.
+ * - it never joins a permit line: while nothing is free it sleeps outside
+ *   the line (on the counter's OUTSIDE_SEQ), and each item or place that
+ *   may have come free wakes one such sleeper. So a child is served after
+ *   the callers in line, and its calls come in no set order among each
+ *   other's.
  *
  * When a dead child held the lock, the parent applies its journal, gives back
  * the permit its STEP names, frees the lock and wakes every sleeper. Where
  * it cannot tell whether a claim or a give was made, it gives: a permit given
  * twice is dropped by the first call that finds nothing behind it (above),
  * while one never given back would stall a queue for good. A child killed
- * while asleep leaves only its count in OUTSIDE_GETS (a wake-up per item
+ * while asleep leaves only its count in OUTSIDE (a wake-up per item
  * more). The parent learns of a child's end on its event loop: a wait for
  * the lock in the parent also looks for itself every 100 ms, but a
  * `getSync` on the parent's main thread waiting for an item that a dead
@@ -167,14 +159,23 @@ import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { processEnded } from "../internal/libc.ts";
 import {
   acquireSteps,
+  claimFree,
+  claimInLineSteps,
   COUNT as PERMITS,
   FOREVER,
+  giveFromChild,
   LOOSE,
+  NONE,
   OPEN,
+  OUTSIDE,
+  OUTSIDE_SEQ,
   releasePermit,
+  SHARED_PERMIT_WORDS,
+  signalOutside,
   takeFree,
-  takeOne,
+  waitOutsideSteps,
   WAKE,
+  wakeEveryone,
 } from "../sync/_permits.ts";
 import { abortReason, timedOut } from "../sync/_shared.ts";
 import { PID } from "../sync/_holds.ts";
@@ -219,16 +220,8 @@ const SEQ_LO = 57;
 const SEQ_HI = 58;
 /** Bytes of frames taken out of order and not yet passed by HEAD (ordered rings). */
 const DEAD_BYTES = 59;
-/** Bumped when items arrive while gets of a child process wait for one. */
-const ITEM_SEQ = 24;
-/** Gets of child processes waiting for an item (outside the ITEMS line). */
-const OUTSIDE_GETS = 25;
 /** Word offset of the SPACE permit counter (its own cache line). */
 const SPACE = 32;
-/** Bumped when places free up while puts of a child process wait for one. */
-const SPACE_SEQ = 36;
-/** Puts of child processes waiting for a place (outside the SPACE line). */
-const OUTSIDE_PUTS = 37;
 /** What the lock holder is doing with a permit (IDLE, CLAIMING_ITEM…): see {@linkcode Ring.recoverFrom}. */
 const STEP = 1;
 /** How many noted (word, value) pairs are being applied: 0 when none. */
@@ -337,7 +330,7 @@ export const NO_ROOM = 2;
 export const FULL = 3;
 
 /** What a take returns when it found no item. */
-export const NOTHING: unique symbol = Symbol("nothing");
+export const NOTHING: typeof NONE = NONE;
 
 function align4(bytes: number): number {
   return (bytes + 3) & ~3;
@@ -486,15 +479,6 @@ function tooLarge(bytes: number, qualifier: string): RangeError {
   );
 }
 
-/**
- * Takes a free permit from `words` (a ring's permit counter): one counted
- * free, or, when nobody waits in line, a {@linkcode LOOSE} one.
- */
-function claimFree(words: Int32Array): boolean {
-  return takeFree(words) ||
-    (Atomics.load(words, PERMITS) >= 0 && Atomics.load(words, LOOSE) > 0 && takeOne(words, LOOSE));
-}
-
 /** Takes a free permit from `words` (a permit counter), looking again for about 10 µs. */
 function spin(words: Int32Array): boolean {
   for (let i = 0; i < SPINS; i++) {
@@ -579,8 +563,8 @@ export class Ring {
     this.inChild = inChild;
     this.header = new Int32Array(state.header);
     this.lockWords = new Int32Array(state.header, LOCK * 4, 4);
-    this.itemWords = new Int32Array(state.header, ITEMS * 4, LOOSE + 1);
-    this.spaceWords = new Int32Array(state.header, SPACE * 4, LOOSE + 1);
+    this.itemWords = new Int32Array(state.header, ITEMS * 4, SHARED_PERMIT_WORDS);
+    this.spaceWords = new Int32Array(state.header, SPACE * 4, SHARED_PERMIT_WORDS);
     this.maxSize = this.header[MAX_SIZE] === 0 ? Infinity : this.header[MAX_SIZE];
     this.#data = state.data;
     this.#bytes = new Uint8Array(state.data);
@@ -758,42 +742,21 @@ export class Ring {
 
   /**
    * Gives a permit of `words` (ITEMS or SPACE): through the line in this
-   * process; in a child, in one atomic step ({@linkcode giveFromChild}).
+   * process; in a child, in one atomic step. Wakes a child waiting outside
+   * the line.
    */
   #give(words: Int32Array): void {
-    if (this.inChild) giveFromChild(words);
-    else releasePermit(words, Infinity);
-  }
-
-  /** Gives an ITEMS permit, and wakes a child's get waiting outside the line, if any. */
-  #giveItem(): void {
-    this.#give(this.itemWords);
-    this.#itemsCame();
-  }
-
-  /** Wakes a child's get waiting outside the line, if any: an item may be free. */
-  #itemsCame(): void {
-    const header = this.header;
-    if (Atomics.load(header, OUTSIDE_GETS) > 0) {
-      Atomics.add(header, ITEM_SEQ, 1);
-      notify(header, ITEM_SEQ, 1);
+    if (this.inChild) {
+      giveFromChild(words);
+    } else {
+      releasePermit(words, Infinity);
+      signalOutside(words);
     }
   }
 
   /** Gives back a SPACE permit (a place freed, or claimed and not used). */
   giveBackSpace(): void {
-    if (!this.bounded) return;
-    this.#give(this.spaceWords);
-    this.#placeCame();
-  }
-
-  /** Wakes a child's put waiting outside the line, if any: a place may be free. */
-  #placeCame(): void {
-    const header = this.header;
-    if (Atomics.load(header, OUTSIDE_PUTS) > 0) {
-      Atomics.add(header, SPACE_SEQ, 1);
-      notify(header, SPACE_SEQ, 1);
-    }
+    if (this.bounded) this.#give(this.spaceWords);
   }
 
   // ---- put ------------------------------------------------------------------
@@ -850,12 +813,12 @@ export class Ring {
       const joinable = header[JOINABLE] !== 0;
       if (joinable) this.#note(3, UNFINISHED, header[UNFINISHED] + 1);
       this.#commit(joinable ? 4 : 3);
-      if (inChild) this.#giveItem();
+      if (inChild) this.#give(this.itemWords);
     } finally {
       header[STEP] = IDLE;
       this.unlock();
     }
-    if (!inChild) this.#giveItem();
+    if (!inChild) this.#give(this.itemWords);
     return WROTE;
   }
 
@@ -883,16 +846,17 @@ export class Ring {
   ): WaitSteps<void> {
     const header = this.header;
     const outside = this.bounded && this.inChild;
-    if (outside) Atomics.add(header, OUTSIDE_PUTS, 1);
+    const space = this.spaceWords;
+    if (outside) Atomics.add(space, OUTSIDE, 1);
     try {
       for (let holds = holdsSpace;; holds = false) {
         if (this.bounded && !this.inChild && !holds) {
-          if (!(yield* this.#claimSteps(this.spaceWords, deadline, signal, blocking))) {
+          if (!(yield* this.#claimSteps(space, deadline, signal, blocking))) {
             throw this.timedOut(method, timeout);
           }
           holds = true;
         }
-        const seen = Atomics.load(header, SPACE_SEQ);
+        const seen = Atomics.load(space, OUTSIDE_SEQ);
         const result = this.write(item, payload, need, true, priority, holds);
         if (result === WROTE) return;
         if (result === WAS_CLOSED) throw this.closedForPut(method);
@@ -900,8 +864,8 @@ export class Ring {
         if (result === FULL && !this.inChild) continue;
         const remaining = deadline.remaining();
         const reason = remaining === 0 ? "timed-out" : yield {
-          words: header,
-          index: result === FULL ? SPACE_SEQ : ROOM_SEQ,
+          words: result === FULL ? space : header,
+          index: result === FULL ? OUTSIDE_SEQ : ROOM_SEQ,
           expected: result === FULL ? seen : this.#roomSeq,
           timeout: remaining,
           signal,
@@ -910,15 +874,12 @@ export class Ring {
         if (reason === "aborted") throw abortReason(signal);
         if (deadline.remaining() === 0) throw this.timedOut(method, timeout);
       }
-    } catch (error) {
-      // Another child's put may have been woken for a place this one no longer waits for.
-      if (outside && Atomics.load(header, OUTSIDE_PUTS) > 1) {
-        Atomics.add(header, SPACE_SEQ, 1);
-        notify(header, SPACE_SEQ, 1);
-      }
-      throw error;
     } finally {
-      if (outside) Atomics.sub(header, OUTSIDE_PUTS, 1);
+      if (outside) {
+        Atomics.sub(space, OUTSIDE, 1);
+        // Another child's put may have been woken for a place this one did not take.
+        signalOutside(space);
+      }
     }
   }
 
@@ -1058,7 +1019,16 @@ export class Ring {
     method: string,
     blocking: boolean,
   ): WaitSteps<unknown> {
-    if (this.inChild) return yield* this.#getOutsideSteps(deadline, timeout, signal, method);
+    if (this.inChild) {
+      const item = yield* waitOutsideSteps(
+        this.itemWords,
+        () => this.#takeInChild(method),
+        deadline,
+        signal,
+      );
+      if (item === NONE) throw this.timedOut(method, timeout);
+      return item;
+    }
     for (;;) {
       if (!(yield* this.#claimSteps(this.itemWords, deadline, signal, blocking))) {
         throw this.timedOut(method, timeout);
@@ -1069,11 +1039,8 @@ export class Ring {
   }
 
   /**
-   * A thread's claim of a permit of `words` (ITEMS or SPACE), waiting in
-   * line; `false` when the deadline passes first. A caller that leaves the
-   * line without a permit may leave one free behind it (an aborted caller
-   * gives back a grant that came too late; a LOOSE permit is no longer the
-   * line's): a child's call waiting outside the line is told to look.
+   * A claim of a permit of `words` (ITEMS or SPACE) in this process, in
+   * line when none is free; `false` when the deadline passes first.
    */
   *#claimSteps(
     words: Int32Array,
@@ -1081,54 +1048,8 @@ export class Ring {
     signal: AbortSignal | undefined,
     blocking: boolean,
   ): WaitSteps<boolean> {
-    if (claimFree(words) || (blocking && spin(words))) return true;
-    let claimed = false;
-    try {
-      claimed = yield* acquireSteps(words, deadline, signal, true);
-    } finally {
-      if (!claimed) {
-        if (words === this.itemWords) this.#itemsCame();
-        else this.#placeCame();
-      }
-    }
-    return claimed;
-  }
-
-  /** A child's wait for an item: outside the ITEMS line, on ITEM_SEQ. */
-  *#getOutsideSteps(
-    deadline: Deadline,
-    timeout: number,
-    signal: AbortSignal | undefined,
-    method: string,
-  ): WaitSteps<unknown> {
-    const header = this.header;
-    Atomics.add(header, OUTSIDE_GETS, 1);
-    try {
-      for (;;) {
-        const seen = Atomics.load(header, ITEM_SEQ);
-        const item = this.#takeInChild(method);
-        if (item !== NOTHING) return item;
-        const remaining = deadline.remaining();
-        const reason = remaining === 0 ? "timed-out" : yield {
-          words: header,
-          index: ITEM_SEQ,
-          expected: seen,
-          timeout: remaining,
-          signal,
-        };
-        if (reason === "aborted") throw abortReason(signal);
-        if (deadline.remaining() === 0) throw this.timedOut(method, timeout);
-      }
-    } catch (error) {
-      // Another child's get may have been woken for an item this one no longer waits for.
-      if (Atomics.load(header, OUTSIDE_GETS) > 1) {
-        Atomics.add(header, ITEM_SEQ, 1);
-        notify(header, ITEM_SEQ, 1);
-      }
-      throw error;
-    } finally {
-      Atomics.sub(header, OUTSIDE_GETS, 1);
-    }
+    return claimFree(words) || (blocking && spin(words)) ||
+      (yield* claimInLineSteps(words, deadline, signal));
   }
 
   /**
@@ -1483,14 +1404,12 @@ export class Ring {
    */
   #wakeAll(): void {
     const header = this.header;
-    for (const seq of [ROOM_SEQ, ITEM_SEQ, SPACE_SEQ, JOIN_SEQ]) {
+    for (const seq of [ROOM_SEQ, JOIN_SEQ]) {
       Atomics.add(header, seq, 1);
       notify(header, seq);
     }
-    for (const words of [this.itemWords, this.spaceWords]) {
-      Atomics.add(words, WAKE, 1);
-      notify(words, WAKE);
-    }
+    wakeEveryone(this.itemWords);
+    wakeEveryone(this.spaceWords);
     notify(header, LOCK);
   }
 
@@ -1516,7 +1435,7 @@ export class Ring {
       header[NOTED] = 0;
       const step = header[STEP];
       header[STEP] = IDLE;
-      if (step === CLAIMING_ITEM || step === WROTE_ITEM) this.#giveItem();
+      if (step === CLAIMING_ITEM || step === WROTE_ITEM) this.#give(this.itemWords);
       if (step === CLAIMING_SPACE || step === TOOK_ITEM) this.giveBackSpace();
       this.unlock();
       break;
@@ -1610,24 +1529,6 @@ function addSpares(words: Int32Array): void {
 /** {@linkcode addSpares} from a child: as LOOSE permits, in one atomic step. */
 function addLooseSpares(words: Int32Array): void {
   Atomics.add(words, LOOSE, Math.max(1, 1 - Atomics.load(words, PERMITS)));
-  Atomics.add(words, WAKE, 1);
-  notify(words, WAKE);
-}
-
-/**
- * A child's give of a permit, in one atomic step, so that the parent can
- * give it again if unsure whether it was made (a spare is harmless; a
- * permit half-given to the line would strand a caller in it): free when
- * nobody waits in line, else LOOSE, for a caller in line to take.
- */
-function giveFromChild(words: Int32Array): void {
-  let count = Atomics.load(words, PERMITS);
-  while (count >= 0) {
-    const seen = Atomics.compareExchange(words, PERMITS, count, count + 1);
-    if (seen === count) return;
-    count = seen;
-  }
-  Atomics.add(words, LOOSE, 1);
   Atomics.add(words, WAKE, 1);
   notify(words, WAKE);
 }

@@ -88,14 +88,6 @@ export const DIED = 4;
 export const OWNER = 5;
 /** How many words the permit counter takes (what follows stays 8-byte aligned). */
 export const PERMIT_WORDS = 6;
-/**
- * Permits a child process gave while callers waited in line: only a queue's
- * counters have this word (`acquireSteps` with `loose`); see
- * `queue/_ring.ts`, "Child processes". A caller in line takes one and leaves
- * the line with it; when nobody is in line, any caller may.
- */
-export const LOOSE = 6;
-
 /** How many times `acquireSync` looks again before it joins the line. */
 const SPINS = 200;
 
@@ -280,5 +272,132 @@ export function acquirePermitSync(
   if (takeFree(words, guess) || (timeout > 0 && spin(words))) return;
   if (!runSync(acquireSteps(words, new Deadline(timeout)))) {
     throw timedOut(`${name}.acquireSync()`, timeout);
+  }
+}
+
+// ---- counters a child process uses directly ---------------------------------
+//
+// A child process that maps this program's memory can be killed at any instruction. A caller
+// in line that dies cannot be taken out of it, and handing a permit to the line takes several
+// steps (a child killed among them would leave a caller in line that no grant reaches). So a
+// counter that children use directly (a queue's, a semaphore's) has three more words, and a
+// child never joins its line: it takes a permit only when one is free ({@linkcode claimFree}),
+// waits outside the line while none is ({@linkcode waitOutsideSteps}), and gives one in a
+// single atomic step ({@linkcode giveFromChild}): free when nobody waits in line, else LOOSE,
+// which a caller in line takes, leaving the line with it. A child is so served after the
+// callers in line. Callers in this process claim with {@linkcode claimInLineSteps} and tell
+// the children outside ({@linkcode signalOutside}) whenever a permit may have come free.
+
+/**
+ * Permits a child gave while callers waited in line: a caller in line takes
+ * one and leaves the line with it; when nobody is in line, any caller may.
+ */
+export const LOOSE = 6;
+/** Bumped when a permit may have come free while children wait outside the line. */
+export const OUTSIDE_SEQ = 7;
+/** Children's calls waiting for a permit outside the line. */
+export const OUTSIDE = 8;
+/** How many words a counter that children use directly takes. */
+export const SHARED_PERMIT_WORDS = 9;
+
+/** What {@linkcode waitOutsideSteps}'s `attempt` returns while it found nothing. */
+export const NONE: unique symbol = Symbol("none");
+
+/**
+ * Takes a free permit of a counter children use: one counted free, or, when
+ * nobody waits in line, a LOOSE one.
+ */
+export function claimFree(words: Int32Array): boolean {
+  return takeFree(words) ||
+    (Atomics.load(words, COUNT) >= 0 && Atomics.load(words, LOOSE) > 0 && takeOne(words, LOOSE));
+}
+
+/**
+ * A child's give of a permit, in one atomic step: free when nobody waits in
+ * line (refused, `false`, at `limit`), else LOOSE, for a caller in line.
+ */
+export function giveFromChild(words: Int32Array, limit = Infinity): boolean {
+  let count = Atomics.load(words, COUNT);
+  while (count >= 0) {
+    if (count >= limit) return false;
+    const seen = Atomics.compareExchange(words, COUNT, count, count + 1);
+    if (seen === count) {
+      signalOutside(words);
+      return true;
+    }
+    count = seen;
+  }
+  Atomics.add(words, LOOSE, 1);
+  Atomics.add(words, WAKE, 1);
+  notify(words, WAKE);
+  return true;
+}
+
+/** Wakes one child's call waiting outside the line, if any: a permit may be free. */
+export function signalOutside(words: Int32Array): void {
+  if (Atomics.load(words, OUTSIDE) > 0) {
+    Atomics.add(words, OUTSIDE_SEQ, 1);
+    notify(words, OUTSIDE_SEQ, 1);
+  }
+}
+
+/** Wakes every caller waiting on the counter, in line and outside it, to look again. */
+export function wakeEveryone(words: Int32Array): void {
+  Atomics.add(words, WAKE, 1);
+  notify(words, WAKE);
+  Atomics.add(words, OUTSIDE_SEQ, 1);
+  notify(words, OUTSIDE_SEQ);
+}
+
+/**
+ * {@linkcode acquireSteps} for a counter children use, in this process: a
+ * caller that leaves the line without a permit may leave one free behind it
+ * (an aborted caller gives back a grant that came too late; a LOOSE permit
+ * is no longer the line's), so the children outside are told.
+ */
+export function* claimInLineSteps(
+  words: Int32Array,
+  deadline: Deadline,
+  signal?: AbortSignal,
+): WaitSteps<boolean> {
+  let claimed = false;
+  try {
+    claimed = yield* acquireSteps(words, deadline, signal, true);
+  } finally {
+    if (!claimed) signalOutside(words);
+  }
+  return claimed;
+}
+
+/**
+ * A child's wait: calls `attempt` until it returns something other than
+ * {@linkcode NONE}, sleeping outside the line in between; {@linkcode NONE}
+ * when `deadline` passes first. Throws the signal's reason on abort.
+ */
+export function* waitOutsideSteps<T>(
+  words: Int32Array,
+  attempt: () => T | typeof NONE,
+  deadline: Deadline,
+  signal?: AbortSignal,
+): WaitSteps<T | typeof NONE> {
+  Atomics.add(words, OUTSIDE, 1);
+  let found = false;
+  try {
+    for (;;) {
+      const seen = Atomics.load(words, OUTSIDE_SEQ);
+      const got = attempt();
+      if (got !== NONE) {
+        found = true;
+        return got;
+      }
+      const timeout = deadline.remaining();
+      if (timeout === 0) return NONE;
+      const reason = yield { words, index: OUTSIDE_SEQ, expected: seen, timeout, signal };
+      if (reason === "aborted") throw abortReason(signal);
+    }
+  } finally {
+    Atomics.sub(words, OUTSIDE, 1);
+    // Another child may have been woken for a permit this one no longer waits for.
+    if (!found) signalOutside(words);
   }
 }

@@ -518,7 +518,7 @@ Deno.test({
     await waitUntil(() => Atomics.load(ring.itemWords, 0) === -1); // in line
     const child = pool.submit(work.getWithin, queue, 10_000);
     // The child waits outside the line, after this process's get.
-    await waitUntil(() => Atomics.load(ring.header, 25) === 1);
+    await waitUntil(() => Atomics.load(ring.itemWords, 8) === 1);
     queue.putSync("x"); // granted to the get in line: the child looks and finds none
     // Blocking the event loop a while, so that the child has looked and gone back to sleep before
     // the get sees its grant; then the abort: the grant goes back as a free permit.
