@@ -46,6 +46,8 @@ export interface MappedBytes {
 export type SharedRef = SharedArrayBuffer | MappedBytes;
 
 const MAPPING_BYTES = 1 << 20;
+/** This process's pid (`Deno.pid` is a call each time). */
+const OWN_PID = Deno.pid;
 /** Every allocation starts on this boundary (enough for a `BigInt64Array`). */
 const ALIGN = 16;
 
@@ -106,6 +108,15 @@ function view(
   const buffer = viewAt(address, bytes);
   places.set(buffer, { where: { pid, fd, fileBytes, offset, bytes }, address });
   return buffer;
+}
+
+/**
+ * Whether `buffer` is mapped memory of another process: this process is a
+ * child that maps its parent's (it is so a child of it, not a thread).
+ */
+export function isParents(buffer: ArrayBufferLike): boolean {
+  const owner = places.get(buffer)?.where.pid;
+  return owner !== undefined && owner !== OWN_PID;
 }
 
 /** Whether `buffer` is mapped memory, which a child with FFI can map. */

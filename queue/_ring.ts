@@ -154,7 +154,13 @@
 import { deserialize, serialize } from "node:v8";
 import { QueueClosedError, SerializationError, type TimeoutError } from "../errors.ts";
 import { describeType, jsonExact } from "../internal/codec.ts";
-import { bufferOf, growableBytes, sharedBytes, type SharedRef } from "../internal/memory.ts";
+import {
+  bufferOf,
+  growableBytes,
+  isParents,
+  sharedBytes,
+  type SharedRef,
+} from "../internal/memory.ts";
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { processEnded } from "../internal/libc.ts";
 import {
@@ -579,10 +585,9 @@ export class Ring {
   /** A view of the ring whose buffers `refs` name (sent by {@linkcode Ring.refs}). */
   static revive(refs: RingRefs): Ring {
     const state = { header: bufferOf(refs.header), data: bufferOf(refs.data) };
-    const inChild = !(refs.header instanceof SharedArrayBuffer) && refs.header.pid !== PID;
     return new Ring(
       refs.index === undefined ? state : { ...state, index: bufferOf(refs.index) },
-      inChild,
+      isParents(state.header),
     );
   }
 

@@ -15,12 +15,12 @@
  * instant between locking and writing its pid, or between clearing it and
  * unlocking, leaves that lock as it is.
  *
- * Mutexes (a `Condition`'s and a `Value`'s lock too), and the rings of
- * queues, whose lock word holds its holder's pid itself ({@linkcode whenChildEnds},
- * `queue/_ring.ts`). A semaphore's permits have many holders, and
- * semaphores reach children through the broker. A child with FFI can write
- * anything anywhere in the parent's shared memory; the parent only ever
- * mends objects it sent to such a child.
+ * Mutexes (a `Condition`'s and a `Value`'s lock too) here; the rings of
+ * queues, whose lock word holds its holder's pid itself (`queue/_ring.ts`),
+ * and semaphores, which count each child's permits in a slot of their own
+ * (`semaphore.ts`), register what to mend with {@linkcode whenChildEnds}. A
+ * child with FFI can write anything anywhere in the parent's shared memory;
+ * the parent only ever mends objects it sent to such a child.
  *
  * @module
  */

@@ -238,39 +238,45 @@ function* leaveLine(words: Int32Array): WaitSteps<boolean> {
 /**
  * `acquire()` for every permit-based primitive: resolves once it holds a
  * permit; rejects with `TimeoutError`, the signal's reason, or a
- * `RangeError` for a bad timeout.
+ * `RangeError` for a bad timeout. `shared`: a counter children use directly.
  */
 export async function acquirePermit(
   words: Int32Array,
   options: WaitOptions | undefined,
   name: string,
+  shared = false,
 ): Promise<void> {
   const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
   const signal = options?.signal;
   signal?.throwIfAborted();
-  if (takeFree(words)) return;
-  if (!await runAsync(acquireSteps(words, new Deadline(timeout), signal))) {
-    throw timedOut(`${name}.acquire()`, timeout);
-  }
+  if (shared ? claimFree(words) : takeFree(words)) return;
+  const deadline = new Deadline(timeout);
+  const steps = shared
+    ? claimInLineSteps(words, deadline, signal)
+    : acquireSteps(words, deadline, signal);
+  if (!await runAsync(steps)) throw timedOut(`${name}.acquire()`, timeout);
 }
 
 /**
  * `acquireSync()` for every permit-based primitive: blocks until it holds a
- * permit. `guess` as for {@linkcode takeFree}.
+ * permit. `guess` as for {@linkcode takeFree}; `shared` as for
+ * {@linkcode acquirePermit}.
  */
 export function acquirePermitSync(
   words: Int32Array,
   options: WaitOptions | undefined,
   name: string,
   guess?: number,
+  shared = false,
 ): void {
   let timeout = Infinity;
   if (options !== undefined) {
     timeout = checkTimeout(options.timeout, `Cannot acquire ${name}`);
     options.signal?.throwIfAborted();
   }
-  if (takeFree(words, guess) || (timeout > 0 && spin(words))) return;
-  if (!runSync(acquireSteps(words, new Deadline(timeout)))) {
+  if ((shared ? claimFree(words) : takeFree(words, guess)) || (timeout > 0 && spin(words))) return;
+  const deadline = new Deadline(timeout);
+  if (!runSync(shared ? claimInLineSteps(words, deadline) : acquireSteps(words, deadline))) {
     throw timedOut(`${name}.acquireSync()`, timeout);
   }
 }

@@ -27,10 +27,9 @@ import {
   type Descriptor,
   registerReviver,
 } from "../internal/codec.ts";
-import { releasePermit } from "./_permits.ts";
-import { adopting, sharedState } from "./_shared.ts";
+import { adopting } from "./_shared.ts";
 import type { SharedRef } from "../internal/memory.ts";
-import { Semaphore, semaphoreWords, START } from "./semaphore.ts";
+import { describeSemaphore, makeBounded, Semaphore } from "./semaphore.ts";
 
 /**
  * A `Semaphore` that throws when released more often than acquired (Python's
@@ -65,6 +64,7 @@ export class BoundedSemaphore extends Semaphore {
    */
   constructor(permits: number) {
     super(permits);
+    makeBounded(this);
   }
 
   /**
@@ -82,13 +82,7 @@ export class BoundedSemaphore extends Semaphore {
    * ```
    */
   override release(): void {
-    const words = semaphoreWords(this);
-    const start = words[START];
-    if (!releasePermit(words, start)) {
-      throw new RangeError(
-        `Cannot release BoundedSemaphore: all ${start} of its permits are already released`,
-      );
-    }
+    super.release();
   }
 
   /**
@@ -97,11 +91,7 @@ export class BoundedSemaphore extends Semaphore {
    * @ignore
    */
   override [describe](context: DescribeContext): Descriptor {
-    return {
-      kind: "BoundedSemaphore",
-      module: import.meta.url,
-      state: sharedState(context, semaphoreWords(this).buffer, "BoundedSemaphore"),
-    };
+    return describeSemaphore(this, "BoundedSemaphore", import.meta.url, context);
   }
 }
 

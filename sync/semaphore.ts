@@ -2,16 +2,24 @@
  * `Semaphore`: Python's `threading.Semaphore` over shared memory.
  *
  * ```text
- *   Int32Array over 7 words of shared memory (`internal/memory.ts`)
- *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│ 6 START   │
- *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
+ *   Int32Array over 80 words of shared memory (`internal/memory.ts`)
+ *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
+ *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│
+ *   ├───────────┼───────────┼───────────┼───────────┼───────────┴───────────┘
+ *   │ 6 LOOSE   │ 7 OUTSIDE_│ 8 OUTSIDE │ 9 START   │  10–15 unused
+ *   │           │   SEQ     │           │           │
+ *   ├───────────┴───────────┴───────────┴───────────┴──────────────────────┐
+ *   │ 16–79 HOLDERS: 32 slots of (pid, permits held) for child processes    │
+ *   └───────────────────────────────────────────────────────────────────────┘
  *   COUNT    > 0: free permits; < 0: minus the callers in line
  *   GRANTED  permits handed to the line, for the waiter a release woke
  *   OPEN     permits handed to the line, for any caller in it
  *   WAKE     the sequence number callers in line sleep on
  *   DIED     set when a dead holder's permits were given back for it
+ *   LOOSE, OUTSIDE_SEQ, OUTSIDE   how child processes take and give permits
  *   START    the permits it was created with (BoundedSemaphore's bound)
+ *   HOLDERS  a slot per child process that uses it directly: its pid and
+ *            how many permits it holds
  * ```
  *
  * Words 0–5 are the permit counter of `_permits.ts`: taking a permit is one
@@ -24,6 +32,17 @@
  * those that sleep are served in the order they went to sleep; when nobody
  * is in line, whoever comes first takes a permit.
  *
+ * A child process that maps this program's memory uses a semaphore
+ * directly, as a counter of `_permits.ts` that children use: it never joins
+ * the line (it waits outside it, served after the callers in line) and gives
+ * permits in one atomic step. It counts the permits it holds in its HOLDERS
+ * slot (taken by its pid on first use), counting one right after taking it
+ * and uncounting it right before giving it; when the child ends, the parent
+ * gives back what its slot counts, marks DIED (so the next lease says
+ * `previousOwnerDied`) and frees the slot. A child killed in the instant
+ * between taking a permit and counting it, or between uncounting and giving
+ * it, loses that permit.
+ *
  * @module
  */
 
@@ -35,15 +54,27 @@ import {
   remote,
   type RemoteSpec,
 } from "../internal/codec.ts";
-import type { WaitOptions } from "../internal/wait.ts";
-import type { SharedRef } from "../internal/memory.ts";
+import {
+  checkTimeout,
+  Deadline,
+  runAsync,
+  runSync,
+  type WaitOptions,
+  type WaitSteps,
+} from "../internal/wait.ts";
+import { isParents, type SharedRef } from "../internal/memory.ts";
 import {
   acquirePermit,
   acquirePermitSync,
+  claimFree,
   COUNT,
-  PERMIT_WORDS,
+  DIED,
+  giveFromChild,
+  NONE,
   releasePermit,
-  takeFree,
+  signalOutside,
+  waitOutsideSteps,
+  wakeEveryone,
 } from "./_permits.ts";
 import {
   adopting,
@@ -55,12 +86,24 @@ import {
   registerPermitWords,
   sharedState,
   sharedWords,
+  timedOut,
 } from "./_shared.ts";
+import { PID, whenChildEnds } from "./_holds.ts";
 
 /** The permits a semaphore was created with. */
-export const START = PERMIT_WORDS;
+export const START = 9;
+/** The first HOLDERS slot: (pid, permits held) for each child process using it directly. */
+const HOLDERS = 16;
+/** How many child processes may use one semaphore directly at once. */
+const SLOTS = 32;
+/** Words of a semaphore. */
+const SEMAPHORE_WORDS = HOLDERS + 2 * SLOTS;
+
+/** The BoundedSemaphores: their release stops at START. */
+const bounded = new WeakSet<Semaphore>();
 
 let wordsOf: (semaphore: Semaphore) => Int32Array;
+let recoverOf: (semaphore: Semaphore) => (pid: number) => void;
 
 /**
  * A counter of permits shared by every thread it is passed to (Python's
@@ -86,9 +129,13 @@ let wordsOf: (semaphore: Semaphore) => Int32Array;
  */
 export class Semaphore {
   readonly #words: Int32Array;
+  /** In a child process that maps the parent's memory: the word counting the permits it holds. */
+  #held = -1;
+  readonly #inChild: boolean;
 
   static {
     wordsOf = (semaphore) => semaphore.#words;
+    recoverOf = (semaphore) => (pid) => semaphore.#recoverFrom(pid);
   }
 
   /**
@@ -108,12 +155,13 @@ export class Semaphore {
    */
   constructor(permits: number) {
     const buffer = adoption();
+    this.#inChild = buffer !== undefined && isParents(buffer);
     if (buffer) {
       this.#words = new Int32Array(buffer);
     } else {
       const name = new.target.name;
       checkCount(permits, 0, `Cannot create ${name}`, "permits");
-      this.#words = sharedWords(PERMIT_WORDS + 1);
+      this.#words = sharedWords(SEMAPHORE_WORDS);
       this.#words[COUNT] = permits;
       this.#words[START] = permits;
     }
@@ -138,7 +186,16 @@ export class Semaphore {
    * ```
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
-    await acquirePermit(this.#words, options, this.constructor.name);
+    const name = this.constructor.name;
+    if (!this.#inChild) {
+      await acquirePermit(this.#words, options, name, true);
+    } else if (!this.#claimInChild()) {
+      const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
+      options?.signal?.throwIfAborted();
+      if (!await runAsync(this.#waitInChild(timeout, options?.signal))) {
+        throw timedOut(`${name}.acquire()`, timeout);
+      }
+    }
     return leaseFor(this, this.#words);
   }
 
@@ -161,8 +218,56 @@ export class Semaphore {
    * ```
    */
   acquireSync(options?: WaitOptions): Lease {
-    acquirePermitSync(this.#words, options, this.constructor.name);
+    const name = this.constructor.name;
+    if (!this.#inChild) {
+      acquirePermitSync(this.#words, options, name, undefined, true);
+    } else if (!this.#claimInChild()) {
+      const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
+      options?.signal?.throwIfAborted();
+      if (!runSync(this.#waitInChild(timeout, undefined))) {
+        throw timedOut(`${name}.acquireSync()`, timeout);
+      }
+    }
     return leaseFor(this, this.#words);
+  }
+
+  /** In a child: takes a free permit and counts it in this process's slot. */
+  #claimInChild(): boolean {
+    const held = this.#slot();
+    if (!claimFree(this.#words)) return false;
+    Atomics.add(this.#words, held, 1);
+    return true;
+  }
+
+  /** In a child: waits outside the line for a free permit; `false` when `timeout` passes. */
+  *#waitInChild(timeout: number, signal: AbortSignal | undefined): WaitSteps<boolean> {
+    const attempt = () => this.#claimInChild() || NONE;
+    return (yield* waitOutsideSteps(this.#words, attempt, new Deadline(timeout), signal)) !== NONE;
+  }
+
+  /**
+   * In a child: the word of this process's HOLDERS slot that counts its
+   * permits, taking a free slot on first use.
+   *
+   * @throws {Error} When every slot is another process's.
+   */
+  #slot(): number {
+    if (this.#held >= 0) return this.#held;
+    const words = this.#words;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let at = HOLDERS; at < SEMAPHORE_WORDS; at += 2) {
+        const pid = Atomics.load(words, at);
+        if (
+          pid === PID ||
+          (pass === 1 && pid === 0 && Atomics.compareExchange(words, at, 0, PID) === 0)
+        ) {
+          return this.#held = at + 1;
+        }
+      }
+    }
+    throw new Error(
+      `Cannot use this ${this.constructor.name} in one more process: ${SLOTS} child processes use it already`,
+    );
   }
 
   /**
@@ -180,7 +285,8 @@ export class Semaphore {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    return takeFree(this.#words) ? leaseFor(this, this.#words) : undefined;
+    const taken = this.#inChild ? this.#claimInChild() : claimFree(this.#words);
+    return taken ? leaseFor(this, this.#words) : undefined;
   }
 
   /**
@@ -199,9 +305,52 @@ export class Semaphore {
    * ```
    */
   release(): void {
-    if (!releasePermit(this.#words, MAX_COUNT)) {
-      throw new RangeError(`Cannot release Semaphore: it already holds ${MAX_COUNT} permits`);
+    if (this.#give()) return;
+    throw new RangeError(
+      bounded.has(this)
+        ? `Cannot release BoundedSemaphore: all ${
+          this.#words[START]
+        } of its permits are already released`
+        : `Cannot release Semaphore: it already holds ${MAX_COUNT} permits`,
+    );
+  }
+
+  /**
+   * Gives a permit back: `false` when it holds its most already (START for
+   * a BoundedSemaphore). A child uncounts it from its slot first.
+   */
+  #give(): boolean {
+    const words = this.#words;
+    const limit = bounded.has(this) ? words[START] : MAX_COUNT;
+    if (!this.#inChild) {
+      if (!releasePermit(words, limit)) return false;
+      signalOutside(words);
+      return true;
     }
+    const held = this.#slot();
+    Atomics.sub(words, held, 1);
+    if (giveFromChild(words, limit)) return true;
+    Atomics.add(words, held, 1);
+    return false;
+  }
+
+  /**
+   * The parent's part when child process `pid` has ended: gives back the
+   * permits its slot counts, marking DIED when there were any, and frees the
+   * slot; then wakes every waiter to look again.
+   */
+  #recoverFrom(pid: number): void {
+    const words = this.#words;
+    const limit = bounded.has(this) ? words[START] : MAX_COUNT;
+    for (let at = HOLDERS; at < SEMAPHORE_WORDS; at += 2) {
+      if (Atomics.load(words, at) !== pid) continue;
+      const held = Atomics.exchange(words, at + 1, 0);
+      Atomics.store(words, at, 0);
+      if (held <= 0) continue;
+      Atomics.add(words, DIED, 1);
+      for (let i = 0; i < held && releasePermit(words, limit); i++);
+    }
+    wakeEveryone(words);
   }
 
   /**
@@ -211,6 +360,7 @@ export class Semaphore {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { acquire: ["options"], release: [] },
       immediate: { tryAcquire: "await semaphore.acquire({ timeout: 0 })" },
       oneWay: ["release"],
@@ -223,17 +373,29 @@ export class Semaphore {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    return {
-      kind: "Semaphore",
-      module: import.meta.url,
-      state: sharedState(context, this.#words.buffer, "Semaphore"),
-    };
+    return describeSemaphore(this, "Semaphore", import.meta.url, context);
   }
 }
 
-/** The shared words of a semaphore, for `BoundedSemaphore`. */
-export function semaphoreWords(semaphore: Semaphore): Int32Array {
-  return wordsOf(semaphore);
+/**
+ * The descriptor of `semaphore` as a `kind` (its reviver in `module`); for
+ * a child that maps memory, the parent mends it when that child ends.
+ */
+export function describeSemaphore(
+  semaphore: Semaphore,
+  kind: string,
+  module: string,
+  context: DescribeContext,
+): Descriptor {
+  const words = wordsOf(semaphore);
+  const state = sharedState(context, words.buffer, kind);
+  if (context.mapped) whenChildEnds(words.buffer, (pid) => recoverOf(semaphore)(pid));
+  return { kind, module, state };
+}
+
+/** Makes `semaphore` refuse to hold more than it started with (a `BoundedSemaphore`). */
+export function makeBounded(semaphore: Semaphore): void {
+  bounded.add(semaphore);
 }
 
 registerReviver(

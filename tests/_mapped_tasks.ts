@@ -1,6 +1,7 @@
 // Task functions for children that map their parent's shared memory (tests/mapped_test.ts):
 // they use the synchronous forms, which only work on memory the child touches itself.
 import type {
+  BoundedSemaphore,
   Condition,
   Event,
   JoinableQueue,
@@ -272,4 +273,59 @@ export function dieInTaskDone(queue: JoinableQueue<string>, pid: Value<"int32">)
     return old;
   }) as typeof Atomics.exchange;
   queue.taskDone();
+}
+
+/**
+ * Takes `permits` permits of `semaphore` with `acquireSync` (which a child
+ * that uses it through the broker cannot call), writes this child's pid into
+ * `pid`, then waits until the parent kills it.
+ */
+export async function holdPermitsUntilKilled(
+  semaphore: Semaphore,
+  permits: number,
+  pid: Value<"int32">,
+): Promise<void> {
+  for (let i = 0; i < permits; i++) semaphore.acquireSync({ timeout: 10_000 });
+  pid.storeSync(Deno.pid);
+  await new Promise(() => setInterval(() => {}, 1_000));
+}
+
+/**
+ * Waits for a permit of `semaphore` with `acquireSync` (the parent holds it),
+ * then gives it back. Its timeout is far beyond the test's deadline: only a
+ * wake-up ends the wait in time.
+ */
+export function waitForPermit(semaphore: Semaphore): string {
+  const lease = semaphore.acquireSync({ timeout: 60_000 });
+  const tried = semaphore.tryAcquire();
+  lease[Symbol.dispose]();
+  return tried === undefined ? "waited, then none free" : "waited, then one more free";
+}
+
+/**
+ * `rounds` times: takes a permit of `semaphore`, counts itself in `inside`
+ * (recording the most ever inside in `most`), gives it back.
+ */
+export function crowdSync(
+  semaphore: Semaphore,
+  inside: Value<"int32">,
+  most: Value<"int32">,
+  rounds: number,
+): void {
+  for (let i = 0; i < rounds; i++) {
+    using _permit = semaphore.acquireSync({ timeout: 10_000 });
+    const now = inside.addSync(1);
+    if (now > most.loadSync()) most.storeSync(now);
+    inside.addSync(-1);
+  }
+}
+
+/** Releases `semaphore` once more than it holds: the RangeError's message. */
+export function overRelease(semaphore: BoundedSemaphore): string {
+  try {
+    semaphore.release();
+    return "no error";
+  } catch (error) {
+    return (error as Error).message;
+  }
 }

@@ -3,6 +3,7 @@
 // FFI reach the same objects through the broker (tests/broker_test.ts).
 import assert from "node:assert/strict";
 import {
+  BoundedSemaphore,
   Condition,
   Event,
   JoinableQueue,
@@ -20,7 +21,7 @@ import {
 } from "../mod.ts";
 import { bufferOf, isMapped, memoryKind, type SharedRef } from "../internal/memory.ts";
 import { queueRing } from "../queue/queue.ts";
-import { describe, encode } from "../internal/codec.ts";
+import { describe, encode, type Shareable } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
 import { failure, runProgram, waitUntil, within } from "./_helpers.ts";
@@ -28,6 +29,12 @@ import { failure, runProgram, waitUntil, within } from "./_helpers.ts";
 const work = tasks<typeof import("./_mapped_tasks.ts")>(
   new URL("./_mapped_tasks.ts", import.meta.url),
 );
+
+/** The shared memory of `semaphore`. */
+function semaphoreBuffer(semaphore: Semaphore): ArrayBufferLike {
+  const state = (semaphore as unknown as Shareable)[describe]({ transport: "thread" }).state;
+  return bufferOf(state as SharedRef);
+}
 
 const canMap = Deno.build.os === "linux" && Deno.build.arch === "x86_64" &&
   Deno.permissions.querySync({ name: "ffi" }).state === "granted";
@@ -216,7 +223,7 @@ Deno.test({
   },
 });
 
-Deno.test("permits of a Semaphore held by a child that exits all come back (semaphores go by the broker)", async () => {
+Deno.test("permits of a Semaphore held by a child that exits all come back, and the next lease says so", async () => {
   await using pool = new ProcessPool({ maxWorkers: 1 });
   const semaphore = new Semaphore(3);
   await within(pool.submit(work.holdAsyncAndExit, semaphore, 2).catch(() => {}));
@@ -224,6 +231,88 @@ Deno.test("permits of a Semaphore held by a child that exits all come back (sema
   assert.ok(leases.every((lease) => lease !== undefined), "3 permits free again");
   assert.equal(leases[0]!.previousOwnerDied, true);
   assert.equal(semaphore.tryAcquire(), undefined);
+});
+
+Deno.test({
+  ...mapped,
+  name: "a Semaphore's permits held by a child killed with SIGKILL come back (acquireSync there)",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const semaphore = new BoundedSemaphore(3);
+    const pid = new Value("int32", 0);
+    const holding = failure(pool.submit(work.holdPermitsUntilKilled, semaphore, 2, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    const only = semaphore.tryAcquire();
+    assert.ok(only !== undefined);
+    assert.equal(semaphore.tryAcquire(), undefined, "the child holds two");
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await holding).name, "WorkerCrashedError");
+    using first = await semaphore.acquire({ timeout: 10_000 });
+    assert.equal(first.previousOwnerDied, true);
+    using second = await semaphore.acquire({ timeout: 10_000 });
+    assert.equal(second.previousOwnerDied, false);
+    assert.equal(semaphore.tryAcquire(), undefined);
+    only[Symbol.dispose]();
+    // The bound holds: every permit back, one more release fails.
+    first[Symbol.dispose]();
+    second[Symbol.dispose]();
+    assert.throws(() => semaphore.release(), RangeError);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child waits outside the line for a Semaphore permit; a release in the parent wakes it",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const semaphore = new Semaphore(1);
+    const held = semaphore.acquireSync();
+    const waiting = pool.submit(work.waitForPermit, semaphore);
+    // Waiting outside the line (word 8 counts such waits): it never joins it.
+    const words = new Int32Array(semaphoreBuffer(semaphore));
+    await waitUntil(() => Atomics.load(words, 8) === 1);
+    assert.equal(Atomics.load(words, 0), 0, "nobody in line");
+    held[Symbol.dispose]();
+    assert.equal(await within(waiting), "waited, then none free");
+    assert.ok(semaphore.tryAcquire() !== undefined);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a Semaphore(1) shared by two children and a thread lets one in at a time",
+  fn: async () => {
+    // One permit: two of the three can run at once on two cores, so a second one inside shows.
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    await using threads = new ThreadPool({ maxWorkers: 1 });
+    const semaphore = new Semaphore(1);
+    const inside = new Value("int32", 0);
+    const most = new Value("int32", 0);
+    await within(Promise.all([
+      pool.submit(work.crowdSync, semaphore, inside, most, 5_000),
+      pool.submit(work.crowdSync, semaphore, inside, most, 5_000),
+      threads.submit(work.crowdSync, semaphore, inside, most, 5_000),
+    ]));
+    assert.equal(most.loadSync(), 1, `${most.loadSync()} were inside at once`);
+    assert.equal(inside.loadSync(), 0);
+    assert.ok(semaphore.tryAcquire() !== undefined);
+    assert.equal(semaphore.tryAcquire(), undefined);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a BoundedSemaphore released once too often in a child throws there and stays whole",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const semaphore = new BoundedSemaphore(2);
+    assert.equal(
+      await within(pool.submit(work.overRelease, semaphore)),
+      "Cannot release BoundedSemaphore: all 2 of its permits are already released",
+    );
+    assert.ok([0, 1].map(() => semaphore.tryAcquire()).every((lease) => lease !== undefined));
+    assert.equal(semaphore.tryAcquire(), undefined);
+  },
 });
 
 Deno.test({
