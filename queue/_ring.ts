@@ -164,7 +164,6 @@ import {
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { processEnded } from "../internal/libc.ts";
 import {
-  acquireSteps,
   claimFree,
   claimInLineSteps,
   COUNT as PERMITS,
@@ -492,15 +491,6 @@ function spin(words: Int32Array): boolean {
     if (Atomics.load(words, 0) > 0 && takeFree(words)) return true;
   }
   return false;
-}
-
-/**
- * Claims a permit from `words` (a permit counter), blocking the thread;
- * `false` when `deadline` passes first.
- */
-export function claimSync(words: Int32Array, deadline: Deadline): boolean {
-  return takeFree(words) || (deadline.remaining() > 0 && spin(words)) ||
-    runSync(acquireSteps(words, deadline));
 }
 
 /** A deadline `timeout` ms from now, reading the clock only when there is one. */
@@ -1041,6 +1031,29 @@ export class Ring {
       const item = this.take(method);
       if (item !== NOTHING) return item;
     }
+  }
+
+  /**
+   * Whether an item is there for a get (or the queue is closed, so that a
+   * get answers at once), waiting for one until `deadline`; takes nothing.
+   * A `blocking` caller looks again for a while before it sleeps.
+   */
+  *pollSteps(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    blocking: boolean,
+  ): WaitSteps<boolean> {
+    const words = this.itemWords;
+    if (this.inChild) {
+      const free = () =>
+        this.closed || Atomics.load(words, PERMITS) > 0 ||
+        (Atomics.load(words, PERMITS) === 0 && Atomics.load(words, LOOSE) > 0) || NONE;
+      return (yield* waitOutsideSteps(words, free, deadline, signal)) !== NONE;
+    }
+    if (!(yield* this.#claimSteps(words, deadline, signal, blocking))) return false;
+    // Given back: the item stays for a get.
+    this.#give(words);
+    return true;
   }
 
   /**

@@ -15,9 +15,8 @@ import {
   reviveDescriptor,
 } from "../internal/codec.ts";
 import { checkMilliseconds } from "../internal/options.ts";
-import { runAsync, type WaitOptions } from "../internal/wait.ts";
-import { acquireSteps, releasePermit, takeFree } from "../sync/_permits.ts";
-import { claimSync, deadlineIn, type Ring } from "./_ring.ts";
+import { runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import { deadlineIn } from "./_ring.ts";
 import { Queue, queueRing } from "./queue.ts";
 
 let connect: <T>(incoming: Queue<T>, outgoing: Queue<T>) => PipeEnd<T>;
@@ -113,10 +112,7 @@ export class PipeEnd<T> {
     const ms = checkMilliseconds(timeout, "timeout", `${ring.label} (a pipe end).poll`);
     const signal = options?.signal;
     signal?.throwIfAborted();
-    if (takeFree(ring.itemWords)) return giveBack(ring);
-    if (ms === 0) return false;
-    if (!await runAsync(acquireSteps(ring.itemWords, deadlineIn(ms), signal))) return false;
-    return giveBack(ring);
+    return await runAsync(ring.pollSteps(deadlineIn(ms), signal, false));
   }
 
   /**
@@ -129,9 +125,7 @@ export class PipeEnd<T> {
   pollSync(timeout = 0): boolean {
     const ring = queueRing(this.#incoming);
     const ms = checkMilliseconds(timeout, "timeout", `${ring.label} (a pipe end).pollSync`);
-    if (takeFree(ring.itemWords)) return giveBack(ring);
-    if (ms === 0 || !claimSync(ring.itemWords, deadlineIn(ms))) return false;
-    return giveBack(ring);
+    return runSync(ring.pollSteps(deadlineIn(ms), undefined, true));
   }
 
   /**
@@ -177,6 +171,7 @@ export class PipeEnd<T> {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { send: ["value"], recv: ["options"], poll: ["number", "options"], close: [] },
       immediate: {
         sendSync: "await end.send(value)",
@@ -187,12 +182,6 @@ export class PipeEnd<T> {
       iterate: "recv",
     };
   }
-}
-
-/** Gives back the permit a poll took: the value stays for `recv`. */
-function giveBack(ring: Ring): true {
-  releasePermit(ring.itemWords, Infinity);
-  return true;
 }
 
 /**

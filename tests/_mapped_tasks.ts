@@ -6,6 +6,7 @@ import type {
   Event,
   JoinableQueue,
   Mutex,
+  PipeEnd,
   Queue,
   Semaphore,
   SharedArray,
@@ -327,5 +328,25 @@ export function overRelease(semaphore: BoundedSemaphore): string {
     return "no error";
   } catch (error) {
     return (error as Error).message;
+  }
+}
+
+/**
+ * Answers each number that comes through `end` with the running total, with
+ * the blocking forms (which a child that uses the end through the broker
+ * cannot call), until the other end closes it; then what `pollSync` says.
+ */
+export function runningTotalSync(end: PipeEnd<number>): { total: number; polled: boolean } {
+  let total = 0;
+  for (;;) {
+    if (!end.pollSync(10_000)) throw new Error("nothing came");
+    let n: number;
+    try {
+      n = end.recvSync();
+    } catch {
+      return { total, polled: end.pollSync(0) };
+    }
+    total += n;
+    end.sendSync(total);
   }
 }

@@ -8,6 +8,7 @@ import {
   Event,
   JoinableQueue,
   Mutex,
+  pipe,
   PriorityQueue,
   ProcessPool,
   Queue,
@@ -480,6 +481,26 @@ Deno.test({
     queue.close();
     const got = (await within(Promise.all(consumers))).flat().sort((a, b) => a - b);
     assert.deepEqual(got, Array.from({ length: 2_000 }, (_, i) => i));
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a pipe end in a child with FFI is used directly: pollSync, recvSync and sendSync there",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const [here, there] = pipe<number>();
+    const child = pool.submit(work.runningTotalSync, there);
+    const sums = [];
+    for (const n of [1, 2, 3]) {
+      await here.send(n);
+      assert.equal(await here.poll(10_000), true);
+      sums.push(await here.recv({ timeout: 10_000 }));
+    }
+    assert.deepEqual(sums, [1, 3, 6]);
+    here.close();
+    // Closed: a poll answers at once, since a recv would (with QueueClosedError).
+    assert.deepEqual(await within(child), { total: 6, polled: true });
   },
 });
 
