@@ -32,7 +32,7 @@
  */
 
 import { type Deadline, notify, type WaitSteps } from "../internal/wait.ts";
-import { acquireSteps, FOREVER, takeFree, takeOne } from "./_permits.ts";
+import { claimNow, claimSteps, FOREVER, type Protocol, takeOne } from "./_permits.ts";
 import { abortReason } from "./_shared.ts";
 
 /** Callers inside wait(). */
@@ -48,6 +48,8 @@ export const CONDVAR_WORDS = 3;
 export interface LockCore {
   /** The lock's permit words (`_permits.ts`). */
   readonly words: Int32Array;
+  /** How this process takes the lock's permit (`_permits.ts`: in line, or outside it in a child). */
+  readonly protocol: Protocol;
   /** Whether the calling thread holds the lock (for a `Mutex`: whether it is locked). */
   holds(): boolean;
   /** Lets go of the lock completely; returns what `restore` needs. */
@@ -78,7 +80,9 @@ export function* conditionWaitSteps(
     const reason = timeout === 0
       ? "timed-out"
       : yield { words, index: WAKE, expected: seen, timeout, signal };
-    if (!takeFree(lock.words)) yield* acquireSteps(lock.words, FOREVER);
+    if (!claimNow(lock.words, lock.protocol)) {
+      yield* claimSteps(lock.words, FOREVER, undefined, lock.protocol);
+    }
     lock.restore(saved);
     if (reason === "aborted") {
       const waiting = Atomics.sub(words, WAITING, 1) - 1;

@@ -236,47 +236,74 @@ function* leaveLine(words: Int32Array): WaitSteps<boolean> {
 }
 
 /**
+ * How a caller takes a counter's permits: `"line"`, a counter only this
+ * process uses; `"parent"`, one that children use directly too, in the
+ * process that made it; `"child"`, the same in such a child (see "counters a
+ * child process uses directly" below).
+ */
+export type Protocol = "line" | "parent" | "child";
+
+/** Takes a free permit without waiting, as `protocol` does. */
+export function claimNow(words: Int32Array, protocol: Protocol): boolean {
+  return protocol === "line" ? takeFree(words) : claimFree(words);
+}
+
+/**
+ * The slow path of taking a permit as `protocol` does: in line, or, in a
+ * child, outside it. `true` once it holds one, `false` when the deadline
+ * passes first; throws the signal's reason on abort.
+ */
+export function* claimSteps(
+  words: Int32Array,
+  deadline: Deadline,
+  signal: AbortSignal | undefined,
+  protocol: Protocol,
+): WaitSteps<boolean> {
+  if (protocol === "line") return yield* acquireSteps(words, deadline, signal);
+  if (protocol === "parent") return yield* claimInLineSteps(words, deadline, signal);
+  const claimed = () => claimFree(words) || NONE;
+  return (yield* waitOutsideSteps(words, claimed, deadline, signal)) !== NONE;
+}
+
+/**
  * `acquire()` for every permit-based primitive: resolves once it holds a
  * permit; rejects with `TimeoutError`, the signal's reason, or a
- * `RangeError` for a bad timeout. `shared`: a counter children use directly.
+ * `RangeError` for a bad timeout.
  */
 export async function acquirePermit(
   words: Int32Array,
   options: WaitOptions | undefined,
   name: string,
-  shared = false,
+  protocol: Protocol = "line",
 ): Promise<void> {
   const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
   const signal = options?.signal;
   signal?.throwIfAborted();
-  if (shared ? claimFree(words) : takeFree(words)) return;
-  const deadline = new Deadline(timeout);
-  const steps = shared
-    ? claimInLineSteps(words, deadline, signal)
-    : acquireSteps(words, deadline, signal);
-  if (!await runAsync(steps)) throw timedOut(`${name}.acquire()`, timeout);
+  if (claimNow(words, protocol)) return;
+  if (!await runAsync(claimSteps(words, new Deadline(timeout), signal, protocol))) {
+    throw timedOut(`${name}.acquire()`, timeout);
+  }
 }
 
 /**
  * `acquireSync()` for every permit-based primitive: blocks until it holds a
- * permit. `guess` as for {@linkcode takeFree}; `shared` as for
- * {@linkcode acquirePermit}.
+ * permit. `guess` as for {@linkcode takeFree}.
  */
 export function acquirePermitSync(
   words: Int32Array,
   options: WaitOptions | undefined,
   name: string,
   guess?: number,
-  shared = false,
+  protocol: Protocol = "line",
 ): void {
   let timeout = Infinity;
   if (options !== undefined) {
     timeout = checkTimeout(options.timeout, `Cannot acquire ${name}`);
     options.signal?.throwIfAborted();
   }
-  if ((shared ? claimFree(words) : takeFree(words, guess)) || (timeout > 0 && spin(words))) return;
-  const deadline = new Deadline(timeout);
-  if (!runSync(shared ? claimInLineSteps(words, deadline) : acquireSteps(words, deadline))) {
+  const free = protocol === "line" ? takeFree(words, guess) : claimFree(words);
+  if (free || (timeout > 0 && spin(words))) return;
+  if (!runSync(claimSteps(words, new Deadline(timeout), undefined, protocol))) {
     throw timedOut(`${name}.acquireSync()`, timeout);
   }
 }

@@ -126,6 +126,7 @@ export class Barrier {
     this.#condvar = this.#words.subarray(CONDVAR, CONDVAR + CONDVAR_WORDS);
     this.#lock = {
       words: lockWords,
+      protocol: "line",
       holds: () => Atomics.load(lockWords, COUNT) < 1,
       releaseAll: () => {
         releasePermit(lockWords, 1, 0, false);

@@ -2,15 +2,18 @@
  * `Mutex`: Python's `threading.Lock` over shared memory.
  *
  * ```text
- *   Int32Array over 6 words of shared memory (`internal/memory.ts`)
- *   ┌───────────┬───────────┬───────────┬───────────┬───────────┬───────────┐
- *   │ 0 COUNT   │ 1 GRANTED │ 2 OPEN    │ 3 WAKE    │ 4 DIED    │ 5 (unused)│
- *   └───────────┴───────────┴───────────┴───────────┴───────────┴───────────┘
+ *   Int32Array over 9 words of shared memory (`internal/memory.ts`)
+ *   ┌─────────┬───────────┬────────┬────────┬────────┬─────────┬─────────┬─────────────┬───────────┐
+ *   │ 0 COUNT │ 1 GRANTED │ 2 OPEN │ 3 WAKE │ 4 DIED │ 5 OWNER │ 6 LOOSE │ 7 OUTSIDE_  │ 8 OUTSIDE │
+ *   │         │           │        │        │        │         │         │   SEQ       │           │
+ *   └─────────┴───────────┴────────┴────────┴────────┴─────────┴─────────┴─────────────┴───────────┘
  *   COUNT    1: unlocked; 0: locked; -n: locked, n callers in line
  *   GRANTED  hand-offs reserved for the waiter a release woke
  *   OPEN     hand-offs any caller in line may take
  *   WAKE     the sequence number callers in line sleep on
  *   DIED     set when a dead holder's lock was released for it
+ *   OWNER    the holder's pid (`_holds.ts`)
+ *   LOOSE, OUTSIDE_SEQ, OUTSIDE   how child processes take and give it
  * ```
  *
  * The mutex is the permit counter of `_permits.ts` with one permit. Locking
@@ -23,7 +26,11 @@
  *
  * Fairness (see `_permits.ts`): nobody overtakes the callers in line, and
  * those that sleep are served in the order they went to sleep; when nobody
- * is in line, whoever comes first takes the mutex.
+ * is in line, whoever comes first takes the mutex. A child process that maps
+ * this program's memory never joins the line (a dead caller could not be
+ * taken out of it): it waits outside, after the callers in line, and
+ * unlocks in one atomic step (`_permits.ts`, "counters a child process uses
+ * directly").
  *
  * @module
  */
@@ -37,17 +44,20 @@ import {
   type RemoteSpec,
 } from "../internal/codec.ts";
 import type { WaitOptions } from "../internal/wait.ts";
-import type { SharedRef } from "../internal/memory.ts";
+import { isParents, type SharedRef } from "../internal/memory.ts";
 import { lockCores } from "./_condvar.ts";
 import { PID } from "./_holds.ts";
 import {
   acquirePermit,
   acquirePermitSync,
+  claimNow,
   COUNT,
+  giveFromChild,
   OWNER,
-  PERMIT_WORDS,
+  type Protocol,
   releasePermit,
-  takeFree,
+  SHARED_PERMIT_WORDS,
+  signalOutside,
 } from "./_permits.ts";
 import {
   adopting,
@@ -85,6 +95,8 @@ import {
  */
 export class Mutex {
   readonly #words: Int32Array;
+  /** How this process takes it: in line, or outside the line in a child that maps the memory. */
+  readonly #protocol: Protocol;
 
   /**
    * Creates an unlocked mutex.
@@ -99,12 +111,15 @@ export class Mutex {
    */
   constructor() {
     const buffer = adoption();
-    this.#words = buffer ? new Int32Array(buffer) : sharedWords(PERMIT_WORDS);
+    this.#words = buffer ? new Int32Array(buffer) : sharedWords(SHARED_PERMIT_WORDS);
     if (!buffer) this.#words[COUNT] = 1;
     const words = this.#words;
+    const protocol = buffer !== undefined && isParents(buffer) ? "child" : "parent";
+    this.#protocol = protocol;
     registerPermitWords(this, words);
     lockCores.set(this, {
       words,
+      protocol,
       holds: () => Atomics.load(words, COUNT) < 1,
       releaseAll: () => {
         this.release();
@@ -141,7 +156,7 @@ export class Mutex {
    * ```
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
-    await acquirePermit(this.#words, options, "Mutex");
+    await acquirePermit(this.#words, options, "Mutex", this.#protocol);
     this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
@@ -168,7 +183,7 @@ export class Mutex {
    */
   acquireSync(options?: WaitOptions): Lease {
     if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
-      acquirePermitSync(this.#words, options, "Mutex", 1);
+      acquirePermitSync(this.#words, options, "Mutex", 1, this.#protocol);
     }
     this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
@@ -190,7 +205,7 @@ export class Mutex {
    * ```
    */
   tryAcquire(): Lease | undefined {
-    if (!takeFree(this.#words, 1)) return undefined;
+    if (!claimNow(this.#words, this.#protocol)) return undefined;
     this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
@@ -215,11 +230,15 @@ export class Mutex {
     const words = this.#words;
     const owner = words[OWNER];
     words[OWNER] = 0;
-    if (Atomics.compareExchange(words, COUNT, 0, 1) === 0) return;
-    if (!releasePermit(words, 1, 0)) {
-      words[OWNER] = owner;
-      throw new Error("Cannot release Mutex: it is not locked");
+    if (this.#protocol === "child") {
+      if (giveFromChild(words, 1)) return;
+    } else if (Atomics.compareExchange(words, COUNT, 0, 1) === 0 || releasePermit(words, 1, 0)) {
+      // A child waiting outside the line looks again (one load when none waits).
+      signalOutside(words);
+      return;
     }
+    words[OWNER] = owner;
+    throw new Error("Cannot release Mutex: it is not locked");
   }
 
   /**

@@ -101,6 +101,7 @@ export class ReentrantMutex {
     this.#owner = new BigInt64Array(this.#words.buffer);
     lockCores.set(this, {
       words: this.#words,
+      protocol: "line",
       holds: () => this.#ownedHere(),
       releaseAll: () => {
         const depth = Atomics.load(this.#words, DEPTH);

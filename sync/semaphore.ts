@@ -188,7 +188,7 @@ export class Semaphore {
   async acquire(options?: WaitOptions): Promise<Lease> {
     const name = this.constructor.name;
     if (!this.#inChild) {
-      await acquirePermit(this.#words, options, name, true);
+      await acquirePermit(this.#words, options, name, "parent");
     } else if (!this.#claimInChild()) {
       const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
       options?.signal?.throwIfAborted();
@@ -220,7 +220,7 @@ export class Semaphore {
   acquireSync(options?: WaitOptions): Lease {
     const name = this.constructor.name;
     if (!this.#inChild) {
-      acquirePermitSync(this.#words, options, name, undefined, true);
+      acquirePermitSync(this.#words, options, name, undefined, "parent");
     } else if (!this.#claimInChild()) {
       const timeout = checkTimeout(options?.timeout, `Cannot acquire ${name}`);
       options?.signal?.throwIfAborted();

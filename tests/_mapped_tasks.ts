@@ -350,3 +350,9 @@ export function runningTotalSync(end: PipeEnd<number>): { total: number; polled:
     end.sendSync(total);
   }
 }
+
+/** Writes this child's pid into `pid`, then waits for `mutex` (the parent holds it and kills this child). */
+export async function waitForMutexUntilKilled(mutex: Mutex, pid: Value<"int32">): Promise<void> {
+  pid.storeSync(Deno.pid);
+  await mutex.acquire({ timeout: 10_000 });
+}

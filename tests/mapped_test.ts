@@ -31,9 +31,9 @@ const work = tasks<typeof import("./_mapped_tasks.ts")>(
   new URL("./_mapped_tasks.ts", import.meta.url),
 );
 
-/** The shared memory of `semaphore`. */
-function semaphoreBuffer(semaphore: Semaphore): ArrayBufferLike {
-  const state = (semaphore as unknown as Shareable)[describe]({ transport: "thread" }).state;
+/** The shared memory of a `Mutex` or `Semaphore`. */
+function sharedMemoryOf(primitive: Mutex | Semaphore): ArrayBufferLike {
+  const state = (primitive as unknown as Shareable)[describe]({ transport: "thread" }).state;
   return bufferOf(state as SharedRef);
 }
 
@@ -224,6 +224,28 @@ Deno.test({
   },
 });
 
+Deno.test({
+  ...mapped,
+  name: "a child killed while waiting for a Mutex leaves no one in line: it is free once released",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const mutex = new Mutex();
+    const held = mutex.acquireSync();
+    const pid = new Value("int32", 0);
+    const waiting = failure(pool.submit(work.waitForMutexUntilKilled, mutex, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    // Asleep outside the line (word 8 counts such waits; COUNT 0: nobody in line).
+    const words = new Int32Array(sharedMemoryOf(mutex));
+    await waitUntil(() => Atomics.load(words, 8) === 1);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await waiting).name, "WorkerCrashedError");
+    held[Symbol.dispose]();
+    assert.equal(mutex.locked, false);
+    using lease = mutex.tryAcquire();
+    assert.ok(lease !== undefined);
+  },
+});
+
 Deno.test("permits of a Semaphore held by a child that exits all come back, and the next lease says so", async () => {
   await using pool = new ProcessPool({ maxWorkers: 1 });
   const semaphore = new Semaphore(3);
@@ -270,7 +292,7 @@ Deno.test({
     const held = semaphore.acquireSync();
     const waiting = pool.submit(work.waitForPermit, semaphore);
     // Waiting outside the line (word 8 counts such waits): it never joins it.
-    const words = new Int32Array(semaphoreBuffer(semaphore));
+    const words = new Int32Array(sharedMemoryOf(semaphore));
     await waitUntil(() => Atomics.load(words, 8) === 1);
     assert.equal(Atomics.load(words, 0), 0, "nobody in line");
     held[Symbol.dispose]();
