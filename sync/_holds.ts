@@ -5,9 +5,10 @@
  *
  * Through the broker the parent holds a child's leases itself. A child that
  * maps the parent's memory locks a `Mutex` directly, so the mutex's OWNER
- * word (`_permits.ts`) says which process holds it: the pid, written right
+ * word (`_permits.ts`) says which child holds it: its pid, written right
  * after locking and cleared right before unlocking, by whichever thread of
- * that process does it (any may unlock a `Mutex`). When a child is gone, the
+ * that child does it (the parent writes nothing there for its own holds, and
+ * clears it when it unlocks for a child: any thread may unlock a `Mutex`). When a child is gone, the
  * parent looks at the mutexes it sent to children that map memory
  * ({@linkcode registerHolder}) and releases each one still held by that
  * child's pid, marking it (DIED) so that the next holder, in any process or

@@ -97,6 +97,12 @@ export class Mutex {
   readonly #words: Int32Array;
   /** How this process takes it: in line, or outside the line in a child that maps the memory. */
   readonly #protocol: Protocol;
+  /**
+   * Whether this is a child process that maps the parent's memory: only it
+   * writes its pid into OWNER while it holds the mutex (`_holds.ts`); the
+   * parent, whose holds no one needs to release for it, leaves OWNER at 0.
+   */
+  readonly #inChild: boolean;
 
   /**
    * Creates an unlocked mutex.
@@ -116,6 +122,8 @@ export class Mutex {
     const words = this.#words;
     const protocol = buffer !== undefined && isParents(buffer) ? "child" : "parent";
     this.#protocol = protocol;
+    const inChild = protocol === "child";
+    this.#inChild = inChild;
     registerPermitWords(this, words);
     lockCores.set(this, {
       words,
@@ -126,7 +134,7 @@ export class Mutex {
         return 1;
       },
       restore: () => {
-        words[OWNER] = PID;
+        if (inChild) words[OWNER] = PID;
       },
     });
   }
@@ -157,7 +165,7 @@ export class Mutex {
    */
   async acquire(options?: WaitOptions): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex", this.#protocol);
-    this.#words[OWNER] = PID;
+    if (this.#inChild) this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
 
@@ -185,7 +193,7 @@ export class Mutex {
     if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
       acquirePermitSync(this.#words, options, "Mutex", 1, this.#protocol);
     }
-    this.#words[OWNER] = PID;
+    if (this.#inChild) this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
 
@@ -206,7 +214,7 @@ export class Mutex {
    */
   tryAcquire(): Lease | undefined {
     if (!claimNow(this.#words, this.#protocol)) return undefined;
-    this.#words[OWNER] = PID;
+    if (this.#inChild) this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
 
@@ -228,9 +236,10 @@ export class Mutex {
    */
   release(): void {
     const words = this.#words;
+    // A child's pid, when a child holds it (this process may release it for the child).
     const owner = words[OWNER];
-    words[OWNER] = 0;
-    if (this.#protocol === "child") {
+    if (owner !== 0) words[OWNER] = 0;
+    if (this.#inChild) {
       if (giveFromChild(words, 1)) return;
     } else if (Atomics.compareExchange(words, COUNT, 0, 1) === 0 || releasePermit(words, 1, 0)) {
       // A child waiting outside the line looks again (one load when none waits).
