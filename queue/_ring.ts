@@ -164,8 +164,8 @@ import {
 import { Deadline, notify, runSync, type WaitSteps } from "../internal/wait.ts";
 import { processEnded } from "../internal/libc.ts";
 import {
+  acquireSteps,
   claimFree,
-  claimInLineSteps,
   COUNT as PERMITS,
   FOREVER,
   giveFromChild,
@@ -1067,7 +1067,7 @@ export class Ring {
     blocking: boolean,
   ): WaitSteps<boolean> {
     return claimFree(words) || (blocking && spin(words)) ||
-      (yield* claimInLineSteps(words, deadline, signal));
+      (yield* acquireSteps(words, deadline, signal, true));
   }
 
   /**

@@ -181,9 +181,11 @@ function spin(words: Int32Array): boolean {
 
 /**
  * The slow path of taking a permit: joins the line and waits for a grant
- * (or, with `loose`, a {@linkcode LOOSE} permit). Returns `true` once it
- * holds a permit, `false` when the deadline passes first; throws the
- * signal's reason on abort.
+ * (or, with `loose`, a {@linkcode LOOSE} permit: a counter children use
+ * directly, whose children waiting outside the line are told of a permit a
+ * caller leaves free as it gives up). Returns `true` once it holds a permit,
+ * `false` when the deadline passes first; throws the signal's reason on
+ * abort.
  */
 export function* acquireSteps(
   words: Int32Array,
@@ -203,7 +205,12 @@ export function* acquireSteps(
       return true;
     }
     const timeout = deadline.remaining();
-    if (timeout === 0) return yield* leaveLine(words);
+    if (timeout === 0) {
+      const granted = yield* leaveLine(words);
+      // A LOOSE permit may be left with nobody in line: children waiting outside it look.
+      if (!granted && loose) signalOutside(words);
+      return granted;
+    }
     const reason = yield { words, index: WAKE, expected: seen, timeout, signal };
     if (reason === "ok") {
       woken = true;
@@ -211,6 +218,8 @@ export function* acquireSteps(
       // A release may have woken this caller just before the abort.
       if (Atomics.load(words, GRANTED) > 0) openGrant(words);
       if (yield* leaveLine(words)) releasePermit(words, Infinity);
+      // That permit, or a LOOSE one left with nobody in line: children outside it look.
+      if (loose) signalOutside(words);
       throw abortReason(signal);
     }
   }
@@ -259,8 +268,9 @@ export function* claimSteps(
   signal: AbortSignal | undefined,
   protocol: Protocol,
 ): WaitSteps<boolean> {
-  if (protocol === "line") return yield* acquireSteps(words, deadline, signal);
-  if (protocol === "parent") return yield* claimInLineSteps(words, deadline, signal);
+  if (protocol !== "child") {
+    return yield* acquireSteps(words, deadline, signal, protocol === "parent");
+  }
   const claimed = () => claimFree(words) || NONE;
   return (yield* waitOutsideSteps(words, claimed, deadline, signal)) !== NONE;
 }
@@ -280,9 +290,11 @@ export async function acquirePermit(
   const signal = options?.signal;
   signal?.throwIfAborted();
   if (claimNow(words, protocol)) return;
-  if (!await runAsync(claimSteps(words, new Deadline(timeout), signal, protocol))) {
-    throw timedOut(`${name}.acquire()`, timeout);
-  }
+  const deadline = new Deadline(timeout);
+  const steps = protocol === "child"
+    ? claimSteps(words, deadline, signal, protocol)
+    : acquireSteps(words, deadline, signal, protocol === "parent");
+  if (!await runAsync(steps)) throw timedOut(`${name}.acquire()`, timeout);
 }
 
 /**
@@ -301,11 +313,14 @@ export function acquirePermitSync(
     timeout = checkTimeout(options.timeout, `Cannot acquire ${name}`);
     options.signal?.throwIfAborted();
   }
-  const free = protocol === "line" ? takeFree(words, guess) : claimFree(words);
+  // A LOOSE permit is taken in line (below) or, in a child, outside it.
+  const free = protocol === "child" ? claimFree(words) : takeFree(words, guess);
   if (free || (timeout > 0 && spin(words))) return;
-  if (!runSync(claimSteps(words, new Deadline(timeout), undefined, protocol))) {
-    throw timedOut(`${name}.acquireSync()`, timeout);
-  }
+  const deadline = new Deadline(timeout);
+  const steps = protocol === "child"
+    ? claimSteps(words, deadline, undefined, protocol)
+    : acquireSteps(words, deadline, undefined, protocol === "parent");
+  if (!runSync(steps)) throw timedOut(`${name}.acquireSync()`, timeout);
 }
 
 // ---- counters a child process uses directly ---------------------------------
@@ -318,7 +333,7 @@ export function acquirePermitSync(
 // waits outside the line while none is ({@linkcode waitOutsideSteps}), and gives one in a
 // single atomic step ({@linkcode giveFromChild}): free when nobody waits in line, else LOOSE,
 // which a caller in line takes, leaving the line with it. A child is so served after the
-// callers in line. Callers in this process claim with {@linkcode claimInLineSteps} and tell
+// callers in line. Callers in this process claim with {@linkcode claimSteps} and tell
 // the children outside ({@linkcode signalOutside}) whenever a permit may have come free.
 
 /**
@@ -380,26 +395,6 @@ export function wakeEveryone(words: Int32Array): void {
   notify(words, WAKE);
   Atomics.add(words, OUTSIDE_SEQ, 1);
   notify(words, OUTSIDE_SEQ);
-}
-
-/**
- * {@linkcode acquireSteps} for a counter children use, in this process: a
- * caller that leaves the line without a permit may leave one free behind it
- * (an aborted caller gives back a grant that came too late; a LOOSE permit
- * is no longer the line's), so the children outside are told.
- */
-export function* claimInLineSteps(
-  words: Int32Array,
-  deadline: Deadline,
-  signal?: AbortSignal,
-): WaitSteps<boolean> {
-  let claimed = false;
-  try {
-    claimed = yield* acquireSteps(words, deadline, signal, true);
-  } finally {
-    if (!claimed) signalOutside(words);
-  }
-  return claimed;
 }
 
 /**

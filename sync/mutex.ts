@@ -53,6 +53,7 @@ import {
   claimNow,
   COUNT,
   giveFromChild,
+  OUTSIDE,
   OWNER,
   type Protocol,
   releasePermit,
@@ -242,8 +243,8 @@ export class Mutex {
     if (this.#inChild) {
       if (giveFromChild(words, 1)) return;
     } else if (Atomics.compareExchange(words, COUNT, 0, 1) === 0 || releasePermit(words, 1, 0)) {
-      // A child waiting outside the line looks again (one load when none waits).
-      signalOutside(words);
+      // A child waiting outside the line looks again.
+      if (words[OUTSIDE] !== 0) signalOutside(words);
       return;
     }
     words[OWNER] = owner;
