@@ -648,7 +648,8 @@ Deno.test({
     const controller = new AbortController();
     const aborted = failure(queue.get({ signal: controller.signal }));
     await waitUntil(() => Atomics.load(ring.itemWords, 0) === -1); // in line
-    const child = pool.submit(work.getWithin, queue, 10_000);
+    // Its timeout is far beyond the deadline here: only a wake-up gets it the item in time.
+    const child = pool.submit(work.getWithin, queue, 60_000);
     // The child waits outside the line, after this process's get.
     await waitUntil(() => Atomics.load(ring.itemWords, 8) === 1);
     queue.putSync("x"); // granted to the get in line: the child looks and finds none
