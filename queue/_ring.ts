@@ -1048,7 +1048,10 @@ export class Ring {
       const free = () =>
         this.closed || Atomics.load(words, PERMITS) > 0 ||
         (Atomics.load(words, PERMITS) === 0 && Atomics.load(words, LOOSE) > 0) || NONE;
-      return (yield* waitOutsideSteps(words, free, deadline, signal)) !== NONE;
+      if ((yield* waitOutsideSteps(words, free, deadline, signal)) === NONE) return false;
+      // It took nothing: the wake-up it may have had goes on to a get waiting outside.
+      signalOutside(words);
+      return true;
     }
     if (!(yield* this.#claimSteps(words, deadline, signal, blocking))) return false;
     // Given back: the item stays for a get.

@@ -201,14 +201,17 @@ export function* acquireSteps(
     if ((woken && takeOne(words, GRANTED)) || takeOne(words, OPEN)) return true;
     if (loose && takeOne(words, LOOSE)) {
       // Out of the line with it; a grant that came meanwhile goes back.
-      if (yield* leaveLine(words)) releasePermit(words, Infinity);
+      if (yield* leaveLine(words)) {
+        releasePermit(words, Infinity);
+        signalOutside(words);
+      }
       return true;
     }
     const timeout = deadline.remaining();
     if (timeout === 0) {
       const granted = yield* leaveLine(words);
       // A LOOSE permit may be left with nobody in line: children waiting outside it look.
-      if (!granted && loose) signalOutside(words);
+      if (!granted && loose) settleLoose(words);
       return granted;
     }
     const reason = yield { words, index: WAKE, expected: seen, timeout, signal };
@@ -219,7 +222,7 @@ export function* acquireSteps(
       if (Atomics.load(words, GRANTED) > 0) openGrant(words);
       if (yield* leaveLine(words)) releasePermit(words, Infinity);
       // That permit, or a LOOSE one left with nobody in line: children outside it look.
-      if (loose) signalOutside(words);
+      if (loose) settleLoose(words);
       throw abortReason(signal);
     }
   }
@@ -367,7 +370,8 @@ export function claimFree(words: Int32Array): boolean {
 export function giveFromChild(words: Int32Array, limit = Infinity): boolean {
   let count = Atomics.load(words, COUNT);
   while (count >= 0) {
-    if (count >= limit) return false;
+    // LOOSE permits left with nobody in line are free ones too.
+    if (count + Atomics.load(words, LOOSE) >= limit) return false;
     const seen = Atomics.compareExchange(words, COUNT, count, count + 1);
     if (seen === count) {
       signalOutside(words);
@@ -378,7 +382,19 @@ export function giveFromChild(words: Int32Array, limit = Infinity): boolean {
   Atomics.add(words, LOOSE, 1);
   Atomics.add(words, WAKE, 1);
   notify(words, WAKE);
+  // The line may have emptied since COUNT was read: children outside look too.
+  signalOutside(words);
   return true;
+}
+
+/**
+ * In this process (never in a child: it takes several steps): LOOSE permits
+ * that nobody in line is owed (the line emptied before a caller took them)
+ * become free ones, and children waiting outside the line look.
+ */
+export function settleLoose(words: Int32Array): void {
+  while (Atomics.load(words, COUNT) >= 0 && takeOne(words, LOOSE)) releasePermit(words, Infinity);
+  signalOutside(words);
 }
 
 /** Wakes one child's call waiting outside the line, if any: a permit may be free. */

@@ -53,10 +53,12 @@ import {
   claimNow,
   COUNT,
   giveFromChild,
+  LOOSE,
   OUTSIDE,
   OWNER,
   type Protocol,
   releasePermit,
+  settleLoose,
   SHARED_PERMIT_WORDS,
   signalOutside,
 } from "./_permits.ts";
@@ -142,7 +144,9 @@ export class Mutex {
 
   /** Whether the mutex is locked now (by anyone). */
   get locked(): boolean {
-    return Atomics.load(this.#words, COUNT) < 1;
+    const count = Atomics.load(this.#words, COUNT);
+    // A LOOSE permit left with nobody in line (`_permits.ts`) is the mutex, free.
+    return count < 0 || (count === 0 && Atomics.load(this.#words, LOOSE) === 0);
   }
 
   /**
@@ -242,10 +246,14 @@ export class Mutex {
     if (owner !== 0) words[OWNER] = 0;
     if (this.#inChild) {
       if (giveFromChild(words, 1)) return;
-    } else if (Atomics.compareExchange(words, COUNT, 0, 1) === 0 || releasePermit(words, 1, 0)) {
-      // A child waiting outside the line looks again.
-      if (words[OUTSIDE] !== 0) signalOutside(words);
-      return;
+    } else {
+      // A LOOSE permit left with nobody in line is the mutex, free (`_permits.ts`).
+      if (words[LOOSE] !== 0) settleLoose(words);
+      if (Atomics.compareExchange(words, COUNT, 0, 1) === 0 || releasePermit(words, 1, 0)) {
+        // A child waiting outside the line looks again.
+        if (words[OUTSIDE] !== 0) signalOutside(words);
+        return;
+      }
     }
     words[OWNER] = owner;
     throw new Error("Cannot release Mutex: it is not locked");

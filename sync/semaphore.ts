@@ -35,13 +35,16 @@
  * A child process that maps this program's memory uses a semaphore
  * directly, as a counter of `_permits.ts` that children use: it never joins
  * the line (it waits outside it, served after the callers in line) and gives
- * permits in one atomic step. It counts the permits it holds in its HOLDERS
- * slot (taken by its pid on first use), counting one right after taking it
- * and uncounting it right before giving it; when the child ends, the parent
- * gives back what its slot counts, marks DIED (so the next lease says
- * `previousOwnerDied`) and frees the slot. A child killed in the instant
- * between taking a permit and counting it, or between uncounting and giving
- * it, loses that permit.
+ * permits in one atomic step. It counts the permits it took less those it
+ * gave in its HOLDERS slot (taken by its pid on first use), counting one
+ * right after taking it and uncounting it right before giving it; when the
+ * child ends, for any reason, the parent gives back what its slots count
+ * when that is more than none, marks DIED (so the next lease says
+ * `previousOwnerDied`) and frees the slots, as the broker does for a child
+ * that ends holding leases. (So a child that takes permits for good, as from
+ * a semaphore counting items, has them given back when it ends.) A child
+ * killed in the instant between taking a permit and counting it, or between
+ * uncounting and giving it, loses that permit.
  *
  * @module
  */
@@ -70,8 +73,10 @@ import {
   COUNT,
   DIED,
   giveFromChild,
+  LOOSE,
   NONE,
   releasePermit,
+  settleLoose,
   signalOutside,
   waitOutsideSteps,
   wakeEveryone,
@@ -323,6 +328,8 @@ export class Semaphore {
     const words = this.#words;
     const limit = bounded.has(this) ? words[START] : MAX_COUNT;
     if (!this.#inChild) {
+      // LOOSE permits left with nobody in line are free ones (`_permits.ts`): counted first.
+      if (words[LOOSE] !== 0) settleLoose(words);
       if (!releasePermit(words, limit)) return false;
       signalOutside(words);
       return true;
@@ -342,11 +349,14 @@ export class Semaphore {
   #recoverFrom(pid: number): void {
     const words = this.#words;
     const limit = bounded.has(this) ? words[START] : MAX_COUNT;
+    // The child's permits taken less given, over its slots (two threads may take one each).
+    let held = 0;
     for (let at = HOLDERS; at < SEMAPHORE_WORDS; at += 2) {
       if (Atomics.load(words, at) !== pid) continue;
-      const held = Atomics.exchange(words, at + 1, 0);
+      held += Atomics.exchange(words, at + 1, 0);
       Atomics.store(words, at, 0);
-      if (held <= 0) continue;
+    }
+    if (held > 0) {
       Atomics.add(words, DIED, 1);
       for (let i = 0; i < held && releasePermit(words, limit); i++);
     }
