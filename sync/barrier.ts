@@ -3,12 +3,14 @@
  * condition variable and three words of state, all in one buffer.
  *
  * ```text
- *   Int32Array over 12 words of shared memory (`internal/memory.ts`)
- *   ┌─────────┬─────┬───────────┬───────────┬────────┬─────────┬──────────┬───────────┐
- *   │ 0 COUNT │ 1–5 │ 6 WAITING │ 7 SIGNALS │ 8 WAKE │ 9 PHASE │ 10 INSIDE│ 11 PARTIES│
- *   └─────────┴─────┴───────────┴───────────┴────────┴─────────┴──────────┴───────────┘
- *   0–5   the barrier's lock (`_permits.ts`), guarding everything below
- *   6–8   its condition variable (`_condvar.ts`)
+ *   Int32Array over 80 words of shared memory (`internal/memory.ts`)
+ *   ┌─────────┬─────┬─────────┬─────────┬───────────┬───────────┬────────┬──────────┬──────────┬───────────┐
+ *   │ 0 COUNT │ 1–4 │ 5 OWNER │ 6–8     │ 9 WAITING │10 SIGNALS │11 WAKE │ 12 PHASE │ 13 INSIDE│ 14 PARTIES│
+ *   └─────────┴─────┴─────────┴─────────┴───────────┴───────────┴────────┴──────────┴──────────┴───────────┘
+ *   16–79 PARTIES_IN: 32 slots of (pid, parties inside wait()) for child processes
+ *   0–8   the barrier's lock (`_permits.ts`, a counter children use directly),
+ *         guarding everything below; OWNER: the child holding it, if one does
+ *   9–11  its condition variable (`_condvar.ts`)
  *   PHASE    FILLING (0): parties are arriving; DRAINING (1): all arrived,
  *            they are leaving; RESETTING (-1): reset() while some waited,
  *            they are leaving; BROKEN (-2)
@@ -33,6 +35,17 @@
  *
  * Fairness: all parties are released together; there is no order to keep.
  *
+ * A child process that maps this program's memory uses a barrier directly:
+ * it takes the lock as children take any counter's permits (never joining
+ * its line) and writes its pid into OWNER while it holds it, and counts its
+ * parties inside `wait()` in a slot of its own. When such a child ends, the
+ * parent releases the lock if the child held it, and if it had parties
+ * inside, takes them out of INSIDE and of the condition's WAITING and
+ * breaks the barrier (the round cannot complete): the others fail with
+ * `BrokenBarrierError`, and `reset()` makes it usable again. A child killed
+ * in the instant between taking the lock and writing its pid, or between
+ * counting a party in INSIDE and in its slot, leaves the barrier wrong.
+ *
  * @module
  */
 
@@ -52,7 +65,7 @@ import {
   type WaitOptions,
   type WaitSteps,
 } from "../internal/wait.ts";
-import type { SharedRef } from "../internal/memory.ts";
+import { isParents, type SharedRef } from "../internal/memory.ts";
 import { BrokenBarrierError } from "../errors.ts";
 import {
   conditionWaitSteps,
@@ -62,14 +75,33 @@ import {
   waitForSteps,
   WAITING,
 } from "./_condvar.ts";
-import { acquireSteps, COUNT, FOREVER, PERMIT_WORDS, releasePermit, takeFree } from "./_permits.ts";
+import {
+  claimNow,
+  claimSteps,
+  COUNT,
+  FOREVER,
+  giveFromChild,
+  LOOSE,
+  OWNER,
+  type Protocol,
+  releasePermit,
+  settleLoose,
+  SHARED_PERMIT_WORDS,
+  signalOutside,
+  wakeEveryone,
+} from "./_permits.ts";
 import { adopting, adoption, checkCount, sharedState, sharedWords } from "./_shared.ts";
+import { PID, whenChildEnds } from "./_holds.ts";
 
-const CONDVAR = PERMIT_WORDS;
+const CONDVAR = SHARED_PERMIT_WORDS;
 const PHASE = CONDVAR + CONDVAR_WORDS;
 const INSIDE = PHASE + 1;
 const PARTIES = PHASE + 2;
-const WORDS = PHASE + 3;
+/** The first slot of (pid, parties inside wait()) for a child process. */
+const PARTIES_IN = 16;
+/** How many child processes may wait on one barrier directly at once. */
+const SLOTS = 32;
+const WORDS = PARTIES_IN + 2 * SLOTS;
 
 const FILLING = 0;
 const DRAINING = 1;
@@ -95,6 +127,10 @@ export class Barrier {
   readonly #words: Int32Array;
   readonly #lock: LockCore;
   readonly #condvar: Int32Array;
+  /** How this process takes the lock: in line, or outside it in a child that maps the memory. */
+  readonly #protocol: Protocol;
+  /** In a child: the word of its slot counting its parties inside `wait()`. */
+  #partiesHere = -1;
 
   /**
    * Creates a barrier for `parties` parties.
@@ -114,6 +150,7 @@ export class Barrier {
    */
   constructor(parties: number) {
     const buffer = adoption();
+    this.#protocol = buffer !== undefined && isParents(buffer) ? "child" : "parent";
     if (buffer) {
       this.#words = new Int32Array(buffer);
     } else {
@@ -122,17 +159,17 @@ export class Barrier {
       this.#words[COUNT] = 1;
       this.#words[PARTIES] = parties;
     }
-    const lockWords = this.#words.subarray(0, PERMIT_WORDS);
+    const lockWords = this.#words.subarray(0, SHARED_PERMIT_WORDS);
     this.#condvar = this.#words.subarray(CONDVAR, CONDVAR + CONDVAR_WORDS);
     this.#lock = {
       words: lockWords,
-      protocol: "line",
+      protocol: this.#protocol,
       holds: () => Atomics.load(lockWords, COUNT) < 1,
       releaseAll: () => {
-        releasePermit(lockWords, 1, 0, false);
+        this.#unlock();
         return 1;
       },
-      restore: () => {},
+      restore: () => this.#owned(),
     };
   }
 
@@ -255,6 +292,7 @@ export class Barrier {
    */
   get [remote](): RemoteSpec {
     return {
+      direct: true,
       calls: { wait: ["options"], abort: [], reset: [] },
       constants: { parties: this.parties },
       immediate: {
@@ -271,18 +309,17 @@ export class Barrier {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    return {
-      kind: "Barrier",
-      module: import.meta.url,
-      state: sharedState(context, this.#words.buffer, "Barrier"),
-    };
+    const buffer = this.#words.buffer;
+    const state = sharedState(context, buffer, "Barrier");
+    if (context.mapped) whenChildEnds(buffer, (pid) => this.#recoverFrom(pid));
+    return { kind: "Barrier", module: import.meta.url, state };
   }
 
   *#steps(timeout: number, signal?: AbortSignal): WaitSteps<number> {
     const words = this.#words;
     const lock = this.#lock;
     const condvar = this.#condvar;
-    if (!takeFree(lock.words, 1)) yield* acquireSteps(lock.words, FOREVER);
+    yield* this.#lockSteps();
     try {
       // Wait while the previous round leaves or a reset completes.
       let phase = Atomics.load(words, PHASE);
@@ -294,6 +331,8 @@ export class Barrier {
         throw new BrokenBarrierError("Cannot wait on Barrier: it is broken; reset() it first");
       }
       const index = Atomics.add(words, INSIDE, 1);
+      const slot = this.#protocol === "child" ? this.#slot() : -1;
+      if (slot >= 0) Atomics.add(words, slot, 1);
       try {
         if (index + 1 === Atomics.load(words, PARTIES)) {
           Atomics.store(words, PHASE, DRAINING);
@@ -327,6 +366,7 @@ export class Barrier {
         }
         return index;
       } finally {
+        if (slot >= 0) Atomics.sub(words, slot, 1);
         // The last party out lets the next round in.
         const inside = Atomics.sub(words, INSIDE, 1) - 1;
         const phase = Atomics.load(words, PHASE);
@@ -336,19 +376,108 @@ export class Barrier {
         }
       }
     } finally {
-      releasePermit(lock.words, 1, 0, false);
+      this.#unlock();
     }
   }
 
   /** Runs `action` holding the barrier's lock; blocks only for another thread's brief hold. */
   #locked(action: () => void): void {
-    const lock = this.#lock;
-    if (!takeFree(lock.words, 1)) runSync(acquireSteps(lock.words, FOREVER));
+    runSync(this.#lockSteps());
     try {
       action();
     } finally {
-      releasePermit(lock.words, 1, 0, false);
+      this.#unlock();
     }
+  }
+
+  /** Takes the barrier's lock (held only between waits, so never for long). */
+  *#lockSteps(): WaitSteps<void> {
+    const words = this.#lock.words;
+    if (!claimNow(words, this.#protocol)) {
+      yield* claimSteps(words, FOREVER, undefined, this.#protocol);
+    }
+    this.#owned();
+  }
+
+  /** Writes this child's pid into OWNER: the parent releases the lock if the child dies with it. */
+  #owned(): void {
+    if (this.#protocol === "child") this.#lock.words[OWNER] = PID;
+  }
+
+  /**
+   * Releases the lock to any caller in line, waking them all (see above), or,
+   * from a child, in one atomic step.
+   */
+  #unlock(): void {
+    const words = this.#lock.words;
+    if (this.#protocol === "child") {
+      words[OWNER] = 0;
+      giveFromChild(words, 1);
+      return;
+    }
+    if (words[LOOSE] !== 0) settleLoose(words);
+    releasePermit(words, 1, 0, false);
+    signalOutside(words);
+  }
+
+  /**
+   * In a child: the word of its slot counting its parties inside `wait()`,
+   * taking a free slot on first use.
+   *
+   * @throws {Error} When every slot is another process's.
+   */
+  #slot(): number {
+    if (this.#partiesHere >= 0) return this.#partiesHere;
+    const words = this.#words;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let at = PARTIES_IN; at < WORDS; at += 2) {
+        const pid = Atomics.load(words, at);
+        if (
+          pid === PID ||
+          (pass === 1 && pid === 0 && Atomics.compareExchange(words, at, 0, PID) === 0)
+        ) {
+          return this.#partiesHere = at + 1;
+        }
+      }
+    }
+    throw new Error(`Cannot wait on this Barrier in one more process: ${SLOTS} child processes do`);
+  }
+
+  /**
+   * The parent's part when child process `pid` has ended: releases the lock
+   * if the child held it, and takes the child's parties inside `wait()` out
+   * of INSIDE. A round they were part of cannot complete: it breaks. One they
+   * were leaving goes on, and the last party out (perhaps the dead one) lets
+   * the next round in. Only atomic steps, as every party's own way out: the
+   * lock may be another dead child's, which this process mends later. (The
+   * dead parties stay counted in the condition's WAITING: a notify grants
+   * them signals nobody takes, which wake nobody wrongly, since a party looks
+   * at PHASE again.)
+   */
+  #recoverFrom(pid: number): void {
+    const words = this.#words;
+    const lockWords = this.#lock.words;
+    if (lockWords[OWNER] === pid && Atomics.load(lockWords, COUNT) < 1) {
+      lockWords[OWNER] = 0;
+      this.#unlock();
+    }
+    let parties = 0;
+    for (let at = PARTIES_IN; at < WORDS; at += 2) {
+      if (Atomics.load(words, at) !== pid) continue;
+      parties += Atomics.exchange(words, at + 1, 0);
+      Atomics.store(words, at, 0);
+    }
+    if (parties > 0) {
+      const inside = Atomics.sub(words, INSIDE, parties) - parties;
+      const phase = Atomics.load(words, PHASE);
+      if (phase === FILLING) {
+        Atomics.compareExchange(words, PHASE, FILLING, BROKEN);
+      } else if (inside === 0 && (phase === DRAINING || phase === RESETTING)) {
+        Atomics.compareExchange(words, PHASE, phase, FILLING);
+      }
+      this.#notifyAll();
+    }
+    wakeEveryone(lockWords);
   }
 
   #break(): void {

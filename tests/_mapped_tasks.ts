@@ -1,6 +1,7 @@
 // Task functions for children that map their parent's shared memory (tests/mapped_test.ts):
 // they use the synchronous forms, which only work on memory the child touches itself.
 import type {
+  Barrier,
   BoundedSemaphore,
   Condition,
   Event,
@@ -355,4 +356,35 @@ export function runningTotalSync(end: PipeEnd<number>): { total: number; polled:
 export async function waitForMutexUntilKilled(mutex: Mutex, pid: Value<"int32">): Promise<void> {
   pid.storeSync(Deno.pid);
   await mutex.acquire({ timeout: 10_000 });
+}
+
+/** Waits at `barrier` with `waitSync` (which a child that uses it through the broker cannot call). */
+export function meet(barrier: Barrier): number {
+  return barrier.waitSync({ timeout: 10_000 });
+}
+
+/** Writes this child's pid into `pid`, then waits at `barrier` (the parent kills it meanwhile). */
+export function meetUntilKilled(barrier: Barrier, pid: Value<"int32">): number {
+  pid.storeSync(Deno.pid);
+  return barrier.waitSync({ timeout: 60_000 });
+}
+
+/**
+ * Starts a `waitSync` at `barrier` that dies holding its lock (its pid written as the holder,
+ * PHASE about to be read): writes this child's pid into `pid` and spins until killed.
+ */
+export function dieHoldingBarrierLock(barrier: Barrier, pid: Value<"int32">): void {
+  const { load } = Atomics;
+  Atomics.load = ((array: Int32Array, index: number) => {
+    // The barrier's words: its lock's OWNER (word 5) holds this child's pid; word 12 is PHASE.
+    if (index === 12 && array.length >= 80 && array[5] === Deno.pid) {
+      Atomics.load = load;
+      pid.storeSync(Deno.pid);
+      for (;;) {
+        // Spins until the parent kills this child.
+      }
+    }
+    return load(array, index);
+  }) as typeof Atomics.load;
+  barrier.waitSync({ timeout: 10_000 });
 }

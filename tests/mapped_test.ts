@@ -3,6 +3,7 @@
 // FFI reach the same objects through the broker (tests/broker_test.ts).
 import assert from "node:assert/strict";
 import {
+  Barrier,
   BoundedSemaphore,
   Condition,
   Event,
@@ -115,8 +116,7 @@ Deno.test({
 
 Deno.test({
   ...mapped,
-  name:
-    "a WaitGroup counted down by children releases the parent; a Barrier meets across processes",
+  name: "a WaitGroup counted down by children releases the parent",
   fn: async () => {
     await using pool = new ProcessPool({ maxWorkers: 2 });
     const group = new WaitGroup();
@@ -127,6 +127,59 @@ Deno.test({
     ]);
     assert.equal(await group.wait({ timeout: 10_000 }), true);
     await within(done);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a Barrier meets across processes, with waitSync in the children, round after round",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 2 });
+    const barrier = new Barrier(3);
+    for (let round = 0; round < 3; round++) {
+      const children = [pool.submit(work.meet, barrier), pool.submit(work.meet, barrier)];
+      const mine = await barrier.wait({ timeout: 10_000 });
+      const indexes = [mine, ...await within(Promise.all(children))].sort();
+      assert.deepEqual(indexes, [0, 1, 2]);
+    }
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed waiting at a Barrier breaks it for the others; reset() makes it whole",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const barrier = new Barrier(3);
+    const pid = new Value("int32", 0);
+    const dying = failure(pool.submit(work.meetUntilKilled, barrier, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    // Far beyond the deadline here: only the child's end can end this wait in time.
+    const waiting = failure(barrier.wait({ timeout: 60_000 }));
+    await waitUntil(() => barrier.waiting === 2);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await dying).name, "WorkerCrashedError");
+    assert.equal((await waiting).name, "BrokenBarrierError");
+    assert.equal(barrier.broken, true);
+    barrier.reset();
+    const indexes = await within(Promise.all([0, 1, 2].map(() => barrier.wait())));
+    assert.deepEqual(indexes.sort(), [0, 1, 2]);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a child killed holding a Barrier's lock: the parent releases it, the barrier works",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const barrier = new Barrier(3);
+    const pid = new Value("int32", 0);
+    const dying = failure(pool.submit(work.dieHoldingBarrierLock, barrier, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await dying).name, "WorkerCrashedError");
+    const indexes = await within(Promise.all([0, 1, 2].map(() => barrier.wait())));
+    assert.deepEqual(indexes.sort(), [0, 1, 2]);
   },
 });
 
