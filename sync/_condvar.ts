@@ -71,8 +71,12 @@ export function* conditionWaitSteps(
   lock: LockCore,
   deadline: Deadline,
   signal?: AbortSignal,
+  counted = -1,
 ): WaitSteps<boolean> {
   Atomics.add(words, WAITING, 1);
+  // A child counts its waits too, counted after WAITING and uncounted before it, so that a
+  // parent takes out of WAITING no more than the waits of a child that died.
+  if (counted >= 0) Atomics.add(words, counted, 1);
   for (;;) {
     const seen = Atomics.load(words, WAKE);
     const saved = lock.releaseAll();
@@ -85,16 +89,19 @@ export function* conditionWaitSteps(
     }
     lock.restore(saved);
     if (reason === "aborted") {
+      if (counted >= 0) Atomics.sub(words, counted, 1);
       const waiting = Atomics.sub(words, WAITING, 1) - 1;
       // Keep SIGNALS <= WAITING; the other waiters were woken by the abort.
       if (Atomics.load(words, SIGNALS) > waiting) Atomics.sub(words, SIGNALS, 1);
       throw abortReason(signal);
     }
     if (takeOne(words, SIGNALS)) {
+      if (counted >= 0) Atomics.sub(words, counted, 1);
       Atomics.sub(words, WAITING, 1);
       return true;
     }
     if (deadline.remaining() === 0) {
+      if (counted >= 0) Atomics.sub(words, counted, 1);
       Atomics.sub(words, WAITING, 1);
       return false;
     }
@@ -111,14 +118,30 @@ export function* waitForSteps<T>(
   predicate: () => T,
   deadline: Deadline,
   signal?: AbortSignal,
+  counted = -1,
 ): WaitSteps<T> {
   let result = predicate();
   while (!result) {
-    const notified = yield* conditionWaitSteps(words, lock, deadline, signal);
+    const notified = yield* conditionWaitSteps(words, lock, deadline, signal, counted);
     result = predicate();
     if (!notified) break;
   }
   return result;
+}
+
+/**
+ * A child's waits that died with it: takes `waits` out of WAITING, and the
+ * signals granted beyond what is left (lock-free: every change of the two is
+ * atomic).
+ */
+export function forgetWaits(words: Int32Array, waits: number): void {
+  const waiting = Atomics.sub(words, WAITING, waits) - waits;
+  let signals = Atomics.load(words, SIGNALS);
+  while (signals > waiting) {
+    const seen = Atomics.compareExchange(words, SIGNALS, signals, waiting);
+    if (seen === signals) break;
+    signals = seen;
+  }
 }
 
 /** `Condition.notify(n)`: wakes at most `n` waiters. The caller holds the lock. */

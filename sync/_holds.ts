@@ -64,3 +64,35 @@ function releaseHeldBy(owner: Releasable, words: Int32Array, pid: number): void 
     // Released meanwhile by someone else: any holder may release a Mutex.
   }
 }
+
+// ---- per-process slots --------------------------------------------------------
+
+/**
+ * The word counting this process's share of something (a semaphore's
+ * permits, a barrier's parties, a condition's waits) in a table of `slots`
+ * pairs (pid, count) from word `first` of `words`: its own pair, or a free
+ * one it takes (by compareExchange of the pid) on first use.
+ *
+ * @throws {Error} When every slot is another process's (`what` names the object).
+ */
+export function slotOf(words: Int32Array, first: number, slots: number, what: string): number {
+  const end = first + 2 * slots;
+  for (let at = first; at < end; at += 2) {
+    if (Atomics.load(words, at) === PID) return at + 1;
+  }
+  for (let at = first; at < end; at += 2) {
+    if (Atomics.compareExchange(words, at, 0, PID) === 0) return at + 1;
+  }
+  throw new Error(`Cannot use this ${what} in one more process: ${slots} child processes do`);
+}
+
+/** Frees the slots of process `pid` in such a table and returns the sum of their counts. */
+export function takeSlotsOf(words: Int32Array, first: number, slots: number, pid: number): number {
+  let sum = 0;
+  for (let at = first; at < first + 2 * slots; at += 2) {
+    if (Atomics.load(words, at) !== pid) continue;
+    sum += Atomics.exchange(words, at + 1, 0);
+    Atomics.store(words, at, 0);
+  }
+  return sum;
+}

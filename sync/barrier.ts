@@ -91,7 +91,7 @@ import {
   wakeEveryone,
 } from "./_permits.ts";
 import { adopting, adoption, checkCount, sharedState, sharedWords } from "./_shared.ts";
-import { PID, whenChildEnds } from "./_holds.ts";
+import { PID, slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
 
 const CONDVAR = SHARED_PERMIT_WORDS;
 const PHASE = CONDVAR + CONDVAR_WORDS;
@@ -420,27 +420,12 @@ export class Barrier {
     signalOutside(words);
   }
 
-  /**
-   * In a child: the word of its slot counting its parties inside `wait()`,
-   * taking a free slot on first use.
-   *
-   * @throws {Error} When every slot is another process's.
-   */
+  /** In a child: the word of its slot counting its parties inside `wait()`, taken on first use. */
   #slot(): number {
-    if (this.#partiesHere >= 0) return this.#partiesHere;
-    const words = this.#words;
-    for (let pass = 0; pass < 2; pass++) {
-      for (let at = PARTIES_IN; at < WORDS; at += 2) {
-        const pid = Atomics.load(words, at);
-        if (
-          pid === PID ||
-          (pass === 1 && pid === 0 && Atomics.compareExchange(words, at, 0, PID) === 0)
-        ) {
-          return this.#partiesHere = at + 1;
-        }
-      }
+    if (this.#partiesHere < 0) {
+      this.#partiesHere = slotOf(this.#words, PARTIES_IN, SLOTS, "Barrier");
     }
-    throw new Error(`Cannot wait on this Barrier in one more process: ${SLOTS} child processes do`);
+    return this.#partiesHere;
   }
 
   /**
@@ -461,12 +446,7 @@ export class Barrier {
       lockWords[OWNER] = 0;
       this.#unlock();
     }
-    let parties = 0;
-    for (let at = PARTIES_IN; at < WORDS; at += 2) {
-      if (Atomics.load(words, at) !== pid) continue;
-      parties += Atomics.exchange(words, at + 1, 0);
-      Atomics.store(words, at, 0);
-    }
+    const parties = takeSlotsOf(words, PARTIES_IN, SLOTS, pid);
     if (parties > 0) {
       const inside = Atomics.sub(words, INSIDE, parties) - parties;
       const phase = Atomics.load(words, PHASE);

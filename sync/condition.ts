@@ -5,13 +5,18 @@
  * ```text
  *   the lock's own SharedArrayBuffer (see mutex.ts / reentrant_mutex.ts)
  *
- *   Int32Array over the condition's SharedArrayBuffer of 3 words
- *   ┌───────────┬───────────┬──────────┐
- *   │ 0 WAITING │ 1 SIGNALS │ 2 WAKE   │
- *   └───────────┴───────────┴──────────┘
+ *   Int32Array over the condition's shared memory of 68 words
+ *   ┌───────────┬───────────┬──────────┬─────┬──────────────────────────────┐
+ *   │ 0 WAITING │ 1 SIGNALS │ 2 WAKE   │ 3 – │ 4–67 WAITERS: 32 slots of     │
+ *   │           │           │          │     │ (pid, waits) for children    │
+ *   └───────────┴───────────┴──────────┴─────┴──────────────────────────────┘
  *   WAITING  callers inside wait()
  *   SIGNALS  wake-ups granted by notify() and not yet taken
  *   WAKE     the sequence number waiters sleep on
+ *   WAITERS  how many waits each child process that maps this program's
+ *            memory has inside wait(): when a child ends, the parent takes
+ *            them out of WAITING (and the signals beyond what is left), so
+ *            a dead waiter takes no later notify's signal
  * ```
  *
  * The algorithm is in `_condvar.ts`: `wait` registers in WAITING, lets go of
@@ -41,6 +46,7 @@ import type { WaitSteps } from "../internal/wait.ts";
 import {
   conditionWaitSteps,
   CONDVAR_WORDS,
+  forgetWaits,
   type LockCore,
   lockCores,
   notifyCondition,
@@ -57,7 +63,15 @@ import {
   sharedWords,
 } from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
-import type { SharedRef } from "../internal/memory.ts";
+import { isParents, type SharedRef } from "../internal/memory.ts";
+import { slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
+
+/** The first slot of (pid, waits) for a child process that waits on the condition. */
+const WAITERS = CONDVAR_WORDS + 1;
+/** How many child processes may wait on one condition directly at once. */
+const SLOTS = 32;
+/** Words of a condition. */
+const CONDITION_WORDS = WAITERS + 2 * SLOTS;
 import { ReentrantMutex } from "./reentrant_mutex.ts";
 
 /** A condition's lock and condition words in transit. */
@@ -95,6 +109,9 @@ interface ConditionState {
  */
 export class Condition {
   readonly #words: Int32Array;
+  /** In a child that maps the parent's memory: the word of its slot counting its waits. */
+  #waitsHere = -1;
+  readonly #inChild: boolean;
   readonly #mutex: Mutex | ReentrantMutex;
   readonly #lock: LockCore;
 
@@ -119,7 +136,9 @@ export class Condition {
           `current value is ${show(mutex)}`,
       );
     }
-    this.#words = new Int32Array(adoption() ?? sharedWords(CONDVAR_WORDS).buffer);
+    const buffer = adoption();
+    this.#inChild = buffer !== undefined && isParents(buffer);
+    this.#words = new Int32Array(buffer ?? sharedWords(CONDITION_WORDS).buffer);
     this.#mutex = mutex;
     this.#lock = lock;
     registerPermitWords(this, lock.words);
@@ -222,7 +241,9 @@ export class Condition {
    */
   async wait(options?: WaitOptions): Promise<boolean> {
     const deadline = this.#check(options, "wait on");
-    return await runAsync(conditionWaitSteps(this.#words, this.#lock, deadline, options?.signal));
+    return await runAsync(
+      conditionWaitSteps(this.#words, this.#lock, deadline, options?.signal, this.#counted()),
+    );
   }
 
   /**
@@ -247,7 +268,9 @@ export class Condition {
    */
   waitSync(options?: WaitOptions): boolean {
     const deadline = this.#check(options, "wait on");
-    return runSync(conditionWaitSteps(this.#words, this.#lock, deadline));
+    return runSync(
+      conditionWaitSteps(this.#words, this.#lock, deadline, undefined, this.#counted()),
+    );
   }
 
   /**
@@ -374,8 +397,15 @@ export class Condition {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
+    const buffer = this.#words.buffer;
+    if (context.mapped) {
+      whenChildEnds(buffer, (pid) => {
+        const waits = takeSlotsOf(this.#words, WAITERS, SLOTS, pid);
+        if (waits > 0) forgetWaits(this.#words, waits);
+      });
+    }
     const state: ConditionState = {
-      buffer: sharedState(context, this.#words.buffer, "Condition"),
+      buffer: sharedState(context, buffer, "Condition"),
       lock: sharedState(context, this.#lock.words.buffer, "Condition", this.#mutex),
       reentrant: this.#mutex instanceof ReentrantMutex,
     };
@@ -398,7 +428,17 @@ export class Condition {
   }
 
   #waitFor<T>(predicate: () => T, deadline: Deadline, signal?: AbortSignal): WaitSteps<T> {
-    return waitForSteps(this.#words, this.#lock, predicate, deadline, signal);
+    return waitForSteps(this.#words, this.#lock, predicate, deadline, signal, this.#counted());
+  }
+
+  /**
+   * In a child: the word of its slot counting its waits (taken on first
+   * use), so that the parent takes them out of WAITING when it ends; -1 here.
+   */
+  #counted(): number {
+    if (!this.#inChild) return -1;
+    if (this.#waitsHere < 0) this.#waitsHere = slotOf(this.#words, WAITERS, SLOTS, "Condition");
+    return this.#waitsHere;
   }
 }
 

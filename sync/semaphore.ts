@@ -93,7 +93,7 @@ import {
   sharedWords,
   timedOut,
 } from "./_shared.ts";
-import { PID, whenChildEnds } from "./_holds.ts";
+import { slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
 
 /** The permits a semaphore was created with. */
 export const START = 9;
@@ -250,29 +250,12 @@ export class Semaphore {
     return (yield* waitOutsideSteps(this.#words, attempt, new Deadline(timeout), signal)) !== NONE;
   }
 
-  /**
-   * In a child: the word of this process's HOLDERS slot that counts its
-   * permits, taking a free slot on first use.
-   *
-   * @throws {Error} When every slot is another process's.
-   */
+  /** In a child: the word of this process's HOLDERS slot, taken on first use. */
   #slot(): number {
-    if (this.#held >= 0) return this.#held;
-    const words = this.#words;
-    for (let pass = 0; pass < 2; pass++) {
-      for (let at = HOLDERS; at < SEMAPHORE_WORDS; at += 2) {
-        const pid = Atomics.load(words, at);
-        if (
-          pid === PID ||
-          (pass === 1 && pid === 0 && Atomics.compareExchange(words, at, 0, PID) === 0)
-        ) {
-          return this.#held = at + 1;
-        }
-      }
+    if (this.#held < 0) {
+      this.#held = slotOf(this.#words, HOLDERS, SLOTS, this.constructor.name);
     }
-    throw new Error(
-      `Cannot use this ${this.constructor.name} in one more process: ${SLOTS} child processes use it already`,
-    );
+    return this.#held;
   }
 
   /**
@@ -350,12 +333,7 @@ export class Semaphore {
     const words = this.#words;
     const limit = bounded.has(this) ? words[START] : MAX_COUNT;
     // The child's permits taken less given, over its slots (two threads may take one each).
-    let held = 0;
-    for (let at = HOLDERS; at < SEMAPHORE_WORDS; at += 2) {
-      if (Atomics.load(words, at) !== pid) continue;
-      held += Atomics.exchange(words, at + 1, 0);
-      Atomics.store(words, at, 0);
-    }
+    const held = takeSlotsOf(words, HOLDERS, SLOTS, pid);
     if (held > 0) {
       Atomics.add(words, DIED, 1);
       for (let i = 0; i < held && releasePermit(words, limit); i++);

@@ -388,3 +388,10 @@ export function dieHoldingBarrierLock(barrier: Barrier, pid: Value<"int32">): vo
   }) as typeof Atomics.load;
   barrier.waitSync({ timeout: 10_000 });
 }
+
+/** Takes `condition`'s lock, writes this child's pid into `pid`, then waits (the parent kills it). */
+export function waitOnConditionUntilKilled(condition: Condition, pid: Value<"int32">): boolean {
+  condition.acquireSync({ timeout: 10_000 });
+  pid.storeSync(Deno.pid);
+  return condition.waitSync({ timeout: 60_000 });
+}

@@ -183,6 +183,30 @@ Deno.test({
   },
 });
 
+Deno.test({
+  ...mapped,
+  name:
+    "a child killed inside Condition.wait takes no later notify: a wait nobody notified times out",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const mutex = new Mutex();
+    const condition = new Condition(mutex);
+    const pid = new Value("int32", 0);
+    const dying = failure(pool.submit(work.waitOnConditionUntilKilled, condition, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    // Asleep in the wait once it let go of the lock.
+    await waitUntil(() => !mutex.locked);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await dying).name, "WorkerCrashedError");
+    {
+      using _lock = await condition.acquire({ timeout: 10_000 });
+      condition.notify(); // nobody waits any more: nothing to wake
+    }
+    using _lock = await condition.acquire({ timeout: 10_000 });
+    assert.equal(await condition.wait({ timeout: 50 }), false);
+  },
+});
+
 Deno.test("data posing as a library object is refused, not revived as shared memory", () => {
   const forged = {
     "@parallel/core.descriptor": "Value",
