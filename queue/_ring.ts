@@ -818,8 +818,7 @@ export class Ring {
   }
 
   /**
-   * The part of a put that may wait: claims a place unless it `holdsSpace`
-   * already, then writes, waiting for bytes while the ring is full at its
+   * The part of a put that may wait: claims a place, then writes, waiting for bytes while the ring is full at its
    * limit, until `deadline` (`timeout` is its length, for messages). A
    * `blocking` caller (`putSync`) looks again for a while before it sleeps.
    *
@@ -831,7 +830,6 @@ export class Ring {
     item: unknown,
     payload: Payload | undefined,
     need: number,
-    holdsSpace: boolean,
     deadline: Deadline,
     timeout: number,
     signal: AbortSignal | undefined,
@@ -844,12 +842,11 @@ export class Ring {
     const space = this.spaceWords;
     if (outside) Atomics.add(space, OUTSIDE, 1);
     try {
-      for (let holds = holdsSpace;; holds = false) {
-        if (this.bounded && !this.inChild && !holds) {
-          if (!(yield* this.#claimSteps(space, deadline, signal, blocking))) {
-            throw this.timedOut(method, timeout);
-          }
-          holds = true;
+      for (;;) {
+        // A thread claims its place first, in line; a child claims it under the lock.
+        const holds = this.bounded && !this.inChild;
+        if (holds && !(yield* this.#claimSteps(space, deadline, signal, blocking))) {
+          throw this.timedOut(method, timeout);
         }
         const seen = Atomics.load(space, OUTSIDE_SEQ);
         const result = this.write(item, payload, need, true, priority, holds);

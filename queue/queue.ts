@@ -16,7 +16,13 @@ import {
   remote,
   type RemoteSpec,
 } from "../internal/codec.ts";
-import { checkTimeout, runAsync, runSync, type WaitOptions } from "../internal/wait.ts";
+import {
+  checkTimeout,
+  runAsync,
+  runSync,
+  type WaitOptions,
+  type WaitSteps,
+} from "../internal/wait.ts";
 import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
 import { sharedState } from "../sync/_shared.ts";
 import { whenChildEnds } from "../sync/_holds.ts";
@@ -71,6 +77,33 @@ export function tryPutInto(ring: Ring, item: unknown, priority: number): boolean
   const result = ring.write(item, payload, need, false, priority);
   if (result === WAS_CLOSED) throw ring.closedForPut("tryPut()");
   return result === WROTE;
+}
+
+/**
+ * The start of every put (`method` names it in messages): checks the
+ * options, encodes the item and writes it if there is room now; `undefined`
+ * once written, else the steps that wait for room (`blocking` for `putSync`).
+ */
+function putNow(
+  ring: Ring,
+  item: unknown,
+  options: WaitOptions | undefined,
+  method: string,
+  blocking: boolean,
+): WaitSteps<void> | undefined {
+  const timeout = waitTimeout(options, ring, method);
+  const priority = priorityOf(ring, options, method);
+  const deadline = deadlineIn(timeout);
+  if (ring.closed) throw ring.closedForPut(method);
+  const payload = encodePayload(item);
+  const need = frameBytes(item, payload);
+  checkFrame(need);
+  const result = ring.write(item, payload, need, false, priority);
+  if (result === WROTE) return undefined;
+  if (result === WAS_CLOSED) throw ring.closedForPut(method);
+  // A put's signal stays with it; putSync's is only checked before waiting.
+  const signal = blocking ? undefined : options?.signal;
+  return ring.putSteps(item, payload, need, deadline, timeout, signal, method, blocking, priority);
 }
 
 /** @internal A PriorityQueue put's `priority` (default 0); 0 for the other queues. */
@@ -264,32 +297,8 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   async put(item: T, options?: WaitOptions): Promise<void> {
-    const ring = this.#ring;
-    const timeout = waitTimeout(options, ring, "put()");
-    const priority = priorityOf(ring, options, "put()");
-    if (ring.closed) throw ring.closedForPut("put()");
-    const payload = encodePayload(item);
-    const need = frameBytes(item, payload);
-    checkFrame(need);
-    const result = ring.write(item, payload, need, false, priority);
-    if (result === WROTE) return;
-    if (result === WAS_CLOSED) throw ring.closedForPut("put()");
-    const deadline = deadlineIn(timeout);
-    const signal = options?.signal;
-    await runAsync(
-      ring.putSteps(
-        item,
-        payload,
-        need,
-        false,
-        deadline,
-        timeout,
-        signal,
-        "put()",
-        false,
-        priority,
-      ),
-    );
+    const steps = putNow(this.#ring, item, options, "put()", false);
+    if (steps !== undefined) await runAsync(steps);
   }
 
   /**
@@ -317,31 +326,8 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   putSync(item: T, options?: WaitOptions): void {
-    const ring = this.#ring;
-    const timeout = waitTimeout(options, ring, "putSync()");
-    const priority = priorityOf(ring, options, "putSync()");
-    const deadline = deadlineIn(timeout);
-    if (ring.closed) throw ring.closedForPut("putSync()");
-    const payload = encodePayload(item);
-    const need = frameBytes(item, payload);
-    checkFrame(need);
-    const result = ring.write(item, payload, need, false, priority);
-    if (result === WROTE) return;
-    if (result === WAS_CLOSED) throw ring.closedForPut("putSync()");
-    runSync(
-      ring.putSteps(
-        item,
-        payload,
-        need,
-        false,
-        deadline,
-        timeout,
-        undefined,
-        "putSync()",
-        true,
-        priority,
-      ),
-    );
+    const steps = putNow(this.#ring, item, options, "putSync()", true);
+    if (steps !== undefined) runSync(steps);
   }
 
   /**
