@@ -16,6 +16,21 @@ import type {
 } from "../mod.ts";
 import { queueRing } from "../queue/queue.ts";
 
+/** The real `Atomics`, as a task found it before patching some of its functions. */
+const realAtomics = Object.getOwnPropertyDescriptors(Atomics);
+
+/**
+ * Plays a child killed at this very step: puts `Atomics` back as it was,
+ * writes this child's pid into `pid` (the parent kills it), and spins.
+ */
+function stopHere(pid: Value<"int32">): never {
+  Object.defineProperties(Atomics, realAtomics);
+  pid.storeSync(Deno.pid);
+  for (;;) {
+    // Spins until the parent kills this child.
+  }
+}
+
 /** Adds 1 to `value` `times` times with `addSync`, which fails in a child that uses the broker. */
 export function addSyncTimes(value: Value<"int32">, times: number): number {
   let last = 0;
@@ -191,14 +206,7 @@ export function dieInQueueCall(
 ): void {
   const header = queueRing(queue).header;
   const { compareExchange, store } = Atomics;
-  const die = (): never => {
-    Atomics.compareExchange = compareExchange;
-    Atomics.store = store;
-    pid.storeSync(Deno.pid);
-    for (;;) {
-      // Spins until the parent kills this child.
-    }
-  };
+  const die = () => stopHere(pid);
   // Word offsets in the ring's header (queue/_ring.ts): ITEMS, SPACE, NOTED.
   const items = (array: Int32Array) => array.buffer === header.buffer && array.byteOffset === 64;
   const space = (array: Int32Array) => array.buffer === header.buffer && array.byteOffset === 128;
@@ -234,14 +242,7 @@ export async function getWithin(queue: Queue<string>, ms: number): Promise<strin
 export function dieGivingToTheLine(queue: Queue<string>, pid: Value<"int32">): void {
   const header = queueRing(queue).header;
   const { add, compareExchange } = Atomics;
-  const die = (): never => {
-    Atomics.add = add;
-    Atomics.compareExchange = compareExchange;
-    pid.storeSync(Deno.pid);
-    for (;;) {
-      // Spins until the parent kills this child.
-    }
-  };
+  const die = () => stopHere(pid);
   // The ITEMS permit counter is at word 16 of the header: a give moves its count (word 0 of
   // it) or its LOOSE permits (word 6).
   const items = (array: Int32Array) => array.buffer === header.buffer && array.byteOffset === 64;
@@ -265,13 +266,7 @@ export function dieInTaskDone(queue: JoinableQueue<string>, pid: Value<"int32">)
   const { exchange } = Atomics;
   Atomics.exchange = ((array: Int32Array, index: number, value: number) => {
     const old = exchange(array, index, value);
-    if (array === header && index === 0) {
-      Atomics.exchange = exchange;
-      pid.storeSync(Deno.pid);
-      for (;;) {
-        // Spins until the parent kills this child.
-      }
-    }
+    if (array === header && index === 0) stopHere(pid);
     return old;
   }) as typeof Atomics.exchange;
   queue.taskDone();
@@ -377,13 +372,7 @@ export function dieHoldingBarrierLock(barrier: Barrier, pid: Value<"int32">): vo
   const { load } = Atomics;
   Atomics.load = ((array: Int32Array, index: number) => {
     // The barrier's words: its lock's OWNER (word 5) holds this child's pid; word 12 is PHASE.
-    if (index === 12 && array.length >= 80 && array[5] === Deno.pid) {
-      Atomics.load = load;
-      pid.storeSync(Deno.pid);
-      for (;;) {
-        // Spins until the parent kills this child.
-      }
-    }
+    if (index === 12 && array.length >= 80 && array[5] === Deno.pid) stopHere(pid);
     return load(array, index);
   }) as typeof Atomics.load;
   barrier.waitSync({ timeout: 10_000 });
