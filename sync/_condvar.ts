@@ -131,17 +131,11 @@ export function* waitForSteps<T>(
 
 /**
  * A child's waits that died with it: takes `waits` out of WAITING, and the
- * signals granted beyond what is left (lock-free: every change of the two is
- * atomic).
+ * signals granted beyond what is left. The caller holds the lock.
  */
 export function forgetWaits(words: Int32Array, waits: number): void {
   const waiting = Atomics.sub(words, WAITING, waits) - waits;
-  let signals = Atomics.load(words, SIGNALS);
-  while (signals > waiting) {
-    const seen = Atomics.compareExchange(words, SIGNALS, signals, waiting);
-    if (seen === signals) break;
-    signals = seen;
-  }
+  if (Atomics.load(words, SIGNALS) > waiting) Atomics.store(words, SIGNALS, waiting);
 }
 
 /** `Condition.notify(n)`: wakes at most `n` waiters. The caller holds the lock. */

@@ -26,7 +26,8 @@
  * @module
  */
 
-import { COUNT, DIED, OWNER } from "./_permits.ts";
+import { acquireSteps, claimNow, COUNT, DIED, FOREVER, OWNER } from "./_permits.ts";
+import { runAsync } from "../internal/wait.ts";
 import type { Releasable } from "./_shared.ts";
 
 /** This process's pid: what a `Mutex` it locks holds in its OWNER word. */
@@ -95,4 +96,31 @@ export function takeSlotsOf(words: Int32Array, first: number, slots: number, pid
     Atomics.store(words, at, 0);
   }
   return sum;
+}
+
+/**
+ * Runs `mend` holding a lock of this process (its permit words `words`),
+ * then `unlock`: at once when the lock is free, else once this process gets
+ * it (without blocking: the lock's holder may be another dead child, which
+ * this process mends too), so that `mend` changes what only the lock's
+ * holder changes. When a dead child held it (`held`), its hold is taken over.
+ */
+export function mendUnderLock(
+  words: Int32Array,
+  held: boolean,
+  mend: () => void,
+  unlock: () => void,
+): void {
+  const run = () => {
+    try {
+      mend();
+    } finally {
+      unlock();
+    }
+  };
+  if (held || claimNow(words, "parent")) {
+    run();
+    return;
+  }
+  runAsync(acquireSteps(words, FOREVER, undefined, true)).then(run).catch(() => {});
 }

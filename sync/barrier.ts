@@ -39,12 +39,13 @@
  * it takes the lock as children take any counter's permits (never joining
  * its line) and writes its pid into OWNER while it holds it, and counts its
  * parties inside `wait()` in a slot of its own. When such a child ends, the
- * parent releases the lock if the child held it, and if it had parties
- * inside, takes them out of INSIDE and of the condition's WAITING and
- * breaks the barrier (the round cannot complete): the others fail with
+ * parent, holding the lock (the child's hold, if it died holding it), takes
+ * its parties out of INSIDE; if they were waiting in a round, that round
+ * cannot complete and the barrier breaks: the others fail with
  * `BrokenBarrierError`, and `reset()` makes it usable again. A child killed
- * in the instant between taking the lock and writing its pid, or between
- * counting a party in INSIDE and in its slot, leaves the barrier wrong.
+ * in the instant between taking the lock and writing its pid, between
+ * clearing it and releasing, or between counting a party in INSIDE and in
+ * its slot (either way), leaves the barrier wrong.
  *
  * @module
  */
@@ -91,7 +92,7 @@ import {
   wakeEveryone,
 } from "./_permits.ts";
 import { adopting, adoption, checkCount, sharedState, sharedWords } from "./_shared.ts";
-import { PID, slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
+import { mendUnderLock, PID, slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
 
 const CONDVAR = SHARED_PERMIT_WORDS;
 const PHASE = CONDVAR + CONDVAR_WORDS;
@@ -330,8 +331,9 @@ export class Barrier {
       if (phase === BROKEN) {
         throw new BrokenBarrierError("Cannot wait on Barrier: it is broken; reset() it first");
       }
-      const index = Atomics.add(words, INSIDE, 1);
+      // The slot first: taking one may fail, and must fail before this party counts.
       const slot = this.#protocol === "child" ? this.#slot() : -1;
+      const index = Atomics.add(words, INSIDE, 1);
       if (slot >= 0) Atomics.add(words, slot, 1);
       try {
         if (index + 1 === Atomics.load(words, PARTIES)) {
@@ -429,35 +431,34 @@ export class Barrier {
   }
 
   /**
-   * The parent's part when child process `pid` has ended: releases the lock
-   * if the child held it, and takes the child's parties inside `wait()` out
-   * of INSIDE. A round they were part of cannot complete: it breaks. One they
-   * were leaving goes on, and the last party out (perhaps the dead one) lets
-   * the next round in. Only atomic steps, as every party's own way out: the
-   * lock may be another dead child's, which this process mends later. (The
-   * dead parties stay counted in the condition's WAITING: a notify grants
-   * them signals nobody takes, which wake nobody wrongly, since a party looks
-   * at PHASE again.)
+   * The parent's part when child process `pid` has ended: takes its parties
+   * inside `wait()` out of INSIDE, holding the barrier's lock (the dead
+   * child's hold, if it died holding it). A round they were waiting in
+   * cannot complete: it breaks. One they were leaving goes on, and if they
+   * were the last out, the next round may begin. (The dead parties stay
+   * counted in the condition's WAITING: a notify grants them signals nobody
+   * takes, which wake nobody wrongly, since a party looks at PHASE again.)
    */
   #recoverFrom(pid: number): void {
     const words = this.#words;
     const lockWords = this.#lock.words;
-    if (lockWords[OWNER] === pid && Atomics.load(lockWords, COUNT) < 1) {
-      lockWords[OWNER] = 0;
-      this.#unlock();
-    }
+    const held = lockWords[OWNER] === pid && Atomics.load(lockWords, COUNT) < 1;
+    if (held) lockWords[OWNER] = 0;
     const parties = takeSlotsOf(words, PARTIES_IN, SLOTS, pid);
-    if (parties > 0) {
+    // Whoever waits for the lock looks again: the child may have died giving it.
+    wakeEveryone(lockWords);
+    if (!held && parties === 0) return;
+    mendUnderLock(lockWords, held, () => {
+      if (parties === 0) return;
       const inside = Atomics.sub(words, INSIDE, parties) - parties;
       const phase = Atomics.load(words, PHASE);
       if (phase === FILLING) {
-        Atomics.compareExchange(words, PHASE, FILLING, BROKEN);
+        this.#break();
       } else if (inside === 0 && (phase === DRAINING || phase === RESETTING)) {
-        Atomics.compareExchange(words, PHASE, phase, FILLING);
+        Atomics.store(words, PHASE, FILLING);
+        this.#notifyAll();
       }
-      this.#notifyAll();
-    }
-    wakeEveryone(lockWords);
+    }, () => this.#unlock());
   }
 
   #break(): void {

@@ -64,7 +64,7 @@ import {
 } from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
 import { isParents, type SharedRef } from "../internal/memory.ts";
-import { slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
+import { mendUnderLock, slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
 
 /** The first slot of (pid, waits) for a child process that waits on the condition. */
 const WAITERS = CONDVAR_WORDS + 1;
@@ -401,7 +401,12 @@ export class Condition {
     if (context.mapped) {
       whenChildEnds(buffer, (pid) => {
         const waits = takeSlotsOf(this.#words, WAITERS, SLOTS, pid);
-        if (waits > 0) forgetWaits(this.#words, waits);
+        if (waits === 0) return;
+        const words = this.#words;
+        // Holding the lock, as every change of WAITING and SIGNALS is made.
+        mendUnderLock(this.#lock.words, false, () => forgetWaits(words, waits), () => {
+          this.#mutex.release();
+        });
       });
     }
     const state: ConditionState = {

@@ -26,16 +26,19 @@ import { queueRing } from "../queue/queue.ts";
 import { describe, encode, type Shareable } from "../internal/codec.ts";
 import { notify, waitAsync, waitSync } from "../internal/wait.ts";
 import { sharedWords } from "../sync/_shared.ts";
+import { recoverFromEndOf } from "../sync/_holds.ts";
+import { releasePermit, SHARED_PERMIT_WORDS, takeFree } from "../sync/_permits.ts";
 import { failure, runProgram, waitUntil, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_mapped_tasks.ts")>(
   new URL("./_mapped_tasks.ts", import.meta.url),
 );
 
-/** The shared memory of a `Mutex` or `Semaphore`. */
-function sharedMemoryOf(primitive: Mutex | Semaphore): ArrayBufferLike {
+/** The shared memory of a `Mutex`, `Semaphore`, `Barrier` or `Condition` (not its mutex's). */
+function sharedMemoryOf(primitive: Mutex | Semaphore | Barrier | Condition): ArrayBufferLike {
   const state = (primitive as unknown as Shareable)[describe]({ transport: "thread" }).state;
-  return bufferOf(state as SharedRef);
+  const ref = primitive instanceof Condition ? (state as { buffer: SharedRef }).buffer : state;
+  return bufferOf(ref as SharedRef);
 }
 
 const canMap = Deno.build.os === "linux" && Deno.build.arch === "x86_64" &&
@@ -202,6 +205,78 @@ Deno.test({
       using _lock = await condition.acquire({ timeout: 10_000 });
       condition.notify(); // nobody waits any more: nothing to wake
     }
+    using _lock = await condition.acquire({ timeout: 10_000 });
+    assert.equal(await condition.wait({ timeout: 50 }), false);
+  },
+});
+
+/** Describes `object` for a child that maps memory: the parent then mends it when a child ends. */
+function sendToMappedChild(object: object): void {
+  const context = { transport: "process" as const, mapped: true, share: () => ({}) as never };
+  (object as unknown as Shareable)[describe](context);
+}
+
+/** A pid no process has: a "dead child" whose slots a test fills in by hand. */
+const DEAD = 0x7fff_fff0;
+
+Deno.test({
+  ...mapped,
+  name:
+    "a Barrier whose 32 slots are other children's refuses one more process and counts no party",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const barrier = new Barrier(2);
+    const words = new Int32Array(sharedMemoryOf(barrier));
+    for (let at = 16; at < 80; at += 2) words[at] = DEAD - at; // 32 other children
+    const refused = await failure(pool.submit(work.meet, barrier));
+    assert.match(
+      refused.message,
+      /Cannot use this Barrier in one more process: 32 child processes/,
+    );
+    assert.equal(barrier.waiting, 0);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a dead child's parties leave a Barrier only under its lock, once a live holder lets go",
+  fn: async () => {
+    const barrier = new Barrier(3);
+    sendToMappedChild(barrier);
+    const words = new Int32Array(sharedMemoryOf(barrier));
+    const lock = words.subarray(0, SHARED_PERMIT_WORDS);
+    // A round done (DRAINING, word 12); inside (word 13): the dead child's party and a live one,
+    // which holds the lock as it leaves.
+    [words[16], words[17], words[13], words[12]] = [DEAD, 1, 2, 1];
+    assert.equal(takeFree(lock), true);
+    recoverFromEndOf(DEAD);
+    assert.equal(words[13], 2, "nothing changed under the live party's hold");
+    words[13] = 1; // the live party leaves: not the last out
+    releasePermit(lock, 1, 0, false);
+    await waitUntil(() => words[13] === 0);
+    assert.equal(barrier.broken, false, "the round had completed");
+    const indexes = await within(Promise.all([0, 1, 2].map(() => barrier.wait())));
+    assert.deepEqual(indexes.sort(), [0, 1, 2]);
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a dead child's waits leave a Condition only under its lock: no signal is left over",
+  fn: async () => {
+    const mutex = new Mutex();
+    const condition = new Condition(mutex);
+    sendToMappedChild(condition);
+    const words = new Int32Array(sharedMemoryOf(condition));
+    // The dead child's wait, counted in its slot (words 4, 5) and in WAITING (word 0).
+    [words[4], words[5], words[0]] = [DEAD, 1, 1];
+    const held = mutex.acquireSync();
+    condition.notifyAll(); // under the lock, for the waiter still counted: SIGNALS 1
+    recoverFromEndOf(DEAD);
+    assert.deepEqual([words[0], words[1]], [1, 1], "nothing changed under this hold");
+    held[Symbol.dispose]();
+    await waitUntil(() => words[0] === 0);
+    assert.equal(words[1], 0, "the dead waiter's signal is gone");
     using _lock = await condition.acquire({ timeout: 10_000 });
     assert.equal(await condition.wait({ timeout: 50 }), false);
   },
