@@ -9,7 +9,7 @@
  *
  *   line 0: the lock, the ring it guards, and the lock holder's journal
  *   ┌────────────┬────────────┬────────────┬────────────┐
- *   │ 0 LOCK     │ 1 STEP     │ 2 NOTED    │ 3 –        │
+ *   │ 0 LOCK     │ 1 STEP     │ 2 NOTED    │ 3 LOGGED   │
  *   ├────────────┼────────────┼────────────┼────────────┤
  *   │ 4 HEAD     │ 5 TAIL     │ 6 COUNT    │ 7 CAPACITY │  under the lock
  *   ├────────────┴────────────┴────────────┴────────────┤
@@ -32,7 +32,8 @@
  *
  *   LOCK           0 when free, else the holder process's pid, with bit 30 set
  *                  while callers sleep on it
- *   STEP, NOTED    what a child holding the lock is doing (see "Child processes")
+ *   STEP, NOTED,   what a child holding the lock is doing (see "Child processes")
+ *   LOGGED
  *   HEAD           byte offset of the oldest frame
  *   TAIL           byte offset where the next frame goes
  *   COUNT          frames in the ring (HEAD = TAIL is empty when 0, full otherwise)
@@ -50,7 +51,8 @@
  *   (heap memory, grown with CAPACITY), or of 64 MiB of mapped memory, which cannot grow: it is
  *   allocated at its largest (a sparse file: pages the ring never reaches cost nothing), and
  *   only CAPACITY grows. Nothing reads or fills the data beyond CAPACITY. An ordered ring's
- *   index is allocated the same way (96 MiB mapped; it holds MAX_ENTRIES from the start).
+ *   index is allocated the same way (96 MiB mapped; it holds MAX_ENTRIES from the start),
+ *   after 2 KiB of undo records for a child's changes (see "Child processes").
  *   ┌────────┬─────────┬─────────┬─────────┬──────────────┬──────┐
  *   │ free   │ frame 1 │ frame 2 │ frame 3 │ free         │ WRAP │   linear:  HEAD < TAIL
  *   └────────┴─────────┴─────────┴─────────┴──────────────┴──────┘
@@ -124,14 +126,20 @@
  * - several words change together through the journal: the new values are
  *   noted first, NOTED set, then applied (a child that dies midway has them
  *   applied again), as for a put's TAIL, COUNT, UNFINISHED and STEP;
+ * - what an ordered ring changes in place before that (the index entries a
+ *   sift moves, a frame marked taken, the offsets a growth moves) gets an
+ *   undo record first, counted in LOGGED, which the commit clears before
+ *   NOTED goes back to 0; a child never compacts (it grows instead, and at
+ *   64 MiB a put of it waits for room that a get, or a put here, makes);
  * - it never joins a permit line: while nothing is free it sleeps outside
  *   the line (on the counter's OUTSIDE_SEQ), and each item or place that
  *   may have come free wakes one such sleeper. So a child is served after
  *   the callers in line, and its calls come in no set order among each
  *   other's.
  *
- * When a dead child held the lock, the parent applies its journal, gives back
- * the permit its STEP names, frees the lock and wakes every sleeper. Where
+ * When a dead child held the lock, the parent applies its journal (or, when
+ * nothing was noted, undoes what the undo records say, newest first), gives
+ * back the permit its STEP names, frees the lock and wakes every sleeper. Where
  * it cannot tell whether a claim or a give was made, it gives: a permit given
  * twice is dropped by the first call that finds nothing behind it (above),
  * while one never given back would stall a queue for good. A child killed
@@ -231,6 +239,8 @@ const SPACE = 32;
 const STEP = 1;
 /** How many noted (word, value) pairs are being applied: 0 when none. */
 const NOTED = 2;
+/** Undo records a child's change of an ordered ring has written so far (see {@linkcode Ring.recoverFrom}). */
+const LOGGED = 3;
 /** The first noted pair. */
 const NOTES = 8;
 /** The most pairs one change notes. */
@@ -260,6 +270,14 @@ export const PRIORITY = 2;
 const ENTRY = 3;
 /** Entries of a new index. */
 const INITIAL_ENTRIES = 1024;
+/** Undo records at the start of an ordered ring's index: (what, and three old values) each. */
+const LOG_RECORDS = 64;
+/** Bytes of the undo records, before the index's entries. */
+const LOG_BYTES = LOG_RECORDS * 4 * 8;
+/** An undo record's `what` for a word of the frames (else the number of an index entry). */
+const FRAME_WORD = -1;
+/** An undo record's `what` for a growth that moved index offsets. */
+const MOVED = -2;
 /** The most items an ordered ring holds: a put waits for room beyond it. */
 const MAX_ENTRIES = 4 * 1024 * 1024;
 
@@ -553,6 +571,8 @@ export class Ring {
   #indexBuffer?: ArrayBufferLike;
   /** An ordered ring's heap of entries (priority, sequence number, frame offset). */
   #index?: Float64Array<ArrayBufferLike>;
+  /** An ordered ring's undo records, for a child's change (see {@linkcode Ring.recoverFrom}). */
+  #log?: Float64Array<ArrayBufferLike>;
 
   /** A view of an existing ring; `inChild` when it is the parent's, in a child process. */
   constructor(state: RingState, inChild = false) {
@@ -568,7 +588,8 @@ export class Ring {
     this.#view = new DataView(state.data);
     if (state.index !== undefined) {
       this.#indexBuffer = state.index;
-      this.#index = new Float64Array(state.index);
+      this.#log = new Float64Array(state.index, 0, LOG_RECORDS * 4);
+      this.#index = new Float64Array(state.index, LOG_BYTES);
     }
   }
 
@@ -644,8 +665,12 @@ export class Ring {
     this.label = label;
     if (this.#index !== undefined) return;
     this.header[ORDER] = order;
-    this.#indexBuffer = growableBytes(INITIAL_ENTRIES * ENTRY * 8, MAX_ENTRIES * ENTRY * 8);
-    this.#index = new Float64Array(this.#indexBuffer);
+    this.#indexBuffer = growableBytes(
+      LOG_BYTES + INITIAL_ENTRIES * ENTRY * 8,
+      LOG_BYTES + MAX_ENTRIES * ENTRY * 8,
+    );
+    this.#log = new Float64Array(this.#indexBuffer, 0, LOG_RECORDS * 4);
+    this.#index = new Float64Array(this.#indexBuffer, LOG_BYTES);
   }
 
   /** Whether the queue has a maxSize. */
@@ -725,9 +750,58 @@ export class Ring {
    * be applied again by the parent (lock held).
    */
   #commit(n: number): void {
-    Atomics.store(this.header, NOTED, n);
+    const header = this.header;
+    Atomics.store(header, NOTED, n);
     this.#apply(n);
-    Atomics.store(this.header, NOTED, 0);
+    // Before NOTED goes back to 0: a change applied must never be undone.
+    header[LOGGED] = 0;
+    Atomics.store(header, NOTED, 0);
+  }
+
+  /**
+   * In a child, before a change of an ordered ring that no journal covers:
+   * writes an undo record (`what`, then the three old values) and counts it.
+   */
+  #logUndo(what: number, a: number, b: number, c: number): void {
+    const header = this.header;
+    const log = this.#log!;
+    const n = header[LOGGED];
+    if (n >= LOG_RECORDS) {
+      throw this.#corrupt(`more than ${LOG_RECORDS} undo records in one change`);
+    }
+    log.set([what, a, b, c], n * 4);
+    header[LOGGED] = n + 1;
+  }
+
+  /** In a child, before index entry `e` is written: its old values. */
+  #logEntry(e: number): void {
+    if (!this.inChild) return;
+    const index = this.#index!;
+    this.#logUndo(e, index[e * ENTRY], index[e * ENTRY + 1], index[e * ENTRY + 2]);
+  }
+
+  /**
+   * Undoes, newest first, what a child that died changing an ordered ring
+   * wrote before its change was noted (lock held).
+   */
+  #undo(): void {
+    const header = this.header;
+    const log = this.#log;
+    const index = this.#index;
+    const n = Math.min(header[LOGGED], LOG_RECORDS);
+    header[LOGGED] = 0;
+    if (log === undefined || index === undefined) return;
+    for (let r = n - 1; r >= 0; r--) {
+      const [what, a, b, c] = log.subarray(r * 4, r * 4 + 4);
+      if (what === FRAME_WORD) {
+        this.#ints[a >> 2] = b;
+      } else if (what === MOVED) {
+        // Offsets a growth moved (from `a` on, by `b`) go back; the ones it had not are below.
+        this.#moveEntries((at) => at >= a + b ? at - b : at);
+      } else if (what >= 0) {
+        index.set([a, b, c], what * ENTRY);
+      }
+    }
   }
 
   #apply(n: number): void {
@@ -908,7 +982,8 @@ export class Ring {
       }
       // Frames taken out of order leave holes: close them up when they are worth it, or
       // before giving up.
-      const dead = header[DEAD_BYTES];
+      // A child never compacts (a rewrite of frames in place that nothing could undo): it grows.
+      const dead = this.inChild ? 0 : header[DEAD_BYTES];
       if (dead > 0 && (dead >= capacity / 4 || capacity >= MAX_BYTES)) {
         this.#compact();
         continue;
@@ -934,6 +1009,7 @@ export class Ring {
     if (header[COUNT] > 0 && header[TAIL] <= head) {
       this.#bytes.copyWithin(head + (capacity - old), head, old);
       // The index follows the frames that moved.
+      if (this.inChild && this.#index !== undefined) this.#logUndo(MOVED, head, capacity - old, 0);
       this.#moveEntries((at) => at >= head ? at + (capacity - old) : at);
       this.#note(n++, HEAD, head + (capacity - old));
     }
@@ -1196,6 +1272,7 @@ export class Ring {
       this.#note(n++, TAIL, head);
     } else {
       // Taken out of order: the frame stays, dead, until HEAD passes it or a compaction.
+      if (this.inChild) this.#logUndo(FRAME_WORD, head, this.#ints[head >> 2], 0);
       this.#ints[head >> 2] = (size << TAG_BITS) | DEAD;
       this.#note(n++, DEAD_BYTES, header[DEAD_BYTES] + size);
     }
@@ -1316,7 +1393,7 @@ export class Ring {
   /** Whether the index has an entry free for one more item, growing it if it may. Lock held. */
   #indexRoom(): boolean {
     const buffer = this.#indexBuffer!;
-    const need = (this.header[COUNT] + 1) * ENTRY * 8;
+    const need = LOG_BYTES + (this.header[COUNT] + 1) * ENTRY * 8;
     if (need <= buffer.byteLength) return true;
     // Mapped memory holds MAX_ENTRIES from the start, and does not grow.
     if (!(buffer instanceof SharedArrayBuffer) || need > buffer.maxByteLength) return false;
@@ -1339,9 +1416,11 @@ export class Ring {
       const parent = (i - 1) >> 1;
       const p = parent * ENTRY;
       if (!(key < index[p])) break;
+      this.#logEntry(i);
       index.copyWithin(i * ENTRY, p, p + ENTRY);
       i = parent;
     }
+    this.#logEntry(i);
     index[i * ENTRY] = key;
     index[i * ENTRY + 1] = seq;
     index[i * ENTRY + 2] = at;
@@ -1370,9 +1449,11 @@ export class Ring {
       }
       const x = child * ENTRY;
       if (!(index[x] < key || (index[x] === key && index[x + 1] < seq))) break;
+      this.#logEntry(i);
       index.copyWithin(i * ENTRY, x, x + ENTRY);
       i = child;
     }
+    this.#logEntry(i);
     index[i * ENTRY] = key;
     index[i * ENTRY + 1] = seq;
     index[i * ENTRY + 2] = offset;
@@ -1449,7 +1530,12 @@ export class Ring {
       // Taken over from the dead holder, so that no one else mends it at the same time.
       if (Atomics.compareExchange(header, LOCK, held, PID | CONTENDED) !== held) continue;
       const noted = header[NOTED];
-      if (noted > 0) this.#apply(Math.min(noted, MAX_NOTES));
+      if (noted > 0) {
+        this.#apply(Math.min(noted, MAX_NOTES));
+        header[LOGGED] = 0;
+      } else {
+        this.#undo();
+      }
       header[NOTED] = 0;
       const step = header[STEP];
       header[STEP] = IDLE;

@@ -529,8 +529,7 @@ export function describeRing(
 
 /**
  * @internal What the broker needs to know about a queue. A child that maps
- * this program's memory uses a first-in, first-out ring directly (`direct`);
- * a LifoQueue's or PriorityQueue's goes through the broker.
+ * this program's memory uses the ring directly (`direct`).
  */
 export function queueRemoteSpec(ring: Ring, joinable = false): RemoteSpec {
   const immediate: Record<string, string> = {
@@ -556,7 +555,7 @@ export function queueRemoteSpec(ring: Ring, joinable = false): RemoteSpec {
     immediate,
     oneWay: joinable ? ["close", "taskDone"] : ["close"],
     constants: { maxSize: ring.maxSize },
-    direct: !ring.ordered,
+    direct: true,
   };
 }
 

@@ -6,8 +6,10 @@ import type {
   Condition,
   Event,
   JoinableQueue,
+  LifoQueue,
   Mutex,
   PipeEnd,
+  PriorityQueue,
   Queue,
   Semaphore,
   SharedArray,
@@ -383,4 +385,61 @@ export function waitOnConditionUntilKilled(condition: Condition, pid: Value<"int
   condition.acquireSync({ timeout: 10_000 });
   pid.storeSync(Deno.pid);
   return condition.waitSync({ timeout: 60_000 });
+}
+
+/**
+ * Gets every item of `queue` with `getSync` (which a child that uses it
+ * through the broker cannot call), then puts `items` back with `putSync`,
+ * each with its priority when the queue takes one.
+ */
+export function drainThenPut(
+  queue: PriorityQueue<string> | LifoQueue<string>,
+  items: [string, number][],
+): string[] {
+  const got: string[] = [];
+  for (let item = queue.tryGet(); item !== undefined; item = queue.tryGet()) got.push(item.value);
+  for (const [item, priority] of items) {
+    (queue as PriorityQueue<string>).putSync(item, { priority, timeout: 10_000 });
+  }
+  return got;
+}
+
+/**
+ * Plays a child killed in the middle of an ordered queue's heap: runs a
+ * `getSync`, or a `putSync("new", { priority })`, that stops after the
+ * heap's `stops`-th move of an entry (a `copyWithin` of the index).
+ */
+export function dieInHeap(
+  queue: PriorityQueue<string>,
+  call: "get" | "put",
+  priority: number,
+  stops: number,
+  pid: Value<"int32">,
+): void {
+  const { copyWithin } = Float64Array.prototype;
+  let moves = 0;
+  Float64Array.prototype.copyWithin = function (
+    this: Float64Array,
+    ...args: [number, number, number]
+  ) {
+    const done = copyWithin.apply(this, args);
+    if (++moves === stops) {
+      Float64Array.prototype.copyWithin = copyWithin;
+      stopHere(pid);
+    }
+    return done;
+  };
+  if (call === "get") queue.getSync({ timeout: 10_000 });
+  else queue.putSync("new", { priority, timeout: 10_000 });
+}
+
+/** A `getSync` on `queue` that stops right before it notes its change (see `dieInQueueCall`). */
+export function dieBeforeNoting(queue: PriorityQueue<string>, pid: Value<"int32">): void {
+  const header = queueRing(queue).header;
+  const { store } = Atomics;
+  Atomics.store = ((array: Int32Array, index: number, value: number) => {
+    if (array === header && index === 2 && value > 0) stopHere(pid);
+    return store(array, index, value);
+  }) as typeof Atomics.store;
+  queue.getSync({ timeout: 10_000 });
 }

@@ -8,6 +8,7 @@ import {
   Condition,
   Event,
   JoinableQueue,
+  LifoQueue,
   Mutex,
   pipe,
   PriorityQueue,
@@ -675,6 +676,91 @@ Deno.test({
     here.close();
     // Closed: a poll answers at once, since a recv would (with QueueClosedError).
     assert.deepEqual(await within(child), { total: 6, polled: true });
+  },
+});
+
+Deno.test({
+  ...mapped,
+  name: "a LifoQueue and a PriorityQueue in a child with FFI are used directly, in their order",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const lifo = new LifoQueue<string>();
+    const byPriority = new PriorityQueue<string>();
+    for (const item of ["a", "b", "c"]) lifo.putSync(item);
+    for (const [item, priority] of [["x", 3], ["y", 1], ["z", 2]] as const) {
+      byPriority.putSync(item, { priority });
+    }
+    const back: [string, number][] = [["low", 9], ["high", -1], ["mid", 4]];
+    assert.deepEqual(await within(pool.submit(work.drainThenPut, lifo, back)), ["c", "b", "a"]);
+    assert.deepEqual(await within(pool.submit(work.drainThenPut, byPriority, back)), [
+      "y",
+      "z",
+      "x",
+    ]);
+    assert.deepEqual([0, 1, 2].map(() => lifo.getSync()), ["mid", "high", "low"]);
+    assert.deepEqual([0, 1, 2].map(() => byPriority.getSync()), ["high", "mid", "low"]);
+  },
+});
+
+/** A PriorityQueue of 64 items (priorities 0–63, put in a scrambled order). */
+function sixtyFour(): PriorityQueue<string> {
+  const queue = new PriorityQueue<string>();
+  for (let i = 0; i < 64; i++) {
+    const priority = (i * 37) % 64;
+    queue.putSync(`p${priority}`, { priority });
+  }
+  return queue;
+}
+
+for (
+  const [what, call, priority] of [
+    ["a get", "get", 0],
+    ["a put", "put", -1],
+  ] as const
+) {
+  Deno.test({
+    ...mapped,
+    name: `a child killed in the middle of ${what}'s heap moves: the PriorityQueue is as before it`,
+    fn: async () => {
+      await using pool = new ProcessPool({ maxWorkers: 1 });
+      const queue = sixtyFour();
+      const pid = new Value("int32", 0);
+      const dying = failure(pool.submit(work.dieInHeap, queue, call, priority, 3, pid));
+      await waitUntil(() => pid.loadSync() !== 0);
+      Deno.kill(pid.loadSync(), "SIGKILL");
+      assert.equal((await dying).name, "WorkerCrashedError");
+      await waitUntil(() => queueRing(queue).lockHolder === 0);
+      const drained: string[] = [];
+      for (let item = queue.tryGet(); item !== undefined; item = queue.tryGet()) {
+        drained.push(item.value);
+      }
+      // Every item once, in order: the change the child died in never happened.
+      assert.deepEqual(drained, Array.from({ length: 64 }, (_, i) => `p${i}`));
+    },
+  });
+}
+
+Deno.test({
+  ...mapped,
+  name: "a child killed after marking a frame taken out of order, before noting it: the item stays",
+  fn: async () => {
+    await using pool = new ProcessPool({ maxWorkers: 1 });
+    const queue = new PriorityQueue<string>();
+    queue.putSync("later", { priority: 5 });
+    queue.putSync("first", { priority: 1 }); // neither the oldest frame nor the newest
+    queue.putSync("last", { priority: 9 });
+    const pid = new Value("int32", 0);
+    const dying = failure(pool.submit(work.dieBeforeNoting, queue, pid));
+    await waitUntil(() => pid.loadSync() !== 0);
+    Deno.kill(pid.loadSync(), "SIGKILL");
+    assert.equal((await dying).name, "WorkerCrashedError");
+    await waitUntil(() => queueRing(queue).lockHolder === 0);
+    assert.deepEqual([queue.tryGet(), queue.tryGet(), queue.tryGet(), queue.tryGet()], [
+      { value: "first" },
+      { value: "later" },
+      { value: "last" },
+      undefined,
+    ]);
   },
 });
 
