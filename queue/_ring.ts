@@ -853,6 +853,7 @@ export class Ring {
     const held = this.bounded && !inChild;
     this.lock();
     try {
+      if (inChild) header[LOGGED] = 0; // (see #takeInChild)
       if (header[CLOSED] !== 0) {
         if (held) this.giveBackSpace();
         return WAS_CLOSED;
@@ -1173,6 +1174,8 @@ export class Ring {
     let found = false;
     this.lock();
     try {
+      // Undo records a child's change left when it threw (memory overwritten) are stale now.
+      header[LOGGED] = 0;
       header[STEP] = CLAIMING_ITEM;
       if (claimFree(this.itemWords)) {
         found = this.#takeFrame(method, TOOK_ITEM);
