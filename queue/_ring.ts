@@ -129,8 +129,10 @@
  * - what an ordered ring changes in place before that (the index entries a
  *   sift moves, a frame marked taken, the offsets a growth moves) gets an
  *   undo record first, counted in LOGGED, which the commit clears before
- *   NOTED goes back to 0; a child never compacts (it grows instead, and at
- *   64 MiB a put of it waits for room that a get, or a put here, makes);
+ *   NOTED goes back to 0; a child never compacts (it grows instead; at
+ *   64 MiB a put of it waits until a put in this process compacts the
+ *   ring, or gets free the frames at its ends, which a PriorityQueue's
+ *   seldom do);
  * - it never joins a permit line: while nothing is free it sleeps outside
  *   the line (on the counter's OUTSIDE_SEQ), and each item or place that
  *   may have come free wakes one such sleeper. So a child is served after
@@ -564,6 +566,8 @@ export class Ring {
   #roomSeq = 0;
   /** Set by a take that bumped ROOM_SEQ: puts waiting for bytes are to be woken. */
   #wakeRoom = false;
+  /** The bytes of dead frames {@linkcode Ring.#nextLive} passed (they leave DEAD_BYTES). */
+  #passed = 0;
   // The frame a take read (#takeFrame), until it is decoded outside the lock.
   #tag = 0;
   #value: unknown;
@@ -853,7 +857,6 @@ export class Ring {
     const held = this.bounded && !inChild;
     this.lock();
     try {
-      if (inChild) header[LOGGED] = 0; // (see #takeInChild)
       if (header[CLOSED] !== 0) {
         if (held) this.giveBackSpace();
         return WAS_CLOSED;
@@ -885,6 +888,8 @@ export class Ring {
       this.#commit(joinable ? 4 : 3);
       if (inChild) this.#give(this.itemWords);
     } finally {
+      // (An op that threw, on memory something else overwrote, leaves no undo records.)
+      header[LOGGED] = 0;
       header[STEP] = IDLE;
       this.unlock();
     }
@@ -1174,8 +1179,6 @@ export class Ring {
     let found = false;
     this.lock();
     try {
-      // Undo records a child's change left when it threw (memory overwritten) are stale now.
-      header[LOGGED] = 0;
       header[STEP] = CLAIMING_ITEM;
       if (claimFree(this.itemWords)) {
         found = this.#takeFrame(method, TOOK_ITEM);
@@ -1184,6 +1187,8 @@ export class Ring {
         throw this.closedAndEmpty(method);
       }
     } finally {
+      // (An op that threw, on memory something else overwrote, leaves no undo records.)
+      header[LOGGED] = 0;
       header[STEP] = IDLE;
       this.unlock();
     }
@@ -1268,8 +1273,11 @@ export class Ring {
     this.#note(n++, STEP, step);
     if (count === 1) {
       // Where HEAD and TAIL point does not matter once COUNT is 0: the next put resets them.
+      if (header[DEAD_BYTES] !== 0) this.#note(n++, DEAD_BYTES, 0);
     } else if (this.#index === undefined || head === header[HEAD]) {
       this.#note(n++, HEAD, this.#nextLive(head + size));
+      // The dead frames HEAD passed are gone.
+      if (this.#passed !== 0) this.#note(n++, DEAD_BYTES, header[DEAD_BYTES] - this.#passed);
     } else if (head + size === header[TAIL]) {
       // The newest frame (a LifoQueue's usual get): its bytes are free again at once.
       this.#note(n++, TAIL, head);
@@ -1283,7 +1291,6 @@ export class Ring {
     if (count === 1) {
       header[HEAD] = 0;
       header[TAIL] = 0;
-      header[DEAD_BYTES] = 0;
     }
     if (header[ROOM_SLEEPERS] > 0) {
       Atomics.add(header, ROOM_SEQ, 1);
@@ -1299,17 +1306,19 @@ export class Ring {
 
   /**
    * The offset of the first live frame from `at` on: skips the end of the
-   * ring, a WRAP word and dead frames. Lock held; a live frame remains.
+   * ring, a WRAP word and dead frames (their bytes in `#passed`, for the
+   * caller to note). Lock held; a live frame remains.
    */
   #nextLive(at: number): number {
     const header = this.header;
     const ints = this.#ints;
+    this.#passed = 0;
     for (let steps = this.#maxSteps();; this.#step(steps--)) {
       if (at >= header[CAPACITY] || (ints[at >> 2] & TAG_MASK) === WRAP) at = 0;
       const word = ints[at >> 2];
       if ((word & TAG_MASK) !== DEAD) return at;
       const size = word >>> TAG_BITS;
-      header[DEAD_BYTES] -= size;
+      this.#passed += size;
       at += size;
     }
   }
