@@ -58,6 +58,23 @@ Deno.test("a child with FFI uses a Value directly; a child without it, through t
   assert.equal(await within(brokered.submit(work.canAddSync, value)), "broker");
 });
 
+/**
+ * Waits until `task` (a pool task) has written its child's pid into `pid`,
+ * runs `meanwhile`, kills the child with SIGKILL, and checks that the task
+ * failed with `WorkerCrashedError`.
+ */
+async function killChild(
+  task: PromiseLike<unknown>,
+  pid: Value<"int32">,
+  meanwhile?: () => Promise<void>,
+): Promise<void> {
+  const dying = failure(task);
+  await waitUntil(() => pid.loadSync() !== 0);
+  await meanwhile?.();
+  Deno.kill(pid.loadSync(), "SIGKILL");
+  assert.equal((await dying).name, "WorkerCrashedError");
+}
+
 // Everything below needs the mapped path: without it the synchronous forms fail in a child.
 const mapped = { ignore: !canMap };
 
@@ -178,10 +195,7 @@ Deno.test({
     await using pool = new ProcessPool({ maxWorkers: 1 });
     const barrier = new Barrier(3);
     const pid = new Value("int32", 0);
-    const dying = failure(pool.submit(work.dieHoldingBarrierLock, barrier, pid));
-    await waitUntil(() => pid.loadSync() !== 0);
-    Deno.kill(pid.loadSync(), "SIGKILL");
-    assert.equal((await dying).name, "WorkerCrashedError");
+    await killChild(pool.submit(work.dieHoldingBarrierLock, barrier, pid), pid);
     const indexes = await within(Promise.all([0, 1, 2].map(() => barrier.wait())));
     assert.deepEqual(indexes.sort(), [0, 1, 2]);
   },
@@ -367,11 +381,9 @@ Deno.test({
     await using pool = new ProcessPool({ maxWorkers: 1 });
     const mutex = new Mutex();
     const pid = new Value("int32", 0);
-    const holding = failure(pool.submit(work.holdUntilKilled, mutex, pid));
-    await waitUntil(() => pid.loadSync() !== 0);
-    assert.equal(mutex.locked, true);
-    Deno.kill(pid.loadSync(), "SIGKILL");
-    assert.equal((await holding).name, "WorkerCrashedError");
+    await killChild(pool.submit(work.holdUntilKilled, mutex, pid), pid, async () => {
+      assert.equal(mutex.locked, true);
+    });
     using lease = await mutex.acquire({ timeout: 10_000 });
     assert.equal(lease.previousOwnerDied, true);
   },
@@ -725,10 +737,7 @@ for (
       await using pool = new ProcessPool({ maxWorkers: 1 });
       const queue = sixtyFour();
       const pid = new Value("int32", 0);
-      const dying = failure(pool.submit(work.dieInHeap, queue, call, priority, 3, pid));
-      await waitUntil(() => pid.loadSync() !== 0);
-      Deno.kill(pid.loadSync(), "SIGKILL");
-      assert.equal((await dying).name, "WorkerCrashedError");
+      await killChild(pool.submit(work.dieInHeap, queue, call, priority, 3, pid), pid);
       await waitUntil(() => queueRing(queue).lockHolder === 0);
       const drained: string[] = [];
       for (let item = queue.tryGet(); item !== undefined; item = queue.tryGet()) {
@@ -750,10 +759,7 @@ Deno.test({
     queue.putSync("first", { priority: 1 }); // neither the oldest frame nor the newest
     queue.putSync("last", { priority: 9 });
     const pid = new Value("int32", 0);
-    const dying = failure(pool.submit(work.dieBeforeNoting, queue, pid));
-    await waitUntil(() => pid.loadSync() !== 0);
-    Deno.kill(pid.loadSync(), "SIGKILL");
-    assert.equal((await dying).name, "WorkerCrashedError");
+    await killChild(pool.submit(work.dieBeforeNoting, queue, pid), pid);
     await waitUntil(() => queueRing(queue).lockHolder === 0);
     assert.deepEqual([queue.tryGet(), queue.tryGet(), queue.tryGet(), queue.tryGet()], [
       { value: "first" },
@@ -772,11 +778,9 @@ async function killInQueueCall(
 ): Promise<void> {
   await using pool = new ProcessPool({ maxWorkers: 1 });
   const pid = new Value("int32", 0);
-  const dying = failure(pool.submit(work.dieInQueueCall, queue, call, when, pid));
-  await waitUntil(() => pid.loadSync() !== 0);
-  assert.equal(queueRing(queue).lockHolder, pid.loadSync());
-  Deno.kill(pid.loadSync(), "SIGKILL");
-  assert.equal((await dying).name, "WorkerCrashedError");
+  await killChild(pool.submit(work.dieInQueueCall, queue, call, when, pid), pid, async () => {
+    assert.equal(queueRing(queue).lockHolder, pid.loadSync());
+  });
   // The parent frees the lock of the dead child (before that, a get here would block on it).
   await waitUntil(() => queueRing(queue).lockHolder === 0);
 }
@@ -866,11 +870,9 @@ Deno.test({
     await using pool = new ProcessPool({ maxWorkers: 1 });
     const queue = new Queue<string>();
     const pid = new Value("int32", 0);
-    const waiting = failure(pool.submit(work.getUntilKilled, queue, pid));
-    await waitUntil(() => pid.loadSync() !== 0);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    Deno.kill(pid.loadSync(), "SIGKILL");
-    assert.equal((await waiting).name, "WorkerCrashedError");
+    await killChild(pool.submit(work.getUntilKilled, queue, pid), pid, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    });
     queue.putSync("p");
     assert.deepEqual(queue.tryGet(), { value: "p" });
   },
@@ -911,10 +913,7 @@ Deno.test({
     const waiting = queue.get({ timeout: 10_000 });
     await waitUntil(() => Atomics.load(ring.itemWords, 0) === -1); // in line
     const pid = new Value("int32", 0);
-    const dying = failure(pool.submit(work.dieGivingToTheLine, queue, pid));
-    await waitUntil(() => pid.loadSync() !== 0);
-    Deno.kill(pid.loadSync(), "SIGKILL");
-    assert.equal((await dying).name, "WorkerCrashedError");
+    await killChild(pool.submit(work.dieGivingToTheLine, queue, pid), pid);
     assert.equal(await within(waiting), "b");
     // The permit may have been given twice: the spare is dropped, nothing else comes out.
     assert.equal(queue.tryGet(), undefined);
@@ -932,11 +931,9 @@ Deno.test({
     queue.putSync("a");
     const joined = queue.join({ timeout: 10_000 });
     const pid = new Value("int32", 0);
-    const dying = failure(pool.submit(work.dieInTaskDone, queue, pid));
-    await waitUntil(() => pid.loadSync() !== 0);
-    assert.equal(queue.unfinished, 0);
-    Deno.kill(pid.loadSync(), "SIGKILL");
-    assert.equal((await dying).name, "WorkerCrashedError");
+    await killChild(pool.submit(work.dieInTaskDone, queue, pid), pid, async () => {
+      assert.equal(queue.unfinished, 0);
+    });
     await within(joined, 5_000);
   },
 });
@@ -993,11 +990,9 @@ Deno.test({
     const queue = new Queue<string>({ maxSize: 2 });
     for (let round = 0; round < 6; round++) {
       const pid = new Value("int32", 0);
-      const churning = failure(pool.submit(work.churnUntilKilled, queue, pid));
-      await waitUntil(() => pid.loadSync() !== 0);
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
-      Deno.kill(pid.loadSync(), "SIGKILL");
-      assert.equal((await churning).name, "WorkerCrashedError");
+      await killChild(pool.submit(work.churnUntilKilled, queue, pid), pid, async () => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
+      });
       await waitUntil(() => queueRing(queue).lockHolder === 0);
     }
     // At most one item the last child put and did not get back.
