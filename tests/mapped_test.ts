@@ -66,7 +66,7 @@ Deno.test("a child with FFI uses a Value directly; a child without it, through t
 async function killChild(
   task: PromiseLike<unknown>,
   pid: Value<"int32">,
-  meanwhile?: () => Promise<void>,
+  meanwhile?: () => unknown,
 ): Promise<void> {
   const dying = failure(task);
   await waitUntil(() => pid.loadSync() !== 0);
@@ -381,7 +381,7 @@ Deno.test({
     await using pool = new ProcessPool({ maxWorkers: 1 });
     const mutex = new Mutex();
     const pid = new Value("int32", 0);
-    await killChild(pool.submit(work.holdUntilKilled, mutex, pid), pid, async () => {
+    await killChild(pool.submit(work.holdUntilKilled, mutex, pid), pid, () => {
       assert.equal(mutex.locked, true);
     });
     using lease = await mutex.acquire({ timeout: 10_000 });
@@ -778,7 +778,7 @@ async function killInQueueCall(
 ): Promise<void> {
   await using pool = new ProcessPool({ maxWorkers: 1 });
   const pid = new Value("int32", 0);
-  await killChild(pool.submit(work.dieInQueueCall, queue, call, when, pid), pid, async () => {
+  await killChild(pool.submit(work.dieInQueueCall, queue, call, when, pid), pid, () => {
     assert.equal(queueRing(queue).lockHolder, pid.loadSync());
   });
   // The parent frees the lock of the dead child (before that, a get here would block on it).
@@ -931,7 +931,7 @@ Deno.test({
     queue.putSync("a");
     const joined = queue.join({ timeout: 10_000 });
     const pid = new Value("int32", 0);
-    await killChild(pool.submit(work.dieInTaskDone, queue, pid), pid, async () => {
+    await killChild(pool.submit(work.dieInTaskDone, queue, pid), pid, () => {
       assert.equal(queue.unfinished, 0);
     });
     await within(joined, 5_000);
