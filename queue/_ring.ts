@@ -178,13 +178,12 @@ import {
   claimFree,
   COUNT as PERMITS,
   FOREVER,
-  giveFromChild,
+  givePermit,
   LOOSE,
   NONE,
   OPEN,
   OUTSIDE,
   OUTSIDE_SEQ,
-  releasePermit,
   SHARED_PERMIT_WORDS,
   signalOutside,
   takeFree,
@@ -819,12 +818,7 @@ export class Ring {
    * the line.
    */
   #give(words: Int32Array): void {
-    if (this.inChild) {
-      giveFromChild(words);
-    } else {
-      releasePermit(words, Infinity);
-      signalOutside(words);
-    }
+    givePermit(words, Infinity, this.inChild ? "child" : "parent");
   }
 
   /** Gives back a SPACE permit (a place freed, or claimed and not used). */

@@ -388,6 +388,28 @@ export function giveFromChild(words: Int32Array, limit = Infinity): boolean {
 }
 
 /**
+ * Gives a permit of a counter children use back, as `protocol` does: in a
+ * child in one atomic step ({@linkcode giveFromChild}); here, LOOSE permits
+ * nobody in line is owed counted first, then through the line
+ * ({@linkcode releasePermit}: `guess`, `handOff`), telling the children
+ * outside. `false`, changing nothing, when the count is at `limit`.
+ */
+export function givePermit(
+  words: Int32Array,
+  limit: number,
+  protocol: Protocol,
+  guess?: number,
+  handOff = true,
+): boolean {
+  if (protocol === "child") return giveFromChild(words, limit);
+  if (words[LOOSE] !== 0) settleLoose(words);
+  if (!releasePermit(words, limit, guess ?? Atomics.load(words, COUNT), handOff)) return false;
+  // (One plain read when no child waits: this is every unlock's path.)
+  if (words[OUTSIDE] !== 0) signalOutside(words);
+  return true;
+}
+
+/**
  * In this process (never in a child: it takes several steps): LOOSE permits
  * that nobody in line is owed (the line emptied before a caller took them)
  * become free ones, and children waiting outside the line look.

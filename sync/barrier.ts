@@ -81,14 +81,10 @@ import {
   claimSteps,
   COUNT,
   FOREVER,
-  giveFromChild,
-  LOOSE,
+  givePermit,
   OWNER,
   type Protocol,
-  releasePermit,
-  settleLoose,
   SHARED_PERMIT_WORDS,
-  signalOutside,
   wakeEveryone,
 } from "./_permits.ts";
 import { adopting, adoption, checkCount, sharedState, sharedWords } from "./_shared.ts";
@@ -412,14 +408,8 @@ export class Barrier {
    */
   #unlock(): void {
     const words = this.#lock.words;
-    if (this.#protocol === "child") {
-      words[OWNER] = 0;
-      giveFromChild(words, 1);
-      return;
-    }
-    if (words[LOOSE] !== 0) settleLoose(words);
-    releasePermit(words, 1, 0, false);
-    signalOutside(words);
+    if (this.#protocol === "child") words[OWNER] = 0;
+    givePermit(words, 1, this.#protocol, 0, false);
   }
 
   /** In a child: the word of its slot counting its parties inside `wait()`, taken on first use. */

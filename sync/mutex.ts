@@ -52,13 +52,11 @@ import {
   acquirePermitSync,
   claimNow,
   COUNT,
-  giveFromChild,
+  givePermit,
   LOOSE,
   OUTSIDE,
   OWNER,
   type Protocol,
-  releasePermit,
-  settleLoose,
   SHARED_PERMIT_WORDS,
   signalOutside,
 } from "./_permits.ts";
@@ -244,17 +242,14 @@ export class Mutex {
     // A child's pid, when a child holds it (this process may release it for the child).
     const owner = words[OWNER];
     if (owner !== 0) words[OWNER] = 0;
-    if (this.#inChild) {
-      if (giveFromChild(words, 1)) return;
-    } else {
-      // A LOOSE permit left with nobody in line is the mutex, free (`_permits.ts`).
-      if (words[LOOSE] !== 0) settleLoose(words);
-      if (Atomics.compareExchange(words, COUNT, 0, 1) === 0 || releasePermit(words, 1, 0)) {
-        // A child waiting outside the line looks again.
-        if (words[OUTSIDE] !== 0) signalOutside(words);
-        return;
-      }
+    // The common case inline (a bare unlock): free, nobody in line, no LOOSE permit, no child waiting.
+    if (
+      !this.#inChild && words[LOOSE] === 0 && Atomics.compareExchange(words, COUNT, 0, 1) === 0
+    ) {
+      if (words[OUTSIDE] !== 0) signalOutside(words);
+      return;
     }
+    if (givePermit(words, 1, this.#protocol, 0)) return;
     words[OWNER] = owner;
     throw new Error("Cannot release Mutex: it is not locked");
   }

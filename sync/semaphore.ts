@@ -72,12 +72,9 @@ import {
   claimFree,
   COUNT,
   DIED,
-  giveFromChild,
-  LOOSE,
+  givePermit,
   NONE,
   releasePermit,
-  settleLoose,
-  signalOutside,
   waitOutsideSteps,
   wakeEveryone,
 } from "./_permits.ts";
@@ -310,16 +307,10 @@ export class Semaphore {
   #give(): boolean {
     const words = this.#words;
     const limit = bounded.has(this) ? words[START] : MAX_COUNT;
-    if (!this.#inChild) {
-      // LOOSE permits left with nobody in line are free ones (`_permits.ts`): counted first.
-      if (words[LOOSE] !== 0) settleLoose(words);
-      if (!releasePermit(words, limit)) return false;
-      signalOutside(words);
-      return true;
-    }
+    if (!this.#inChild) return givePermit(words, limit, "parent");
     const held = this.#slot();
     Atomics.sub(words, held, 1);
-    if (giveFromChild(words, limit)) return true;
+    if (givePermit(words, limit, "child")) return true;
     Atomics.add(words, held, 1);
     return false;
   }
