@@ -25,7 +25,6 @@ import {
 } from "../internal/wait.ts";
 import { checkOptionNames, show, wholeNumber } from "../internal/options.ts";
 import { sharedState } from "../sync/_shared.ts";
-import { whenChildEnds } from "../sync/_holds.ts";
 import {
   adopting,
   adoption,
@@ -522,8 +521,10 @@ export function describeRing(
   module: string,
   context: DescribeContext,
 ): Descriptor {
-  const state = ring.refs((buffer) => sharedState(context, buffer, kind));
-  if (context.mapped) whenChildEnds(ring.header.buffer, (pid) => ring.recoverFrom(pid));
+  const recover = (pid: number) => ring.recoverFrom(pid);
+  const state = ring.refs((buffer) =>
+    sharedState(context, buffer, kind, buffer === ring.header.buffer ? recover : undefined)
+  );
   return { kind, module, state };
 }
 

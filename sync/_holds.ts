@@ -10,7 +10,7 @@
  * that child does it (the parent writes nothing there for its own holds, and
  * clears it when it unlocks for a child: any thread may unlock a `Mutex`). When a child is gone, the
  * parent looks at the mutexes it sent to children that map memory
- * ({@linkcode registerHolder}) and releases each one still held by that
+ * ({@linkcode mutexRecovery}) and releases each one still held by that
  * child's pid, marking it (DIED) so that the next holder, in any process or
  * thread, learns of it (`lease.previousOwnerDied`). A child killed in the
  * instant between locking and writing its pid, or between clearing it and
@@ -18,8 +18,10 @@
  *
  * Mutexes (a `Condition`'s and a `Value`'s lock too) here; the rings of
  * queues, whose lock word holds its holder's pid itself (`queue/_ring.ts`),
- * and semaphores, which count each child's permits in a slot of their own
- * (`semaphore.ts`), register what to mend with {@linkcode whenChildEnds}. A
+ * semaphores, barriers and conditions, which count each child's share in a
+ * slot of their own ({@linkcode slotOf}), pass what mends them to
+ * `sharedState` (`_shared.ts`), which registers it with
+ * {@linkcode whenChildEnds} for a child that maps memory. A
  * child with FFI can write anything anywhere in the parent's shared memory;
  * the parent only ever mends objects it sent to such a child.
  *
@@ -45,9 +47,9 @@ export function whenChildEnds(buffer: ArrayBufferLike, recover: (pid: number) =>
   sent.set(buffer, recover);
 }
 
-/** Remembers `owner` (permit words `words`), a mutex sent to a child that maps memory. */
-export function registerHolder(owner: Releasable, words: Int32Array): void {
-  whenChildEnds(words.buffer, (pid) => releaseHeldBy(owner, words, pid));
+/** What mends `owner` (permit words `words`), a mutex, when a child that maps memory ends. */
+export function mutexRecovery(owner: Releasable, words: Int32Array): (pid: number) => void {
+  return (pid) => releaseHeldBy(owner, words, pid);
 }
 
 /** Child `pid` is gone: releases, and marks, every mutex it was holding, and mends every queue. */

@@ -11,7 +11,7 @@ import { wholeNumber } from "../internal/options.ts";
 import { SerializationError, TimeoutError } from "../errors.ts";
 import type { DescribeContext } from "../internal/codec.ts";
 import { DIED } from "./_permits.ts";
-import { registerHolder } from "./_holds.ts";
+import { whenChildEnds } from "./_holds.ts";
 
 /** Something a lease gives its permit back to. */
 export interface Releasable {
@@ -126,9 +126,8 @@ export function sharedWords(length: number): Int32Array {
 /**
  * What a primitive's descriptor carries for its memory `buffer`: for a
  * thread, and for a child process that maps this program's memory. Any
- * other child reaches primitives through the broker, not here. `holder` is
- * a `Mutex` a child may hold: a mapped child that dies has it released
- * (`_holds.ts`).
+ * other child reaches primitives through the broker, not here. `recover`
+ * mends the primitive when such a child ends (`_holds.ts`, `whenChildEnds`).
  *
  * @throws {SerializationError} When the far side cannot share the memory.
  */
@@ -136,14 +135,14 @@ export function sharedState(
   context: DescribeContext,
   buffer: ArrayBufferLike,
   name: string,
-  holder?: Releasable,
+  recover?: (pid: number) => void,
 ): SharedRef {
   if (context.transport !== "thread" && !(context.mapped && isMapped(buffer))) {
     throw new SerializationError(
       `Cannot send a ${name} to this process: it cannot map this program's shared memory`,
     );
   }
-  if (context.mapped && holder !== undefined) registerHolder(holder, new Int32Array(buffer));
+  if (context.mapped && recover !== undefined) whenChildEnds(buffer, recover);
   return refOf(buffer);
 }
 

@@ -88,7 +88,7 @@ import {
   wakeEveryone,
 } from "./_permits.ts";
 import { adopting, adoption, checkCount, sharedState, sharedWords } from "./_shared.ts";
-import { mendUnderLock, PID, slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
+import { mendUnderLock, PID, slotOf, takeSlotsOf } from "./_holds.ts";
 
 const CONDVAR = SHARED_PERMIT_WORDS;
 const PHASE = CONDVAR + CONDVAR_WORDS;
@@ -307,8 +307,7 @@ export class Barrier {
    */
   [describe](context: DescribeContext): Descriptor {
     const buffer = this.#words.buffer;
-    const state = sharedState(context, buffer, "Barrier");
-    if (context.mapped) whenChildEnds(buffer, (pid) => this.#recoverFrom(pid));
+    const state = sharedState(context, buffer, "Barrier", (pid) => this.#recoverFrom(pid));
     return { kind: "Barrier", module: import.meta.url, state };
   }
 

@@ -64,7 +64,7 @@ import {
 } from "./_shared.ts";
 import { Mutex } from "./mutex.ts";
 import { isParents, type SharedRef } from "../internal/memory.ts";
-import { mendUnderLock, slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
+import { mendUnderLock, mutexRecovery, slotOf, takeSlotsOf } from "./_holds.ts";
 
 /** The first slot of (pid, waits) for a child process that waits on the condition. */
 const WAITERS = CONDVAR_WORDS + 1;
@@ -397,24 +397,36 @@ export class Condition {
    * @ignore
    */
   [describe](context: DescribeContext): Descriptor {
-    const buffer = this.#words.buffer;
-    if (context.mapped) {
-      whenChildEnds(buffer, (pid) => {
-        const waits = takeSlotsOf(this.#words, WAITERS, SLOTS, pid);
-        if (waits === 0) return;
-        const words = this.#words;
-        // Holding the lock, as every change of WAITING and SIGNALS is made.
-        mendUnderLock(this.#lock.words, false, () => forgetWaits(words, waits), () => {
-          this.#mutex.release();
-        });
-      });
-    }
     const state: ConditionState = {
-      buffer: sharedState(context, buffer, "Condition"),
-      lock: sharedState(context, this.#lock.words.buffer, "Condition", this.#mutex),
+      buffer: sharedState(
+        context,
+        this.#words.buffer,
+        "Condition",
+        (pid) => this.#recoverFrom(pid),
+      ),
+      lock: sharedState(
+        context,
+        this.#lock.words.buffer,
+        "Condition",
+        mutexRecovery(this.#mutex, this.#lock.words),
+      ),
       reentrant: this.#mutex instanceof ReentrantMutex,
     };
     return { kind: "Condition", module: import.meta.url, state };
+  }
+
+  /**
+   * The parent's part when child process `pid` has ended: takes its waits
+   * out of WAITING, holding the lock, as every change of WAITING and SIGNALS
+   * is made.
+   */
+  #recoverFrom(pid: number): void {
+    const words = this.#words;
+    const waits = takeSlotsOf(words, WAITERS, SLOTS, pid);
+    if (waits === 0) return;
+    mendUnderLock(this.#lock.words, false, () => forgetWaits(words, waits), () => {
+      this.#mutex.release();
+    });
   }
 
   #check(options: WaitOptions | undefined, action: string): Deadline {

@@ -46,7 +46,7 @@ import {
 import type { WaitOptions } from "../internal/wait.ts";
 import { isParents, type SharedRef } from "../internal/memory.ts";
 import { lockCores } from "./_condvar.ts";
-import { PID } from "./_holds.ts";
+import { mutexRecovery, PID } from "./_holds.ts";
 import {
   acquirePermit,
   acquirePermitSync,
@@ -280,7 +280,12 @@ export class Mutex {
     return {
       kind: "Mutex",
       module: import.meta.url,
-      state: sharedState(context, this.#words.buffer, "Mutex", this),
+      state: sharedState(
+        context,
+        this.#words.buffer,
+        "Mutex",
+        mutexRecovery(this, this.#words),
+      ),
     };
   }
 }

@@ -90,7 +90,7 @@ import {
   sharedWords,
   timedOut,
 } from "./_shared.ts";
-import { slotOf, takeSlotsOf, whenChildEnds } from "./_holds.ts";
+import { slotOf, takeSlotsOf } from "./_holds.ts";
 
 /** The permits a semaphore was created with. */
 export const START = 9;
@@ -367,9 +367,7 @@ export function describeSemaphore(
   context: DescribeContext,
 ): Descriptor {
   const words = wordsOf(semaphore);
-  const state = sharedState(context, words.buffer, kind);
-  if (context.mapped) whenChildEnds(words.buffer, (pid) => recoverOf(semaphore)(pid));
-  return { kind, module, state };
+  return { kind, module, state: sharedState(context, words.buffer, kind, recoverOf(semaphore)) };
 }
 
 /** Makes `semaphore` refuse to hold more than it started with (a `BoundedSemaphore`). */
