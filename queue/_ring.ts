@@ -349,9 +349,9 @@ export const WROTE = 0;
 /** See {@linkcode WROTE}. */
 export const WAS_CLOSED = 1;
 /** See {@linkcode WROTE}. */
-export const NO_ROOM = 2;
+const NO_ROOM = 2;
 /** See {@linkcode WROTE}: no place was free (or the one held was a spare, dropped). */
-export const FULL = 3;
+const FULL = 3;
 
 /** What a take returns when it found no item. */
 export const NOTHING: typeof NONE = NONE;
@@ -540,8 +540,6 @@ export function adoption(): Ring | undefined {
 export class Ring {
   /** The header words. */
   readonly header: Int32Array<ArrayBufferLike>;
-  /** The lock's permit counter. */
-  readonly lockWords: Int32Array<ArrayBufferLike>;
   /** Items a get may claim. */
   readonly itemWords: Int32Array<ArrayBufferLike>;
   /** Free places, when the queue has a maxSize. */
@@ -581,7 +579,6 @@ export class Ring {
   constructor(state: RingState, inChild = false) {
     this.inChild = inChild;
     this.header = new Int32Array(state.header);
-    this.lockWords = new Int32Array(state.header, LOCK * 4, 4);
     this.itemWords = new Int32Array(state.header, ITEMS * 4, SHARED_PERMIT_WORDS);
     this.spaceWords = new Int32Array(state.header, SPACE * 4, SHARED_PERMIT_WORDS);
     this.maxSize = this.header[MAX_SIZE] === 0 ? Infinity : this.header[MAX_SIZE];
