@@ -28,10 +28,13 @@ export async function startThenWait(url: string, started: string, ms: number): P
   return Deno.pid;
 }
 
-/** Waits until its task is cancelled (at most `ms`); says so on `told`. */
+/**
+ * Says "started" on `told`, waits until its task is cancelled (at most `ms`), and says so on
+ * `told`. (A task cancelled before it starts never runs: a test waits for "started" first.)
+ */
 export async function waitForCancel(url: string, told: string, ms: number): Promise<string> {
   const { signal } = currentTask();
-  await new Promise<void>((resolve) => {
+  const ended = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
     signal.addEventListener("abort", () => {
       clearTimeout(timer);
@@ -39,6 +42,8 @@ export async function waitForCancel(url: string, told: string, ms: number): Prom
     });
   });
   await using queue = new RedisQueue<string>({ url, name: told });
+  await queue.put("started");
+  await ended;
   await queue.put(signal.aborted ? "cancelled" : "ran out");
   return "done";
 }

@@ -52,6 +52,13 @@ export function holdFor(lock: Mutex | Semaphore, flags: Int32Array, ms: number):
   sleepSync(ms);
 }
 
+/** Holds the lock, raising `flags[0]` once it has it, until `flags[1]` is raised (at most 10 s). */
+export function holdUntilTold(lock: Mutex, flags: Int32Array): void {
+  using _lock = lock.acquireSync({ timeout: 10_000 });
+  Atomics.store(flags, 0, 1);
+  Atomics.wait(flags, 1, 0, 10_000);
+}
+
 /**
  * Takes a permit `times` times and records in `stats[1]` the most holders
  * seen at once (`stats[0]` counts holders now).
@@ -171,6 +178,21 @@ export function conditionWait(condition: Condition, flags: Int32Array, timeout: 
   return condition.waitSync({ timeout });
 }
 
+/**
+ * Counts itself ready in `flags[1]`, waits (at most 10 s) until `flags[2]` says go, then
+ * waits on the condition as {@linkcode conditionWait} does: threads that started at different
+ * times go to sleep together.
+ */
+export function conditionWaitOnGo(
+  condition: Condition,
+  flags: Int32Array,
+  timeout: number,
+): boolean {
+  Atomics.add(flags, 1, 1);
+  Atomics.wait(flags, 2, 0, 10_000);
+  return conditionWait(condition, flags, timeout);
+}
+
 /** Sets the event after `ms`. */
 export function setLater(event: Event, ms: number): void {
   sleepSync(ms);
@@ -237,4 +259,19 @@ export function acquireInTurn(lock: Mutex, order: Int32Array, me: number): void 
   const lease = lock.acquireSync({ timeout: 10_000 });
   order[1 + Atomics.add(order, 0, 1)] = me;
   lease[Symbol.dispose]();
+}
+
+/**
+ * Counts itself ready in `gate[0]`, waits (at most 10 s) until `gate[me]` says go, then does
+ * as {@linkcode acquireInTurn}.
+ */
+export function acquireInTurnOnGo(
+  lock: Mutex,
+  order: Int32Array,
+  me: number,
+  gate: Int32Array,
+): void {
+  Atomics.add(gate, 0, 1);
+  Atomics.wait(gate, me, 0, 10_000);
+  acquireInTurn(lock, order, me);
 }

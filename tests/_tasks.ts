@@ -1,5 +1,5 @@
 // Task functions the tests run in workers, by reference through tasks().
-import { currentProcess, currentTask, currentThread, type Value } from "../mod.ts";
+import { currentProcess, currentTask, currentThread, type Event, type Value } from "../mod.ts";
 
 export function add(a: number, b: number): number {
   return a + b;
@@ -11,6 +11,12 @@ export function fib(n: number): number {
 
 export function sleep(ms: number, value?: unknown): Promise<unknown> {
   return new Promise((resolve) => setTimeout(() => resolve(value ?? ms), ms));
+}
+
+/** Waits until `event` is set (at most 10 s), then returns `value`. */
+export async function afterEvent<T>(event: Event, value: T): Promise<T> {
+  await event.wait({ timeout: 10_000 });
+  return value;
 }
 
 export function whoAmI(): { name: string; id: number } {

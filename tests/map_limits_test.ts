@@ -1,6 +1,6 @@
 // map, starmap, imap, imapUnordered: { timeout, signal, onProgress }.
 import assert from "node:assert/strict";
-import { ProcessPool, ThreadPool, TimeoutError } from "../mod.ts";
+import { ProcessPool, ThreadPool, TimeoutError, Value } from "../mod.ts";
 import { failure, waitUntil, within, work } from "./_helpers.ts";
 
 /** Ends the pool within the test's deadline: only if no task of the call runs on for a minute. */
@@ -55,6 +55,10 @@ Deno.test("a signal aborted before the call rejects at once and submits nothing"
 for (const method of ["imap", "imapUnordered"] as const) {
   Deno.test(`${method}({ timeout }) throws TimeoutError in the loop and cancels what is in flight`, async () => {
     const pool = new ThreadPool({ maxWorkers: 2 });
+    // Both workers up first, with the task module loaded: started by the call, a worker of a
+    // loaded machine may take more than the 300 ms to run the first item's 1 ms.
+    const arrived = new Value("int32", 0);
+    await within(Promise.all([1, 2].map(() => pool.submit(work.arriveAndWait, arrived, 2))));
     const results: unknown[] = [];
     const error = await failure((async () => {
       const sleeps = [1, 60_000, 60_000, 60_000, 60_000];

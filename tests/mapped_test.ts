@@ -870,8 +870,10 @@ Deno.test({
     await using pool = new ProcessPool({ maxWorkers: 1 });
     const queue = new Queue<string>();
     const pid = new Value("int32", 0);
+    const ring = queueRing(queue);
     await killChild(pool.submit(work.getUntilKilled, queue, pid), pid, async () => {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Killed once asleep waiting for an item (word 8 counts a child's waits, outside the line).
+      await waitUntil(() => Atomics.load(ring.itemWords, 8) === 1);
     });
     queue.putSync("p");
     assert.deepEqual(queue.tryGet(), { value: "p" });

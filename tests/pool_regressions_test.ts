@@ -1,7 +1,7 @@
 // Bugs found by trying the pools as a new user would (issue 9), one test each.
 import assert from "node:assert/strict";
 import { asCompleted, Process, ProcessPool, Thread, ThreadPool, Value, wait } from "../mod.ts";
-import { failure, flagSet, within, work } from "./_helpers.ts";
+import { alive, failure, flagSet, waitUntil, within, work } from "./_helpers.ts";
 
 /** The error `submit` throws, or the task fails with. */
 function refusal(submit: () => PromiseLike<unknown>): Promise<any> {
@@ -81,10 +81,14 @@ Deno.test("a broken pool starts no more workers", async () => {
       }),
   ];
   for (const create of creates) {
+    const before = new Set(childProcesses());
     const pool = create();
     const error = await failure(pool.submit((x: number) => x, 1));
     assert.equal(error.name, "BrokenPoolError");
     await new Promise((resolve) => setTimeout(resolve, 300));
+    // A child process still starting when the pool broke runs its initializer before it ends
+    // (on a loaded machine, after the 300 ms): the count is final once the pool's children end.
+    await waitUntil(() => childProcesses().every((pid) => before.has(pid)));
     const after = started.loadSync();
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(started.loadSync(), after);
@@ -94,6 +98,23 @@ Deno.test("a broken pool starts no more workers", async () => {
     started.storeSync(0);
   }
 });
+
+/** The pids of this process's running children. */
+function childProcesses(): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // pid (comm) state ppid …: the name may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === Deno.pid && alive(Number(entry.name))) pids.push(Number(entry.name));
+    } catch {
+      // It ended meanwhile.
+    }
+  }
+  return pids;
+}
 
 Deno.test("an invalid target is refused by the constructor, and nothing runs", () => {
   assert.throws(

@@ -206,7 +206,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
       await Deno.writeTextFile(
         program,
         `
-        import { Process, ProcessPool } from "${new URL("../mod.ts", import.meta.url).href}";
+        import { Process, ProcessPool, Value } from "${new URL("../mod.ts", import.meta.url).href}";
         const spin = () => { console.log("child", Deno.pid); const end = Date.now() + 60_000; while (Date.now() < end) {} };
         // A Process guards its child before its target starts.
         new Process({ target: spin }).start();
@@ -217,10 +217,17 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
         const waiting = new ProcessPool({ maxWorkers: 1 });
         waiting.submit(() => { console.log("child", Deno.pid); return new Promise(() => {}); });
         // A child started before any task guards itself as soon as it has read its init: its
-        // first task may spin. (2 s for that: a child of a loaded machine starts slowly, and a
-        // task that arrives with the init is a waiting task's, guarded after its first result.)
-        const ready = new ProcessPool({ maxWorkers: 1, minWorkers: 1 });
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        // first task may spin. (Sent once its initializer has run: a child of a loaded machine
+        // starts slowly, and a task that arrives with the init is a waiting task's, guarded
+        // after its first result.)
+        const initialised = new Value("int32", 0);
+        const ready = new ProcessPool({
+          maxWorkers: 1,
+          minWorkers: 1,
+          initializer: (done: Value<"int32">) => done.storeSync(1),
+          initArgs: [initialised],
+        });
+        while (initialised.loadSync() === 0) await new Promise((r) => setTimeout(r, 10));
         ready.submit(spin);
       `,
       );

@@ -6,7 +6,7 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from "../mod.ts";
-import { alive, failure, within, work } from "./_helpers.ts";
+import { alive, failure, waitUntil, within, work } from "./_helpers.ts";
 
 Deno.test("ProcessPool runs the ThreadPool API in child processes", async () => {
   await using pool = new ProcessPool({ maxWorkers: 2 });
@@ -88,7 +88,7 @@ Deno.test("a timed-out or cancelled task kills its child; the pool keeps working
   const error = await failure(timed);
   assert.ok(error instanceof TimeoutError, String(error));
   const running = pool.submit(work.busyFor, 60_000);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await waitUntil(() => pool.stats.runningTasks === 1); // its child has started it
   assert.equal(running.cancel(), true);
   await assert.rejects(within(running), CancelledError);
   assert.equal(await within(pool.submit(work.add, 2, 2)), 4);

@@ -92,14 +92,16 @@ redisTest(
       await using pool = openRedisPool({ url: server.url, name: "cancels" });
       await using told = new RedisQueue<string>({ url: server.url, name: "told" });
       const running = pool.submit(work.waitForCancel, server.url, "told", 20_000);
-      // Wait until a worker holds it: a second task after it on a 2-thread worker runs at once.
+      // A worker holds it: a second task after it on a 2-thread worker runs at once.
       assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // And it runs (one cancelled before it starts would never say "cancelled").
+      assert.equal(await told.get({ timeout: 20_000 }), "started");
       running.cancel();
       assert.equal((await failure(running)).name, "CancelledError");
       assert.equal(await told.get({ timeout: 20_000 }), "cancelled");
       const timed = pool.apply(work.waitForCancel, [server.url, "told", 20_000], { timeout: 100 });
       assert.equal((await failure(timed, 30_000)).name, "TimeoutError");
+      assert.equal(await told.get({ timeout: 20_000 }), "started");
       assert.equal(await told.get({ timeout: 20_000 }), "cancelled");
     });
   },

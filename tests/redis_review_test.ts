@@ -168,7 +168,12 @@ redisTest(
       assert.equal(await within(pool.submit(work.add, 1, 1), 30_000), 2);
       // A restart of a server without persistence: every key is gone.
       await redisCli(server.url, "FLUSHALL");
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      // It registers again with a sign of life (every 250 ms), before it takes the task.
+      const workers = "parallel:pool:{again}:workers";
+      for (let i = 0; (await redisCli(server.url, "SCARD", workers)) !== "1"; i++) {
+        assert.ok(i < 500, "the worker did not register again");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       const long = pool.submit(work.startThenWait, server.url, "started", 1_000);
       assert.equal(await started.get({ timeout: 30_000 }), first.pid);
       await first.stop("SIGKILL");
@@ -409,6 +414,8 @@ redisTest(
         assert.ok(i < 500, "the worker did not take the task");
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      // Taken is not started: a task cancelled before it starts never says "cancelled".
+      assert.equal(await told.get({ timeout: 20_000 }), "started");
       running.cancel();
       assert.equal((await failure(running)).name, "CancelledError");
       assert.equal(await told.get({ timeout: 10_000 }), "cancelled");
@@ -555,6 +562,7 @@ redisTest(
     const worker = await localWorker(url, "closing-cancel");
     try {
       await using pool = openRedisPool({ url, name: "closing-cancel" });
+      await using told = new RedisQueue<string>({ url, name: "told" });
       const task = pool.submit(work.waitForCancel, url, "told", 60_000);
       const deadline = Date.now() + 20_000;
       while (
@@ -563,6 +571,8 @@ redisTest(
         if (Date.now() > deadline) throw new Error("the worker never took the task");
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      // It runs: a task cancelled before it starts would not test the cancel reaching it.
+      assert.equal(await told.get({ timeout: 20_000 }), "started");
       const closing = worker.close();
       // Later than one blocking wait of the worker's cancel loop (half a second).
       await new Promise((resolve) => setTimeout(resolve, 1_000));

@@ -48,10 +48,15 @@ Deno.test("Condition: the main thread consumes with await waitFor while a thread
 
 Deno.test("Condition: notify(n) wakes at most n waiters; timeouts resolve false", async () => {
   const condition = new Condition();
-  const flags = sharedFlags(1);
+  const flags = sharedFlags(3); // waiting, ready, go
+  // They go to sleep together once all three have started: a thread that starts late must not
+  // leave the others' 400 ms to run out before the notify.
   const waiters = [1, 2, 3].map(() =>
-    new Thread({ target: work.conditionWait, args: [condition, flags, 400] }).start()
+    new Thread({ target: work.conditionWaitOnGo, args: [condition, flags, 400] }).start()
   );
+  await reaches(flags, 1, 3);
+  Atomics.store(flags, 2, 1);
+  Atomics.notify(flags, 2);
   await reaches(flags, 0, 3);
   await delay(20); // all three have let go of the lock and sleep
   {

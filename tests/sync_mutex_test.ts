@@ -58,14 +58,21 @@ Deno.test("Mutex: main-thread async acquires and thread blocking acquires exclud
 
 Deno.test("Mutex: the main thread's timers keep firing while it awaits acquire", async () => {
   const mutex = new Mutex();
-  const flags = sharedFlags(1);
-  const holder = new Thread({ target: work.holdFor, args: [mutex, flags, 300] }).start();
+  const flags = sharedFlags(2); // held, let go
+  const holder = new Thread({ target: work.holdUntilTold, args: [mutex, flags] }).start();
   await flagSet(flags, 0);
   let ticks = 0;
-  const ticker = setInterval(() => ticks++, 10);
+  // The holder lets go once 10 ticks have fired while acquire waits (not after a fixed time,
+  // which a loaded machine may fill with fewer ticks).
+  const ticker = setInterval(() => {
+    if (++ticks === 10) {
+      Atomics.store(flags, 1, 1);
+      Atomics.notify(flags, 1);
+    }
+  }, 10);
   try {
     const lease = await within(mutex.acquire());
-    assert.ok(ticks >= 10, `only ${ticks} ticks while waiting ~300 ms`);
+    assert.ok(ticks >= 10, `only ${ticks} ticks while waiting`);
     lease[Symbol.dispose]();
   } finally {
     clearInterval(ticker);

@@ -6,7 +6,7 @@ import { tasks, Thread } from "../mod.ts";
 import { Condition, Mutex } from "../sync/mod.ts";
 import { describe } from "../internal/codec.ts";
 import { bufferOf, type SharedRef } from "../internal/memory.ts";
-import { flagSet, sharedFlags, within } from "./_helpers.ts";
+import { flagSet, sharedFlags, waitUntil, within } from "./_helpers.ts";
 
 const work = tasks<typeof import("./_sync_tasks.ts")>(
   new URL("./_sync_tasks.ts", import.meta.url),
@@ -83,13 +83,27 @@ for (const [label, kinds] of Object.entries(LINES)) {
     const mutex = new Mutex();
     const words = permitWords(mutex);
     const order = sharedFlags(4); // [0]: places taken; then who took the lock, in turn
+    const gate = sharedFlags(4); // [0]: threads started; [me]: go
     const holder = mutex.tryAcquire()!;
     const waiters: Promise<unknown>[] = [];
+    // The threads start first, and each joins the line when told: the line then forms in
+    // 150 ms, not over several thread starts (on mapped memory, a caller asleep for a second
+    // sleeps again at the back of the line).
+    const threads = kinds.filter((kind) => kind === "thread").length;
+    for (const [i, kind] of kinds.entries()) {
+      if (kind !== "thread") continue;
+      const thread = new Thread({
+        target: work.acquireInTurnOnGo,
+        args: [mutex, order, i + 1, gate],
+      });
+      waiters.push(thread.start().join());
+    }
+    await waitUntil(() => Atomics.load(gate, 0) === threads);
     for (const [i, kind] of kinds.entries()) {
       const me = i + 1; // B = 1, C = 2, D = 3
       if (kind === "thread") {
-        const thread = new Thread({ target: work.acquireInTurn, args: [mutex, order, me] });
-        waiters.push(thread.start().join());
+        Atomics.store(gate, me, 1);
+        Atomics.notify(gate, me);
       } else {
         waiters.push(
           mutex.acquire({ timeout: 10_000 }).then((lease) => {

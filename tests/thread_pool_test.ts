@@ -3,6 +3,7 @@ import {
   asCompleted,
   BrokenPoolError,
   CancelledError,
+  Event,
   SerializationError,
   ThreadPool,
   TimeoutError,
@@ -43,9 +44,15 @@ Deno.test("imap yields in order; imapUnordered in completion order", async () =>
   for await (const value of pool.imap((ms: number) => ms, [3, 1, 2])) ordered.push(value);
   assert.deepEqual(ordered, [3, 1, 2]);
   const unordered: unknown[] = [];
-  const sleepy = (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms));
-  for await (const value of pool.imapUnordered(sleepy, [300, 10, 150])) {
+  // Each item ends when its event is set: 10 at once, 150 once 10 came out, 300 once 150 did.
+  const [go300, go10, go150] = [new Event(), new Event(), new Event()];
+  const gated = ([go, ms]: [Event, number]) => go.wait({ timeout: 10_000 }).then(() => ms);
+  go10.set();
+  const items: [Event, number][] = [[go300, 300], [go10, 10], [go150, 150]];
+  for await (const value of pool.imapUnordered(gated, items)) {
     unordered.push(value);
+    if (value === 10) go150.set();
+    if (value === 150) go300.set();
   }
   assert.deepEqual(unordered, [10, 150, 300]);
 });
@@ -92,11 +99,19 @@ Deno.test("a task's error arrives with name, message, stack and cause; the worke
 
 Deno.test("asCompleted yields tasks in completion order", async () => {
   await using pool = new ThreadPool({ maxWorkers: 3 });
-  const slow = pool.submit(work.sleep, 300);
-  const fast = pool.submit(work.sleep, 10);
-  const middle = pool.submit(work.sleep, 150);
+  // Each task ends when its event is set: fast at once, middle once fast came out, slow once
+  // middle did (not by sleeps: a worker that starts late would finish its short sleep last).
+  const [slowGo, fastGo, middleGo] = [new Event(), new Event(), new Event()];
+  const slow = pool.submit(work.afterEvent, slowGo, 300);
+  const fast = pool.submit(work.afterEvent, fastGo, 10);
+  const middle = pool.submit(work.afterEvent, middleGo, 150);
+  fastGo.set();
   const order: unknown[] = [];
-  for await (const task of asCompleted([slow, fast, middle])) order.push(task);
+  for await (const task of asCompleted([slow, fast, middle])) {
+    order.push(task);
+    if (task === fast) middleGo.set();
+    if (task === middle) slowGo.set();
+  }
   assert.deepEqual(order, [fast, middle, slow]);
   assert.equal(await order[0], 10);
 });
@@ -112,8 +127,10 @@ Deno.test("asCompleted throws TimeoutError when tasks remain after its timeout",
 
 Deno.test("wait honours FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED and timeout", async () => {
   await using pool = new ThreadPool({ maxWorkers: 3 });
+  // `slow` ends only when told, after the waits that need it unfinished.
+  const slowGo = new Event();
   const fast = pool.submit(work.sleep, 10);
-  const slow = pool.submit(work.sleep, 300);
+  const slow = pool.submit(work.afterEvent, slowGo, 300);
   const first = await within(wait([fast, slow], { returnWhen: "FIRST_COMPLETED" }));
   assert.deepEqual([...first.done], [fast]);
   assert.deepEqual([...first.pending], [slow]);
@@ -122,6 +139,7 @@ Deno.test("wait honours FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED and time
   assert.ok(exception.done.has(failing));
   const timedOut = await within(wait([slow], { timeout: 10 }));
   assert.equal(timedOut.pending.size + timedOut.done.size, 1);
+  slowGo.set();
   const all = await within(wait([fast, slow, failing]));
   assert.equal(all.done.size, 3);
   assert.throws(() => wait([fast], { returnWhen: "SOMETIMES" as never }), RangeError);
