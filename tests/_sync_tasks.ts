@@ -252,20 +252,11 @@ export function timedEntries(lock: Mutex, inside: Int32Array, times: number): nu
 }
 
 /**
- * Takes the lock (blocking), writes `me` in the next place of `order` (`order[0]` counts
- * the places taken), and releases it.
+ * Counts itself ready in `gate[0]` and waits (at most 10 s) until `gate[me]` says go; then
+ * takes the lock (blocking), writes `me` in the next place of `order` (`order[0]` counts the
+ * places taken), and releases it.
  */
-export function acquireInTurn(lock: Mutex, order: Int32Array, me: number): void {
-  const lease = lock.acquireSync({ timeout: 10_000 });
-  order[1 + Atomics.add(order, 0, 1)] = me;
-  lease[Symbol.dispose]();
-}
-
-/**
- * Counts itself ready in `gate[0]`, waits (at most 10 s) until `gate[me]` says go, then does
- * as {@linkcode acquireInTurn}.
- */
-export function acquireInTurnOnGo(
+export function acquireInTurn(
   lock: Mutex,
   order: Int32Array,
   me: number,
@@ -273,5 +264,7 @@ export function acquireInTurnOnGo(
 ): void {
   Atomics.add(gate, 0, 1);
   Atomics.wait(gate, me, 0, 10_000);
-  acquireInTurn(lock, order, me);
+  const lease = lock.acquireSync({ timeout: 10_000 });
+  order[1 + Atomics.add(order, 0, 1)] = me;
+  lease[Symbol.dispose]();
 }

@@ -93,7 +93,7 @@ for (const [label, kinds] of Object.entries(LINES)) {
     for (const [i, kind] of kinds.entries()) {
       if (kind !== "thread") continue;
       const thread = new Thread({
-        target: work.acquireInTurnOnGo,
+        target: work.acquireInTurn,
         args: [mutex, order, i + 1, gate],
       });
       waiters.push(thread.start().join());
