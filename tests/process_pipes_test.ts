@@ -196,7 +196,7 @@ Deno.test("a Process whose target calls Deno.exit(0) ends normally", async () =>
 });
 
 for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
-  Deno.test(`children exit when their parent gets ${signal}, even in a synchronous loop; nothing is left on disk`, async () => {
+  Deno.test(`children exit when their parent gets ${signal}, in a synchronous loop or a futex wait; nothing is left on disk`, async () => {
     const dir = await Deno.makeTempDir();
     const tmp = `${dir}/tmp`;
     await Deno.mkdir(tmp);
@@ -206,10 +206,19 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
       await Deno.writeTextFile(
         program,
         `
-        import { Process, ProcessPool, Value } from "${new URL("../mod.ts", import.meta.url).href}";
+        import { Mutex, Process, ProcessPool, Value } from "${
+          new URL("../mod.ts", import.meta.url).href
+        }";
         const spin = () => { console.log("child", Deno.pid); const end = Date.now() + 60_000; while (Date.now() < end) {} };
         // A Process guards its child before its target starts.
         new Process({ target: spin }).start();
+        // A child that maps this program's memory, asleep in the kernel on a Mutex held here.
+        const held = new Mutex();
+        held.acquireSync();
+        new Process({
+          target: (mutex: Mutex) => { console.log("child", Deno.pid); mutex.acquireSync(); },
+          args: [held],
+        }).start();
         // A pool's child guards itself once it has sent its first result.
         const spinning = new ProcessPool({ maxWorkers: 1 });
         await spinning.submit(() => 0);
@@ -241,7 +250,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
       // `pids` fills as they come, so that a run that fails half way kills what it started.
       const seen = (text: string) => {
         pids.splice(0, pids.length, ...[...text.matchAll(/child (\d+)/g)].map((m) => +m[1]));
-        return pids.length >= 4;
+        return pids.length >= 5;
       };
       const text = await readUntil(reader, seen, 20_000).catch(async (error) => {
         parent.kill("SIGKILL");
@@ -249,7 +258,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
         await reader.cancel();
         throw error;
       });
-      assert.equal(pids.length, 4, text);
+      assert.equal(pids.length, 5, text);
       // Let each pool child start its watchdog after its first result.
       await new Promise((resolve) => setTimeout(resolve, 300));
       parent.kill(signal);
