@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Value } from "../processes/mod.ts";
 import type { Mutex } from "../sync/mod.ts";
 
 /** The bare lock to compare with: spin on compareExchange, release with a store. */
@@ -30,6 +31,16 @@ export function mutexUsing(mutex: Mutex, ops: number): void {
   for (let i = 0; i < ops; i++) {
     using _lock = mutex.acquireSync();
   }
+}
+
+/** The floor for `Value.addSync`: `ops` times `Atomics.add(word, 0, 1)`. */
+export function bareAdd(word: Int32Array, ops: number): void {
+  for (let i = 0; i < ops; i++) Atomics.add(word, 0, 1);
+}
+
+/** `ops` times `value.addSync(1)`. */
+export function valueAdd(value: Value<"int32">, ops: number): void {
+  for (let i = 0; i < ops; i++) value.addSync(1);
 }
 
 /** Slots of the flags `holdUntilWaited` and the async bench share. */

@@ -11,6 +11,8 @@
  *   `Atomics.compareExchange` spin lock, the floor for any lock over shared
  *   memory.
  * - contended: two threads (2 × 500,000) fight for the same lock.
+ * - atomic add: `Value.addSync(1)` on an int32 against a bare `Atomics.add`,
+ *   1,000,000 in one thread.
  * - async: the hand-off to the main thread. A thread holds the mutex; the
  *   main thread calls `acquire()`, which joins the line, and tells the
  *   thread, which releases: the mutex is granted to the main thread, whose
@@ -20,7 +22,7 @@
  * @module
  */
 
-import { tasks, ThreadPool } from "../mod.ts";
+import { tasks, ThreadPool, Value } from "../mod.ts";
 import { Mutex } from "../sync/mod.ts";
 import { HOLDING, STOP, TAKEN, WAITING } from "./_sync_bench_tasks.ts";
 
@@ -34,6 +36,8 @@ const ACQUIRES = 1_000;
 const pool = new ThreadPool({ maxWorkers: 2, minWorkers: 2 });
 const bare = new Int32Array(new SharedArrayBuffer(4));
 const mutex = new Mutex();
+const counter = new Value("int32", 0);
+const bareCounter = new Int32Array(new SharedArrayBuffer(4));
 
 Deno.bench({
   name: "bare compareExchange lock, 1 thread (ms/iter = ns/op)",
@@ -84,6 +88,27 @@ Deno.bench({
   warmup: 3,
   async fn() {
     await Promise.all([1, 2].map(() => pool.submit(work.mutexLock, mutex, OPS / 2)));
+  },
+});
+
+Deno.bench({
+  name: "bare Atomics.add, 1 thread (ms/iter = ns/op)",
+  group: "atomic add",
+  baseline: true,
+  n: 30,
+  warmup: 5,
+  async fn() {
+    await pool.submit(work.bareAdd, bareCounter, OPS);
+  },
+});
+
+Deno.bench({
+  name: "Value addSync(1), 1 thread",
+  group: "atomic add",
+  n: 30,
+  warmup: 5,
+  async fn() {
+    await pool.submit(work.valueAdd, counter, OPS);
   },
 });
 
