@@ -6,9 +6,14 @@ import sys
 from multiprocessing import Pipe, Process, Queue
 
 
-def child(queue, conn):
+def child(queue, conn, parents_end):
+    # Only the parent holds its end: if the parent dies, recv() here ends too.
+    parents_end.close()
     while True:
-        count = conn.recv()
+        try:
+            count = conn.recv()
+        except EOFError:
+            return
         if count is None:
             return
         total = 0
@@ -20,8 +25,9 @@ def child(queue, conn):
 if __name__ == "__main__":
     queue = Queue()
     ours, theirs = Pipe()
-    worker = Process(target=child, args=(queue, theirs))
+    worker = Process(target=child, args=(queue, theirs, ours))
     worker.start()
+    theirs.close()
 
     def transfer(count):
         ours.send(count)

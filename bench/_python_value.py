@@ -6,9 +6,14 @@ import sys
 from multiprocessing import Pipe, Process, Value
 
 
-def child(value, conn):
+def child(value, conn, parents_end):
+    # Only the parent holds its end: if the parent dies, recv() here ends too.
+    parents_end.close()
     while True:
-        count = conn.recv()
+        try:
+            count = conn.recv()
+        except EOFError:
+            return
         if count is None:
             return
         for _ in range(count):
@@ -20,8 +25,9 @@ def child(value, conn):
 if __name__ == "__main__":
     value = Value("i", 0)
     ours, theirs = Pipe()
-    worker = Process(target=child, args=(value, theirs))
+    worker = Process(target=child, args=(value, theirs, ours))
     worker.start()
+    theirs.close()
     ours.send(1000)
     ours.recv()
     sys.stdout.write("ready\n")

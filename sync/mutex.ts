@@ -166,8 +166,21 @@ export class Mutex {
    * assert.deepEqual(mutex.locked, true);
    * ```
    */
-  async acquire(options?: WaitOptions): Promise<Lease> {
+  acquire(options?: WaitOptions): Promise<Lease> {
+    // Free now, with no options to check: no async function, no await.
+    if (options === undefined && claimNow(this.#words, this.#protocol)) {
+      return Promise.resolve(this.#hold());
+    }
+    return this.#acquireWaiting(options);
+  }
+
+  async #acquireWaiting(options: WaitOptions | undefined): Promise<Lease> {
     await acquirePermit(this.#words, options, "Mutex", this.#protocol);
+    return this.#hold();
+  }
+
+  /** The lease of a hold just taken; a child notes its pid in OWNER (see `_holds.ts`). */
+  #hold(): Lease {
     if (this.#inChild) this.#words[OWNER] = PID;
     return leaseFor(this, this.#words);
   }
@@ -196,8 +209,7 @@ export class Mutex {
     if (options !== undefined || Atomics.compareExchange(this.#words, COUNT, 1, 0) !== 1) {
       acquirePermitSync(this.#words, options, "Mutex", 1, this.#protocol);
     }
-    if (this.#inChild) this.#words[OWNER] = PID;
-    return leaseFor(this, this.#words);
+    return this.#hold();
   }
 
   /**
@@ -217,8 +229,7 @@ export class Mutex {
    */
   tryAcquire(): Lease | undefined {
     if (!claimNow(this.#words, this.#protocol)) return undefined;
-    if (this.#inChild) this.#words[OWNER] = PID;
-    return leaseFor(this, this.#words);
+    return this.#hold();
   }
 
   /**
