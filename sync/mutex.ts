@@ -253,10 +253,9 @@ export class Mutex {
     // A child's pid, when a child holds it (this process may release it for the child).
     const owner = words[OWNER];
     if (owner !== 0) words[OWNER] = 0;
-    // The common case inline (a bare unlock): free, nobody in line, no LOOSE permit, no child waiting.
-    if (
-      !this.#inChild && words[LOOSE] === 0 && Atomics.compareExchange(words, COUNT, 0, 1) === 0
-    ) {
+    // The common case inline (a bare unlock): free, nobody in line, no LOOSE permit, no child
+    // waiting. It is one atomic step, so a child takes it too (as `giveFromChild` would).
+    if (words[LOOSE] === 0 && Atomics.compareExchange(words, COUNT, 0, 1) === 0) {
       if (words[OUTSIDE] !== 0) signalOutside(words);
       return;
     }
