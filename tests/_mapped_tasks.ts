@@ -227,6 +227,42 @@ export function dieInQueueCall(
   else queue.putSync("b", { timeout: 10_000 });
 }
 
+/** How a call that cannot succeed ended: its error's name, "(signal)" when it is the signal's reason. */
+async function outcome(call: () => unknown): Promise<string> {
+  try {
+    await call();
+    return "succeeded";
+  } catch (error) {
+    return `${(error as Error).name}${error instanceof DOMException ? " (signal)" : ""}`;
+  }
+}
+
+/**
+ * Waits for a `Mutex` or `Semaphore` the parent holds, and for an item of an
+ * empty `queue`, every way a wait can end early: `timeout` (async and sync)
+ * and an aborted `signal`, each after `ms`.
+ */
+export async function waitsThatEnd(
+  lock: Mutex | Semaphore,
+  queue: Queue<string>,
+  ms: number,
+): Promise<string[]> {
+  return [
+    await outcome(() => lock.acquire({ timeout: ms })),
+    await outcome(() => lock.acquire({ signal: AbortSignal.timeout(ms) })),
+    await outcome(() => lock.acquireSync({ timeout: ms })),
+    await outcome(() => queue.get({ timeout: ms })),
+    await outcome(() => queue.get({ signal: AbortSignal.timeout(ms) })),
+    await outcome(() => queue.getSync({ timeout: ms })),
+  ];
+}
+
+/** Takes `lock` (waiting up to 10 s), then gets an item of `queue`: what the get returned. */
+export async function takeBoth(lock: Mutex | Semaphore, queue: Queue<string>): Promise<string> {
+  using _lease = await lock.acquire({ timeout: 10_000 });
+  return await queue.get({ timeout: 10_000 });
+}
+
 /** Gets one item, waiting up to `ms`: the item, or the error's name. */
 export async function getWithin(queue: Queue<string>, ms: number): Promise<string> {
   try {

@@ -135,6 +135,34 @@ Deno.test({
   },
 });
 
+for (const make of [() => new Mutex(), () => new Semaphore(2)]) {
+  const kind = make().constructor.name;
+  Deno.test({
+    ...mapped,
+    name:
+      `in a child, waits for a ${kind} and a Queue end at their timeout or signal; both work after`,
+    fn: async () => {
+      await using pool = new ProcessPool({ maxWorkers: 1 });
+      const lock = make();
+      const queue = new Queue<string>();
+      const held = [lock.acquireSync(), ...(lock instanceof Semaphore ? [lock.acquireSync()] : [])];
+      const timedOut = ["TimeoutError", "TimeoutError (signal)", "TimeoutError"];
+      assert.deepEqual(await within(pool.submit(work.waitsThatEnd, lock, queue, 50)), [
+        ...timedOut,
+        ...timedOut,
+      ]);
+      // The child's calls gave up their waits: the parent's tryAcquire and tryGet see it all free.
+      for (const lease of held) lease[Symbol.dispose]();
+      const free = lock.tryAcquire();
+      assert.ok(free !== undefined);
+      free[Symbol.dispose]();
+      queue.putSync("item");
+      assert.equal(await within(pool.submit(work.takeBoth, lock, queue)), "item");
+      assert.equal(queue.size, 0);
+    },
+  });
+}
+
 Deno.test({
   ...mapped,
   name: "a WaitGroup counted down by children releases the parent",
