@@ -769,7 +769,11 @@ export class Ring {
     if (n >= LOG_RECORDS) {
       throw this.#corrupt(`more than ${LOG_RECORDS} undo records in one change`);
     }
-    log.set([what, a, b, c], n * 4);
+    const at = n * 4;
+    log[at] = what;
+    log[at + 1] = a;
+    log[at + 2] = b;
+    log[at + 3] = c;
     header[LOGGED] = n + 1;
   }
 

@@ -2,9 +2,7 @@
 // played in one process: a child's view of the ring (a Ring with inChild) runs a change that stops
 // at a chosen instruction, memory is put back as it was at that instant, the lock word names a
 // dead pid, and the parent runs recoverFrom. Heap rings (--deny-ffi) or mapped ones alike.
-import assertNode from "node:assert/strict";
-const assert = (c: unknown, m?: string) => assertNode.ok(c, m);
-const assertEquals = (a: unknown, b: unknown) => assertNode.deepEqual(a, b);
+import assert from "node:assert/strict";
 import { PriorityQueue } from "../mod.ts";
 import { queueRing } from "../queue/queue.ts";
 import { encodePayload, frameBytes, Ring } from "../queue/_ring.ts";
@@ -44,11 +42,11 @@ function dieAt(
   } finally {
     Atomics.store = real;
   }
-  assert(snap !== undefined, "never reached the kill point");
+  assert.ok(snap !== undefined, "never reached the kill point");
   [state.header, state.data, state.index!].forEach((b, k) => new Uint8Array(b).set(snap![k]));
   new Int32Array(state.header)[LOCK] = FAKE;
   ring.recoverFrom(FAKE);
-  assertEquals(ring.lockHolder, 0);
+  assert.deepEqual(ring.lockHolder, 0);
 }
 
 Deno.test("a child killed after its get passed dead frames: the dead bytes stay counted, a put compacts", () => {
@@ -59,21 +57,21 @@ Deno.test("a child killed after its get passed dead frames: the dead bytes stay 
     q.putSync("A", { priority: 1 });
     for (let i = 0; i < 16; i++) q.putSync(big("b"), { priority: 0 });
     while (q.tryPut(big("f"), { priority: 5 }));
-    assertEquals(h[CAPACITY], 64 * MiB);
+    assert.deepEqual(h[CAPACITY], 64 * MiB);
     for (let i = 0; i < 16; i++) q.getSync(); // the b's: taken out of order, dead
-    assertEquals(h[DEAD_BYTES], 16 * MiB);
+    assert.deepEqual(h[DEAD_BYTES], 16 * MiB);
     if (kill) {
       // the child's get takes "A" (the head), #nextLive walks the 16 dead frames, then it dies
       dieAt(ring, (c) => c.tryTake("get()"), (v) => v > 0);
     }
-    assertEquals(q.getSync(), "A");
+    assert.deepEqual(q.getSync(), "A");
     // refill the freed 16 MiB with priority 4, then take 8 of them out of order
     while (q.tryPut(big("g"), { priority: 4 }));
-    for (let i = 0; i < 8; i++) assertEquals(q.getSync()[0], "g");
+    for (let i = 0; i < 8; i++) assert.deepEqual(q.getSync()[0], "g");
     return { dead: h[DEAD_BYTES], put: q.tryPut(big("h"), { priority: 9 }) };
   };
-  assertEquals(run(false), { dead: 8 * MiB, put: true });
-  assertEquals(run(true), { dead: 8 * MiB, put: true });
+  assert.deepEqual(run(false), { dead: 8 * MiB, put: true });
+  assert.deepEqual(run(true), { dead: 8 * MiB, put: true });
 });
 
 Deno.test("a child killed just after taking the last item: no dead bytes are left counted", () => {
@@ -84,16 +82,16 @@ Deno.test("a child killed just after taking the last item: no dead bytes are lef
   for (let i = 0; i < 16; i++) q.putSync(big("b"), { priority: 0 });
   q.putSync("Z", { priority: 1 });
   for (let i = 0; i < 16; i++) q.getSync(); // dead: 16 MiB, after HEAD ("A")
-  assertEquals(q.getSync(), "Z"); // the newest frame: TAIL goes back
-  assertEquals(h[DEAD_BYTES], 16 * MiB);
+  assert.deepEqual(q.getSync(), "Z"); // the newest frame: TAIL goes back
+  assert.deepEqual(h[DEAD_BYTES], 16 * MiB);
   // the child takes "A", the last item (COUNT 1), and dies right after its commit
   dieAt(ring, (c) => c.tryTake("get()"), (v) => v === 0, true);
-  assertEquals(h[COUNT], 0);
-  assertEquals(h[CAPACITY], 32 * MiB);
+  assert.deepEqual(h[COUNT], 0);
+  assert.deepEqual(h[CAPACITY], 32 * MiB);
   // Were 16 MiB still counted dead, the first compaction would make room for 16 MiB of ~31 MiB of
   // live frames, and throw.
   for (let i = 0; i < 40; i++) q.putSync(big("c"), { priority: 0 });
-  assertEquals(h[DEAD_BYTES], 0);
+  assert.deepEqual(h[DEAD_BYTES], 0);
 });
 
 Deno.test("a child killed after its put grew the ring (moving a wrapped run), before noting the put", () => {
@@ -112,10 +110,10 @@ Deno.test("a child killed after its put grew the ring (moving a wrapped run), be
     (c) => c.write(item, payload, frameBytes(item, payload), false, 0),
     (v) => v > 0 && ++n === 2,
   );
-  assertEquals(ring.capacity, 128 * 1024);
+  assert.deepEqual(ring.capacity, 128 * 1024);
   const got = [];
   for (let r = q.tryGet(); r !== undefined; r = q.tryGet()) got.push(r.value[0]);
-  assertEquals(got, ["3", "4", "5", "6", "7", "8"]);
+  assert.deepEqual(got, ["3", "4", "5", "6", "7", "8"]);
 });
 
 Deno.test("index grows past 1024 entries behind the 2 KiB of undo records (heap and mapped)", () => {
@@ -127,7 +125,7 @@ Deno.test("index grows past 1024 entries behind the 2 KiB of undo records (heap 
   const want = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
     (a * 7919) % 1000 - (b * 7919) % 1000 || a - b
   );
-  assertEquals(got, want);
+  assert.deepEqual(got, want);
   const idx = queueRing(q).state.index!;
-  assert(idx.byteLength >= 2048 + 1024 * 24);
+  assert.ok(idx.byteLength >= 2048 + 1024 * 24);
 });
